@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One-command benchmark of supervisor vs tini-static, dumb-init, catatonit and the shell loop.
+# Usage: bench/run.sh [--quick] [--bin PATH] [--idle SECONDS] [--only PHASES] [--out DIR]
+#                     [--name NAME] [--keep-tmp]
+# The binary: --bin PATH, else $SUPERVISOR_BIN, else built here with
+#   cargo build --release --target x86_64-unknown-linux-musl
+# Writes bench/results/latest.md and bench/results/latest.json. See docs/bench.md.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+bin="${SUPERVISOR_BIN:-}"
+args=()
+cmdline="bench/run.sh $*"
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bin) bin="$2"; shift 2 ;;
+        --bin=*) bin="${1#--bin=}"; shift ;;
+        --quick|--keep-tmp) args+=("$1"); shift ;;
+        --idle|--only|--out|--name|--tmpdir) args+=("$1" "$2"); shift 2 ;;
+        --idle=*|--only=*|--out=*|--name=*|--tmpdir=*) args+=("$1"); shift ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        *) echo "bench/run.sh: unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench/run.sh: must run as root (unshare --pid, dockerd, apt-get)" >&2
+    exit 2
+fi
+
+# Tools and peers. Install what is missing (Debian/Ubuntu).
+need=()
+command -v tini-static >/dev/null || need+=(tini)
+command -v dumb-init >/dev/null || need+=(dumb-init)
+command -v catatonit >/dev/null || need+=(catatonit)
+command -v gcc >/dev/null || need+=(gcc libc6-dev)
+command -v python3 >/dev/null || need+=(python3)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v strip >/dev/null || need+=(binutils)
+if [ ${#need[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null; then
+        echo "bench: installing ${need[*]}" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2 ||
+            { apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2; }
+    else
+        echo "bench: missing ${need[*]} and no apt-get; peers that are absent are skipped" >&2
+    fi
+fi
+command -v dockerd >/dev/null || echo "bench: dockerd not found (apt-get install docker.io); the dockerd measurement is skipped" >&2
+
+source_note=""
+if [ -z "$bin" ]; then
+    target=x86_64-unknown-linux-musl
+    tdir="${CARGO_TARGET_DIR:-$repo/target}"
+    echo "bench: building supervisor (cargo build --release --target $target)" >&2
+    if (cd "$repo" && cargo build --release --target "$target" >&2); then
+        bin="$tdir/$target/release/supervisor"
+    else
+        echo "bench: musl build failed; falling back to the host target (binary will not be static)" >&2
+        (cd "$repo" && cargo build --release >&2)
+        bin="$tdir/release/supervisor"
+    fi
+    rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
+    dirty="$(git -C "$repo" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | head -1)"
+    source_note="built from $repo at $rev${dirty:+ + uncommitted changes}"
+else
+    src_repo="$(git -C "$(dirname "$bin")" rev-parse --show-toplevel 2>/dev/null || true)"
+    if [ -n "$src_repo" ]; then
+        source_note="given; its tree $src_repo is at $(git -C "$src_repo" rev-parse --short HEAD)"
+    fi
+fi
+source_note="${SUPERVISOR_BIN_SOURCE:-$source_note}"
+[ -x "$bin" ] || { echo "bench: no executable supervisor at $bin" >&2; exit 2; }
+
+exec python3 "$here/bench.py" --bin "$bin" --bin-source "$source_note" --command "$cmdline" "${args[@]}"

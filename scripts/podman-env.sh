@@ -1,0 +1,326 @@
+# shellcheck shell=bash
+# A private, offline podman for supervisor's container tests and demo.
+#
+#   . scripts/podman-env.sh [DIR]     # DIR defaults to $SV_PODMAN_DIR, else ${TMPDIR:-/tmp}/supervisor-podman
+#   sv_podman_ok || echo "no podman here"
+#   sv_images_all target/x86_64-unknown-linux-musl/release/supervisor
+#
+# Theory of operation. Rootful podman 4.3 on this kind of host needs runc (crun fails on hybrid
+# cgroups), cgroupfs, a file events logger and explicit ulimits. Everything podman keeps -
+# images, containers, volumes, its tmp dir - lives under DIR, so nothing touches
+# /var/lib/containers or /run/libpod and two checkouts never share state. No registry is
+# reachable, so base images are imported from root filesystems assembled from host files:
+# busybox-static, and Debian's dockerd/containerd/runc or redis with their shared libraries.
+# Each imported image carries a label with a hash of its recipe and inputs; a re-run with the
+# same inputs imports nothing, so sourcing this file and calling sv_images_all is fast the
+# second time. Image builds hold a lock on DIR, so parallel test threads and the demo can share it.
+#
+# Images (all under localhost/supervisor-it/):
+#   busybox           busybox only: a stand-in for alpine, debian and the like
+#   dind-base         busybox + Debian's docker engine and CLI + a dockerd-entrypoint.sh stand-in:
+#                     plays docker:dind and docker:cli
+#   redis             busybox + Debian's redis-server and redis-cli: plays redis:7-alpine
+#   cloud-sql-proxy   busybox + a shell stand-in for /cloud-sql-proxy (health + quitquitquit)
+#   postgres          busybox + shell stand-ins for psql/pg_dump that talk to the proxy
+#   supervisor        docker/Dockerfile: FROM scratch + the static binary
+#   dind              docker/dind/Dockerfile built on dind-base
+#   ci-agent          docker/ci-agent/Dockerfile built on dind-base
+
+SV_REPO=${SV_REPO:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+SV_PREFIX=localhost/supervisor-it
+
+sv_log() { printf '[podman-env] %s\n' "$*" >&2; }
+
+# Writes the private configuration and exports CONTAINERS_CONF and CONTAINERS_STORAGE_CONF.
+sv_podman_init() {
+    local dir=${1:-${SV_PODMAN_DIR:-${TMPDIR:-/tmp}/supervisor-podman}}
+    mkdir -p "$dir" || return 1
+    dir=$(cd "$dir" && pwd)
+    local hard
+    hard=$(ulimit -Hn)
+    [ "$hard" = unlimited ] && hard=1048576
+    mkdir -p "$dir/storage" "$dir/run" "$dir/tmp" "$dir/cache"
+    sv__write_if_changed "$dir/containers.conf" "[containers]
+default_ulimits = [\"nofile=$hard:$hard\", \"nproc=4096:4096\"]
+netns = \"none\"
+log_driver = \"k8s-file\"
+
+[engine]
+runtime = \"runc\"
+cgroup_manager = \"cgroupfs\"
+events_logger = \"file\"
+events_logfile_path = \"$dir/run/events.log\"
+tmp_dir = \"$dir/tmp\"
+image_copy_tmp_dir = \"$dir/cache\"
+"
+    sv__write_if_changed "$dir/storage.conf" "[storage]
+driver = \"overlay\"
+graphroot = \"$dir/storage\"
+runroot = \"$dir/run\"
+"
+    export SV_PODMAN_DIR=$dir
+    export CONTAINERS_CONF=$dir/containers.conf
+    export CONTAINERS_STORAGE_CONF=$dir/storage.conf
+    export TMPDIR=${TMPDIR:-/tmp}
+}
+
+sv__write_if_changed() {
+    if [ ! -f "$1" ] || [ "$(cat "$1")" != "$2" ]; then
+        printf '%s\n' "$2" >"$1.tmp" && mv "$1.tmp" "$1"
+    fi
+}
+
+# True when podman is installed and can start (it prints why not otherwise).
+sv_podman_ok() {
+    command -v podman >/dev/null 2>&1 || { sv_log "podman is not installed"; return 1; }
+    command -v runc >/dev/null 2>&1 || { sv_log "runc is not installed"; return 1; }
+    [ "$(id -u)" = 0 ] || { sv_log "the container tests use rootful podman: run as root"; return 1; }
+    local out
+    if ! out=$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>&1); then
+        sv_log "podman info failed: $out"
+        return 1
+    fi
+}
+
+# Copies FILE (and, when it is dynamically linked, every library ldd names) into ROOTFS at
+# DEST (default: same path). Libraries keep their host paths so the dynamic loader finds them.
+sv_rootfs_copy() {
+    local rootfs=$1 file=$2 dest=${3:-$2} lib
+    mkdir -p "$rootfs$(dirname "$dest")"
+    cp -pL "$file" "$rootfs$dest"
+    for lib in $(ldd "$file" 2>/dev/null | grep -o '/[^ ]*'); do
+        [ -e "$rootfs$lib" ] && continue
+        mkdir -p "$rootfs$(dirname "$lib")"
+        cp -pL "$lib" "$rootfs$lib"
+    done
+}
+
+sv_rootfs_busybox() {
+    local rootfs=$1 applet
+    mkdir -p "$rootfs/bin" "$rootfs/etc" "$rootfs/tmp" "$rootfs/root" "$rootfs/usr/local/bin" \
+        "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/var/run"
+    chmod 1777 "$rootfs/tmp"
+    cp -p "$(command -v busybox)" "$rootfs/bin/busybox"
+    for applet in $(busybox --list); do
+        [ -e "$rootfs/bin/$applet" ] || ln -s busybox "$rootfs/bin/$applet"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\n' >"$rootfs/etc/group"
+    printf 'hosts: files\n' >"$rootfs/etc/nsswitch.conf"
+    printf '127.0.0.1 localhost\n::1 localhost\n' >"$rootfs/etc/hosts"
+}
+
+# sv_import NAME RECIPE_FUNCTION INPUT_FILES... [-- CHANGE...]
+# Imports $SV_PREFIX/NAME from a rootfs made by RECIPE_FUNCTION ROOTFS, unless an image with
+# the same recipe and inputs is already there.
+sv_import() {
+    local name=$1 recipe=$2
+    shift 2
+    local inputs=() changes=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do inputs+=("$1"); shift; done
+    [ "${1:-}" = -- ] && shift
+    changes=("$@")
+    local key
+    key=$({
+        declare -f "$recipe"
+        printf '%s\n' "${changes[@]}"
+        stat -L -c '%n %s %Y' "${inputs[@]}" "$(command -v busybox)"
+    } | sha256sum | cut -c1-32)
+    local image=$SV_PREFIX/$name have
+    have=$(podman image inspect --format '{{index .Labels "io.supervisor.recipe"}}' "$image" 2>/dev/null)
+    [ "$have" = "$key" ] && return 0
+    sv_log "importing $image"
+    local rootfs
+    rootfs=$(mktemp -d "$SV_PODMAN_DIR/cache/rootfs.XXXXXX") || return 1
+    local args=(--change "LABEL io.supervisor.recipe=$key")
+    local c
+    for c in "${changes[@]}"; do args+=(--change "$c"); done
+    if "$recipe" "$rootfs" && tar -C "$rootfs" -c . | podman import --quiet "${args[@]}" - "$image" >/dev/null; then
+        rm -rf "$rootfs"
+    else
+        rm -rf "$rootfs"
+        sv_log "could not import $image"
+        return 1
+    fi
+}
+
+sv__recipe_busybox() { sv_rootfs_busybox "$1"; }
+
+SV_DIND_FILES=(/usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc
+    /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/tini-static)
+sv__recipe_dind() {
+    local rootfs=$1 f
+    sv_rootfs_busybox "$rootfs"
+    for f in "${SV_DIND_FILES[@]}"; do
+        sv_rootfs_copy "$rootfs" "$f" "/usr/local/bin/$(basename "$f")"
+    done
+    ln -s tini-static "$rootfs/usr/local/bin/docker-init"
+    mkdir -p "$rootfs/var/lib/docker" "$rootfs/certs"
+    # The real docker:dind runs dockerd-entrypoint.sh, which starts dockerd on the socket and on
+    # tcp://0.0.0.0:2375 (DOCKER_TLS_CERTDIR="") or 2376 (TLS). This stand-in keeps that
+    # interface and adds the flags this host needs: no iptables, no bridge, vfs storage.
+    cat >"$rootfs/usr/local/bin/dockerd-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# Stand-in for docker:dind's dockerd-entrypoint.sh (see scripts/podman-env.sh).
+set -e
+if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
+    case " $* " in
+    *" --host"* | *" -H "*) set -- dockerd "$@" ;;
+    *) set -- dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=false "$@" ;;
+    esac
+fi
+if [ "$1" = dockerd ]; then
+    shift
+    set -- dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs "$@"
+fi
+exec "$@"
+EOF
+    chmod 0755 "$rootfs/usr/local/bin/dockerd-entrypoint.sh"
+}
+
+SV_REDIS_FILES=(/usr/bin/redis-server /usr/bin/redis-cli)
+sv__recipe_redis() {
+    local rootfs=$1 f
+    sv_rootfs_busybox "$rootfs"
+    for f in "${SV_REDIS_FILES[@]}"; do sv_rootfs_copy "$rootfs" "$f" "/usr/local/bin/$(basename "$f")"; done
+    mkdir -p "$rootfs/data"
+}
+
+# A stand-in for gcr.io/cloud-sql-connectors/cloud-sql-proxy: insists on the flags the
+# examples rely on, answers GET /startup, /readiness and /liveness on 127.0.0.1:9090 and
+# POST /quitquitquit on 127.0.0.1:9091 (then exits 0, as the real proxy does), and accepts
+# "database" connections on 5432.
+sv__recipe_cloud_sql_proxy() {
+    local rootfs=$1
+    sv_rootfs_busybox "$rootfs"
+    mkdir -p "$rootfs/standin"
+    cat >"$rootfs/cloud-sql-proxy" <<'EOF'
+#!/bin/sh
+# Stand-in for cloud-sql-proxy v2 (see scripts/podman-env.sh). Not a proxy.
+case " $* " in *" --quitquitquit "*) ;; *) echo "stand-in: --quitquitquit missing" >&2; exit 2;; esac
+case " $* " in *" --health-check "*) ;; *) echo "stand-in: --health-check missing" >&2; exit 2;; esac
+echo "stand-in cloud-sql-proxy: $*" >&2
+rm -f /tmp/quit
+nc -ll -p 9090 -e /standin/health &
+nc -ll -p 9091 -e /standin/admin &
+nc -ll -p 5432 -e /standin/db &
+trap 'echo "stand-in cloud-sql-proxy: SIGTERM" >&2; kill $(jobs -p) 2>/dev/null; exit 143' TERM
+while [ ! -e /tmp/quit ]; do sleep 0.1; done
+echo "stand-in cloud-sql-proxy: /quitquitquit received, exiting 0" >&2
+kill $(jobs -p) 2>/dev/null
+exit 0
+EOF
+    cat >"$rootfs/standin/health" <<'EOF'
+#!/bin/sh
+read -r method path _
+while read -r line && [ "$(printf %s "$line" | tr -d '\r')" != "" ]; do :; done
+case "$path" in
+/startup|/readiness|/liveness) printf 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok' ;;
+*) printf 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n' ;;
+esac
+EOF
+    cat >"$rootfs/standin/admin" <<'EOF'
+#!/bin/sh
+read -r method path _
+while read -r line && [ "$(printf %s "$line" | tr -d '\r')" != "" ]; do :; done
+if [ "$method" = POST ] && [ "$path" = /quitquitquit ]; then
+    printf 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+    touch /tmp/quit
+else
+    printf 'HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'
+fi
+EOF
+    printf '#!/bin/sh\necho "stand-in-postgres-ok"\n' >"$rootfs/standin/db"
+    chmod 0755 "$rootfs/cloud-sql-proxy" "$rootfs"/standin/*
+}
+
+# A stand-in for postgres:16-alpine's client tools: they "connect" through the proxy
+# stand-in on 127.0.0.1:5432 and fail like the real ones when nothing listens there.
+sv__recipe_postgres() {
+    local rootfs=$1 tool
+    sv_rootfs_busybox "$rootfs"
+    for tool in psql pg_dump; do
+        cat >"$rootfs/usr/local/bin/$tool" <<'EOF'
+#!/bin/sh
+# Stand-in for a PostgreSQL client (see scripts/podman-env.sh).
+reply=$(nc -w 2 127.0.0.1 5432 </dev/null 2>/dev/null)
+if [ "$reply" != stand-in-postgres-ok ]; then
+    echo "$(basename "$0"): could not connect to server at 127.0.0.1:5432" >&2
+    exit 2
+fi
+echo "-- $(basename "$0") stand-in: $*"
+EOF
+        chmod 0755 "$rootfs/usr/local/bin/$tool"
+    done
+}
+
+sv_image_busybox() { sv_import busybox sv__recipe_busybox -- 'ENV PATH=/usr/local/bin:/bin'; }
+sv_image_dind_base() {
+    sv_import dind-base sv__recipe_dind "${SV_DIND_FILES[@]}" -- \
+        'ENV PATH=/usr/local/bin:/bin' 'ENTRYPOINT ["dockerd-entrypoint.sh"]' 'VOLUME /var/lib/docker'
+}
+sv_image_redis() {
+    sv_import redis sv__recipe_redis "${SV_REDIS_FILES[@]}" -- \
+        'ENV PATH=/usr/local/bin:/bin' 'WORKDIR /data' 'CMD ["redis-server"]'
+}
+sv_image_cloud_sql_proxy() {
+    sv_import cloud-sql-proxy sv__recipe_cloud_sql_proxy -- 'ENV PATH=/bin' 'ENTRYPOINT ["/cloud-sql-proxy"]'
+}
+sv_image_postgres() { sv_import postgres sv__recipe_postgres -- 'ENV PATH=/usr/local/bin:/bin'; }
+
+# sv_build_dockerfile NAME DOCKERFILE CONTEXT [BUILD-ARG...]: podman build, offline.
+sv_build_dockerfile() {
+    local name=$1 file=$2 context=$3
+    shift 3
+    local args=() a
+    for a in "$@"; do args+=(--build-arg "$a"); done
+    podman build --quiet --pull=never --network none -f "$file" "${args[@]}" \
+        -t "$SV_PREFIX/$name" "$context" >/dev/null
+}
+
+# sv_image_supervisor BIN: the scratch image of docker/Dockerfile, from a prebuilt static BIN.
+sv_image_supervisor() {
+    local bin=$1 ctx
+    [ -x "$bin" ] || { sv_log "no supervisor binary at $bin"; return 1; }
+    ctx=$(mktemp -d "$SV_PODMAN_DIR/cache/ctx.XXXXXX") || return 1
+    cp -p "$bin" "$ctx/supervisor"
+    sv_build_dockerfile supervisor "$SV_REPO/docker/Dockerfile" "$ctx"
+    local rc=$?
+    rm -rf "$ctx"
+    return $rc
+}
+
+# The wrapper images of docker/dind and docker/ci-agent, on the local stand-in bases.
+sv_image_wrappers() {
+    sv_build_dockerfile dind "$SV_REPO/docker/dind/Dockerfile" "$SV_REPO/docker/dind" \
+        "DIND_IMAGE=$SV_PREFIX/dind-base" "SUPERVISOR_IMAGE=$SV_PREFIX/supervisor" &&
+        sv_build_dockerfile ci-agent "$SV_REPO/docker/ci-agent/Dockerfile" "$SV_REPO/docker/ci-agent" \
+            "AGENT_IMAGE=$SV_PREFIX/dind-base" "SUPERVISOR_IMAGE=$SV_PREFIX/supervisor"
+}
+
+# Everything the container tests need, under one lock. BIN: the static supervisor binary.
+sv_images_all() {
+    local bin=$1
+    (
+        flock 9 || exit 1
+        sv_image_busybox && sv_image_dind_base && sv_image_redis && sv_image_cloud_sql_proxy &&
+            sv_image_postgres && sv_image_supervisor "$bin" && sv_image_wrappers &&
+            podman image prune --force >/dev/null
+    ) 9>"$SV_PODMAN_DIR/images.lock"
+}
+
+# Only what scripts/demo.sh needs.
+sv_images_demo() {
+    local bin=$1
+    (
+        flock 9 || exit 1
+        sv_image_redis && sv_image_supervisor "$bin"
+    ) 9>"$SV_PODMAN_DIR/images.lock"
+}
+
+# Sourced with an argument: that is DIR. (Sourced without one, bash would hand us the caller's
+# "$1", so only a path-looking first argument counts.)
+case "${1:-}" in
+-*) sv_podman_init "" ;;
+*) sv_podman_init "${1:-}" ;;
+esac

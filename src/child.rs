@@ -1,0 +1,138 @@
+//! Spawning the supervised command and talking to its process group.
+//!
+//! The child gets its own process group (so a signal reaches its whole tree, and SIGKILL after the
+//! grace period leaves nothing behind), a clean signal state (empty mask, default dispositions:
+//! it must not inherit the supervisor's blocked set or anything ignored by whoever started us),
+//! and, when the supervisor owns the terminal, the terminal's foreground, so an interactive shell
+//! gets Ctrl-C directly and is not stopped by SIGTTIN.
+//!
+//! std::process::Command is used for the fork/exec and its error pipe (which turns exec failures
+//! into ENOENT/EACCES we can map to 127/126), but never to wait: the reaper owns waitpid.
+
+use crate::exit::ChildStatus;
+use nix::errno::Errno;
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, killpg};
+use nix::unistd::Pid;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{cmd}: command not found ({source})")]
+    NotFound { cmd: String, source: io::Error },
+    #[error("{cmd}: cannot execute ({source})")]
+    NotExecutable { cmd: String, source: io::Error },
+    #[error("{cmd}: could not start ({source})")]
+    Other { cmd: String, source: io::Error },
+}
+
+/// A running child, leader of its own process group.
+#[derive(Debug, Clone, Copy)]
+pub struct Child {
+    pub pid: Pid,
+}
+
+/// Starts `argv` in a new process group with a clean signal state.
+pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
+    let cmd = argv
+        .first()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    let parent_pgrp = nix::unistd::getpgrp();
+    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed: setpgid, isatty/tcgetpgrp/tcsetpgrp, sigaction and sigprocmask are, and
+    // nothing here allocates or takes a lock.
+    unsafe {
+        command.pre_exec(move || prepare_child(parent_pgrp));
+    }
+    match command.spawn() {
+        Ok(child) => Ok(Child {
+            pid: Pid::from_raw(child.id() as i32),
+        }),
+        Err(source) => Err(match source.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOENT) => SpawnError::NotFound { cmd, source },
+            Some(Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM) => {
+                SpawnError::NotExecutable { cmd, source }
+            }
+            _ => SpawnError::Other { cmd, source },
+        }),
+    }
+}
+
+/// Runs in the child between fork and exec. Async-signal-safe calls only.
+fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+    let me = nix::unistd::getpid();
+    // Take the terminal's foreground only if the supervisor had it: a supervisor started in the
+    // background of an interactive shell must not steal the terminal.
+    // SAFETY: isatty on a constant fd has no memory-safety requirements.
+    let on_tty = unsafe { nix::libc::isatty(0) } == 1;
+    // SAFETY: fd 0 stays open for the duration of this function; borrowing it avoids
+    // std::io::stdin(), whose lazy initialisation may allocate.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    if on_tty && nix::unistd::tcgetpgrp(stdin).ok() == Some(parent_pgrp) {
+        // tcsetpgrp from what is now a background group raises SIGTTOU unless it is ignored.
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installing SIG_IGN runs no code in signal context.
+        unsafe {
+            let _ = nix::sys::signal::sigaction(Signal::SIGTTOU, &ignore);
+        }
+        let _ = nix::unistd::tcsetpgrp(stdin, me);
+    }
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: restoring SIG_DFL runs no code in signal context.
+        unsafe {
+            let _ = nix::sys::signal::sigaction(sig, &dfl);
+        }
+    }
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+    Ok(())
+}
+
+impl Child {
+    /// Sends `sig` to the child's process group. A group that is already gone is not an error
+    /// worth more than a debug line: the child may exit at any moment.
+    pub fn signal_group(&self, sig: Signal) {
+        match killpg(self.pid, sig) {
+            Ok(()) => tracing::debug!("sent {sig} to process group {}", self.pid),
+            Err(Errno::ESRCH) => {
+                // The leader may have called setsid, or the group emptied; try the leader alone.
+                match nix::sys::signal::kill(self.pid, sig) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => tracing::warn!("could not send {sig} to pid {}: {e}", self.pid),
+                }
+            }
+            Err(e) => tracing::warn!("could not send {sig} to process group {}: {e}", self.pid),
+        }
+    }
+
+    /// SIGKILLs whatever is left of the process group. Used after the grace period, and after a
+    /// daemon exits, so no straggler of its group outlives the supervisor.
+    pub fn kill_group(&self) {
+        match killpg(self.pid, Signal::SIGKILL) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => tracing::warn!("could not SIGKILL process group {}: {e}", self.pid),
+        }
+    }
+}
+
+/// Describes a child status in words for logs.
+pub fn describe(status: ChildStatus) -> String {
+    match status {
+        ChildStatus::Exited(c) => format!("exited with code {c}"),
+        ChildStatus::Signaled(s) => format!(
+            "was killed by signal {} (exit code {})",
+            crate::config::signal_name(s),
+            crate::exit::status_code(status)
+        ),
+    }
+}

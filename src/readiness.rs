@@ -1,0 +1,280 @@
+//! Readiness targets and their probes.
+//!
+//! A target is something that is "up" or not: a file exists, a TCP port accepts, an HTTP endpoint
+//! answers 200-399 (Kubernetes' httpGet rule), a unix socket accepts. [`wait_all`] retries the
+//! network targets with a capped exponential backoff and re-checks file targets on inotify events,
+//! logging every few seconds what is still pending.
+
+use crate::http::{self, HttpUrl};
+use crate::watch::Watcher;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// Per-attempt timeout of network probes while waiting.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+const BACKOFF_START: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    File(PathBuf),
+    Tcp {
+        host: String,
+        port: u16,
+        raw: String,
+    },
+    Http(HttpUrl),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::File(p) => write!(f, "file:{}", p.display()),
+            Target::Tcp { raw, .. } => f.write_str(raw),
+            Target::Http(u) => write!(f, "{u}"),
+            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid target {target:?}: {why}")]
+pub struct TargetError {
+    target: String,
+    why: String,
+}
+
+impl FromStr for Target {
+    type Err = TargetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why: &str| TargetError {
+            target: s.to_string(),
+            why: why.to_string(),
+        };
+        if let Some(p) = s.strip_prefix("file:") {
+            let p = p.strip_prefix("//").unwrap_or(p);
+            if p.is_empty() {
+                return Err(err("missing path (file:/path/to/file)"));
+            }
+            return Ok(Target::File(PathBuf::from(p)));
+        }
+        if let Some(p) = s.strip_prefix("unix:") {
+            let p = p.strip_prefix("//").unwrap_or(p);
+            if p.is_empty() {
+                return Err(err("missing path (unix:/path/to/socket)"));
+            }
+            return Ok(Target::Unix(PathBuf::from(p)));
+        }
+        if let Some(rest) = s.strip_prefix("tcp://") {
+            let authority = rest.strip_suffix('/').unwrap_or(rest);
+            return match http::split_host_port(authority) {
+                Some((host, Some(port))) if !host.is_empty() => Ok(Target::Tcp {
+                    host,
+                    port,
+                    raw: s.to_string(),
+                }),
+                _ => Err(err("expected tcp://HOST:PORT")),
+            };
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return http::parse_url(s)
+                .map(Target::Http)
+                .map_err(|e| err(&e.to_string()));
+        }
+        Err(err(
+            "unsupported; use file:PATH, tcp://HOST:PORT, http://HOST:PORT/PATH or unix:PATH",
+        ))
+    }
+}
+
+impl Target {
+    /// One attempt, bounded by `timeout`. `Err` says why the target is not ready.
+    pub async fn probe(&self, timeout: Duration) -> Result<(), String> {
+        match self {
+            Target::File(p) => match std::fs::symlink_metadata(p) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            },
+            Target::Tcp { host, port, .. } => {
+                match tokio::time::timeout(timeout, http::connect(host, *port)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+                }
+            }
+            Target::Http(url) => match http::request(http::Method::Get, url, timeout).await {
+                Ok(code) if (200..400).contains(&code) => Ok(()),
+                Ok(code) => Err(format!("HTTP status {code}")),
+                Err(e) => Err(e),
+            },
+            Target::Unix(p) => {
+                match tokio::time::timeout(timeout, tokio::net::UnixStream::connect(p)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+                }
+            }
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(self, Target::File(_))
+    }
+}
+
+/// The next backoff delay: doubling from 50 ms, capped at 1 s.
+pub fn next_backoff(current: Duration) -> Duration {
+    (current * 2).min(BACKOFF_MAX)
+}
+
+/// Waits until every target is ready, or until `deadline`: then returns the targets still
+/// pending, each with the reason of its last failed attempt. `what` names the waiter in logs.
+pub async fn wait_all(
+    targets: &[Target],
+    what: &str,
+    poll: Duration,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<(), Vec<String>> {
+    let started = Instant::now();
+    let mut pending: Vec<&Target> = targets.iter().collect();
+    let files: Vec<PathBuf> = targets
+        .iter()
+        .filter_map(|t| match t {
+            Target::File(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut watcher = (!files.is_empty()).then(|| Watcher::new(files, poll));
+    let mut backoff = BACKOFF_START;
+    let mut last_progress = Instant::now();
+    let far = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    let deadline_at = deadline.unwrap_or(far);
+    loop {
+        let mut still = Vec::new();
+        let mut errors = Vec::new();
+        for t in pending {
+            match t.probe(ATTEMPT_TIMEOUT).await {
+                Ok(()) => tracing::debug!("{what}: {t} is ready"),
+                Err(e) => {
+                    errors.push(format!("{t} ({e})"));
+                    still.push(t);
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            tracing::info!(
+                "{what}: all targets ready after {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline_at {
+            return Err(errors);
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            tracing::info!(
+                "{what}: still waiting after {:.0}s for {}",
+                started.elapsed().as_secs_f64(),
+                errors.join(", ")
+            );
+            last_progress = Instant::now();
+        }
+        let only_files = pending.iter().all(|t| t.is_file());
+        // Only files left and inotify works: sleep until the filesystem says something (or it is
+        // time to log progress). Otherwise retry the network targets after the backoff.
+        let nap = match &watcher {
+            Some(w) if only_files && !w.is_polling() => PROGRESS_EVERY,
+            _ => {
+                let b = backoff;
+                backoff = next_backoff(backoff);
+                b
+            }
+        };
+        let wake = (tokio::time::Instant::now() + nap).min(deadline_at);
+        match &mut watcher {
+            Some(w) => {
+                tokio::select! {
+                    _ = w.changed() => {}
+                    _ = tokio::time::sleep_until(wake) => {}
+                }
+            }
+            None => tokio::time::sleep_until(wake).await,
+        }
+    }
+}
+
+/// A one-line description of targets, for logs.
+pub fn list(targets: &[Target]) -> String {
+    targets
+        .iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_targets() {
+        assert_eq!(
+            "file:/shared/ready".parse::<Target>(),
+            Ok(Target::File("/shared/ready".into()))
+        );
+        assert_eq!(
+            "unix:///var/run/docker.sock".parse::<Target>(),
+            Ok(Target::Unix("/var/run/docker.sock".into()))
+        );
+        match "tcp://127.0.0.1:6379".parse::<Target>() {
+            Ok(Target::Tcp { host, port, .. }) => {
+                assert_eq!((host.as_str(), port), ("127.0.0.1", 6379))
+            }
+            other => panic!("{other:?}"),
+        }
+        match "tcp://[::1]:80".parse::<Target>() {
+            Ok(Target::Tcp { host, port, .. }) => assert_eq!((host.as_str(), port), ("::1", 80)),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            "http://localhost:8080/healthz".parse::<Target>(),
+            Ok(Target::Http(_))
+        ));
+        for bad in [
+            "gopher://x",
+            "file:",
+            "unix:",
+            "tcp://host",
+            "tcp://:80",
+            "tcp://host:0",
+            "tcp://host:99999",
+            "https://x/",
+            "localhost:80",
+            "",
+        ] {
+            let e = bad.parse::<Target>().unwrap_err();
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        assert_eq!(
+            "tcp://db:5432".parse::<Target>().unwrap().to_string(),
+            "tcp://db:5432"
+        );
+    }
+
+    #[test]
+    fn backoff_is_capped() {
+        let mut d = BACKOFF_START;
+        let mut seen = vec![d];
+        for _ in 0..10 {
+            d = next_backoff(d);
+            seen.push(d);
+        }
+        assert_eq!(seen[1], Duration::from_millis(100));
+        assert_eq!(*seen.last().unwrap(), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,57 @@
+//! The only caller of `waitpid(-1)`.
+//!
+//! As PID 1 (or a child subreaper) the supervisor inherits every orphan of its container and must
+//! reap them, or they stay zombies. One SIGCHLD may stand for many exits, so each call drains
+//! until the kernel says there is nothing left (0 or ECHILD). The supervised child's status is
+//! picked out of the stream here; nobody else may wait, or its status would be stolen.
+
+use crate::exit::ChildStatus;
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+/// Reaps every exited child. Returns the status of `watched` if it was among them, and the number
+/// of other processes reaped.
+pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
+    let mut found = None;
+    let mut others = 0;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+            Ok(WaitStatus::Exited(pid, code)) => {
+                if Some(pid) == watched {
+                    found = Some(ChildStatus::Exited(code));
+                } else {
+                    others += 1;
+                }
+            }
+            Ok(WaitStatus::Signaled(pid, sig, _core)) => {
+                if Some(pid) == watched {
+                    found = Some(ChildStatus::Signaled(sig));
+                } else {
+                    others += 1;
+                }
+            }
+            // Stopped/continued children are not ended; without WUNTRACED we do not see them,
+            // but stay total.
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(e) => {
+                tracing::warn!("waitpid failed: {e}");
+                break;
+            }
+        }
+    }
+    (found, others)
+}
+
+/// Makes the supervisor a child subreaper when it is not PID 1, so orphans of the child's tree
+/// re-parent to it (and get reaped) instead of escaping to the host's init.
+pub fn become_subreaper() {
+    if nix::unistd::getpid().as_raw() == 1 {
+        return;
+    }
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!("could not become a child subreaper (orphans will escape): {e}");
+    }
+}
