@@ -84,14 +84,25 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
         }
         let _ = nix::unistd::tcsetpgrp(stdin, me);
     }
-    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-    for sig in Signal::iterator() {
-        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+    // Every signal, real-time ones included, back to SIG_DFL (an ignored disposition would
+    // survive exec). The raw syscall is used because libc wrappers refuse the signals they
+    // reserve for themselves (32-34). An all-zero kernel sigaction is SIG_DFL with no flags and
+    // an empty mask on every architecture's layout.
+    let zero = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == Signal::SIGKILL as i32 || sig == Signal::SIGSTOP as i32 {
             continue;
         }
-        // SAFETY: restoring SIG_DFL runs no code in signal context.
+        // SAFETY: rt_sigaction reads a properly sized, zeroed struct and writes nothing (no old
+        // action requested); it is a plain syscall, async-signal-safe.
         unsafe {
-            let _ = nix::sys::signal::sigaction(sig, &dfl);
+            nix::libc::syscall(
+                nix::libc::SYS_rt_sigaction,
+                sig,
+                zero.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
         }
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;

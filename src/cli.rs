@@ -106,7 +106,6 @@ pub struct MainArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "CMD",
         value_parser = clap::value_parser!(OsString)
     )]
@@ -195,7 +194,6 @@ pub struct SidecarArgs {
     #[arg(
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         value_name = "DAEMON",
         value_parser = clap::value_parser!(OsString)
     )]

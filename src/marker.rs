@@ -55,11 +55,50 @@ pub struct Marker {
     pub error: Option<String>,
 }
 
+/// The most of the command line a marker records, as JSON. Readers stop at [`MAX_READ`]; a marker
+/// cut there is not JSON and loses its exit code, so a long command (an inline script, 100k
+/// arguments, a 128 KiB argv[0]) must never push the marker past it.
+const MAX_COMMAND_JSON: usize = 8 * 1024;
+/// The most characters of one argument, or of the error, a marker records.
+const MAX_FIELD_CHARS: usize = 1024;
+
+/// `s` cut to `max` characters, with `…` marking the cut.
+fn bounded(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The command as a marker records it: each argument bounded, and arguments dropped (with a note
+/// saying how many) once the JSON would pass [`MAX_COMMAND_JSON`].
+fn bounded_command(command: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut size = 2;
+    for (i, arg) in command.iter().enumerate() {
+        let arg = bounded(arg, MAX_FIELD_CHARS);
+        // Escaping can grow a character to six bytes: measure the JSON, not the string.
+        let len = serde_json::to_string(&arg).map_or(usize::MAX, |j| j.len() + 1);
+        if size + len > MAX_COMMAND_JSON {
+            out.push(format!("…({} more arguments)", command.len() - i));
+            break;
+        }
+        size += len;
+        out.push(arg);
+    }
+    out
+}
+
 impl Marker {
     pub fn to_json(&self) -> Vec<u8> {
+        let bounded = Marker {
+            command: bounded_command(&self.command),
+            error: self.error.as_deref().map(|e| bounded(e, MAX_FIELD_CHARS)),
+            ..self.clone()
+        };
         // Serialising a struct of strings and numbers cannot fail; fall back to a minimal valid
         // marker rather than panic in PID 1.
-        let mut out = serde_json::to_vec(self).unwrap_or_else(|_| {
+        let mut out = serde_json::to_vec(&bounded).unwrap_or_else(|_| {
             format!("{{\"version\":1,\"exit_code\":{}}}", self.exit_code).into_bytes()
         });
         out.push(b'\n');
@@ -304,6 +343,30 @@ mod tests {
                 reason: Some("signaled".into())
             }
         );
+    }
+
+    #[test]
+    fn long_commands_never_push_the_marker_past_what_readers_read() {
+        let mut m = Marker {
+            version: 1,
+            exit_code: 3,
+            reason: Reason::Exited,
+            signal: None,
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            duration_ms: 5,
+            command: vec!["x".into(); 100_000],
+            error: Some("\u{1}".repeat(200_000)),
+        };
+        m.command[0] = "\u{1}é".repeat(100_000);
+        let bytes = m.to_json();
+        assert!(bytes.len() < MAX_READ as usize / 2, "{}", bytes.len());
+        assert_eq!(decode(&bytes).exit_code, Some(3));
+        let back: Marker = serde_json::from_slice(&bytes).unwrap();
+        assert!(back.command[0].ends_with('…'));
+        assert!(back.command.last().unwrap().contains("more arguments"));
+        let short = vec!["sh".to_string(), "-c".into(), "exit 3".into()];
+        assert_eq!(bounded_command(&short), short);
     }
 
     #[test]

@@ -312,7 +312,13 @@ fn evaluate(
         ),
         Presence::Absent => w.last_note = None,
     }
-    if let lease::Found::Lease { file, inode } = lease::open(&w.lease) {
+    let found = lease::open(&w.lease);
+    if let lease::Found::Absent = found {
+        // A clean end removes the lease. Forget its inode: the next main's lease may be given the
+        // same inode number (ext4 reuses a freed one at once) and must still be waited on.
+        w.lease_inode = None;
+    }
+    if let lease::Found::Lease { file, inode } = found {
         if w.lease_inode != Some(inode) {
             w.lease_inode = Some(inode);
             tracing::debug!("waiting on the main's lease {}", w.lease.display());
@@ -342,7 +348,10 @@ fn note(w: &mut WaitFile, line: String) {
 
 /// A main's lease was released (or went stale): if no marker came with it, the main vanished.
 fn released(w: &mut WaitFile, inode: u64, on: OnPolicy, how: &str) {
-    if w.state != Wait::Pending || w.lease_inode != Some(inode) {
+    // A forgotten inode (the lease file vanished: its directory was deleted, or someone removed
+    // it) still counts: the helper thread holds the old file open, so its lock is still the
+    // main's life. Only a report about a lease since replaced by another one is stale.
+    if w.state != Wait::Pending || w.lease_inode.is_some_and(|i| i != inode) {
         return;
     }
     if !matches!(
