@@ -45,6 +45,41 @@ pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
     (found, others)
 }
 
+/// SIGKILLs every remaining child of the supervisor (processes that left the daemon's process
+/// group and re-parented to us as subreaper or PID 1), then reaps them. Returns how many.
+pub fn kill_leftover_children() -> usize {
+    let me = std::process::id();
+    let mut killed = 0;
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
+        return 0;
+    };
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for pid in children
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
+            let pid = Pid::from_raw(pid);
+            // The whole group too: a leftover that made itself a group leader took its own
+            // children with it.
+            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
+                killed += 1;
+            }
+        }
+    }
+    if killed > 0 {
+        // Blocking waits: each was just SIGKILLed, so each returns at once.
+        for _ in 0..killed {
+            if waitpid(Pid::from_raw(-1), None).is_err() {
+                break;
+            }
+        }
+        reap(None);
+    }
+    killed
+}
+
 /// Makes the supervisor a child subreaper when it is not PID 1, so orphans of the child's tree
 /// re-parent to it (and get reaped) instead of escaping to the host's init.
 pub fn become_subreaper() {

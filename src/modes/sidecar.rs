@@ -242,8 +242,12 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         }
     };
 
-    // No straggler of the daemon's group outlives its supervisor.
+    // No straggler of the daemon's group, nor a process that escaped it, outlives its supervisor.
     child.kill_group();
+    let leftovers = reaper::kill_leftover_children();
+    if leftovers > 0 {
+        tracing::warn!("killed {leftovers} leftover process(es) of the daemon");
+    }
     match phase {
         Phase::Running => {
             tracing::error!(

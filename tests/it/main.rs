@@ -5,4 +5,5 @@ mod hardening;
 mod lease;
 mod main_mode;
 mod readiness;
+mod sidecar;
 mod util;
