@@ -69,14 +69,14 @@ fn run() -> i32 {
     let outcome = match cli.command {
         Command::Main(a) => match config::MainConfig::from_args(a) {
             Ok(cfg) => {
-                let _span = tracing::info_span!("main").entered();
+                logging::set_mode("main");
                 modes::main::run(cfg)
             }
             Err(e) => return usage(&e.to_string()),
         },
         Command::Sidecar(a) => match config::SidecarConfig::from_args(a) {
             Ok(cfg) => {
-                let _span = tracing::info_span!("sidecar").entered();
+                logging::set_mode("sidecar");
                 modes::sidecar::run(cfg)
             }
             Err(e) => return usage(&e.to_string()),

@@ -9,7 +9,7 @@
 //! leak anything.
 
 use nix::fcntl::OFlag;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -21,7 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub const MAX_READ: u64 = 64 * 1024;
 
 /// Why the main's command ended, as written in the marker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// The command exited by itself with `exit_code`.
@@ -41,7 +42,8 @@ pub enum Reason {
 }
 
 /// The marker's content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(test, derive(serde::Deserialize))]
 pub struct Marker {
     pub version: u32,
     pub exit_code: i32,

@@ -513,7 +513,8 @@ fn logs_one_line_at_start_and_one_at_the_end() {
     for l in o.stderr.lines() {
         let v: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
-        assert!(v["fields"]["message"].is_string(), "{l}");
+        assert!(v["message"].is_string(), "{l}");
+        assert_eq!(v["mode"], "main", "{l}");
         assert!(v["level"].is_string(), "{l}");
     }
     let o = run(main_cmd(Some(&done), &["--log-level", "error"], &["true"]));
