@@ -8,7 +8,8 @@
 # Theory of operation. Rootful podman 4.3 on this kind of host needs runc (crun fails on hybrid
 # cgroups), cgroupfs, a file events logger and explicit ulimits. Everything podman keeps -
 # images, containers, volumes, its tmp dir - lives under DIR, so nothing touches
-# /var/lib/containers or /run/libpod and two checkouts never share state. No registry is
+# /var/lib/containers or /run/libpod (see sv_podman_copy for the one place podman 4.3 insists
+# on) and two checkouts never share state. No registry is
 # reachable, so base images are imported from root filesystems assembled from host files:
 # busybox-static, and Debian's dockerd/containerd/runc or redis with their shared libraries.
 # Each imported image carries a label with a hash of its recipe and inputs; a re-run with the
@@ -22,6 +23,7 @@
 #   redis             busybox + Debian's redis-server and redis-cli: plays redis:7-alpine
 #   cloud-sql-proxy   busybox + a shell stand-in for /cloud-sql-proxy (health + quitquitquit)
 #   postgres          busybox + shell stand-ins for psql/pg_dump that talk to the proxy
+#   fluent-bit        busybox + a shell stand-in for Fluent Bit's health and forward ports
 #   supervisor        docker/Dockerfile: FROM scratch + the static binary
 #   dind              docker/dind/Dockerfile built on dind-base
 #   ci-agent          docker/ci-agent/Dockerfile built on dind-base
@@ -110,6 +112,20 @@ sv_rootfs_busybox() {
     printf '127.0.0.1 localhost\n::1 localhost\n' >"$rootfs/etc/hosts"
 }
 
+# Runs podman for commands that copy images (import, build). Podman 4.3 keeps a blob-info
+# cache under /var/lib/containers/cache whatever the configuration says; in a private mount
+# namespace a directory of ours stands in for /var/lib/containers (or for /var/lib when that
+# does not exist), so the host's stays untouched. Nothing these commands mount outlives them.
+sv_podman_copy() {
+    local target=/var/lib/containers
+    [ -d "$target" ] || target=/var/lib
+    local source=$SV_PODMAN_DIR/varlib${target#/var/lib}
+    mkdir -p "$source"
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    unshare --mount --propagation private -- \
+        sh -c 'mount --bind "$1" "$2" && shift 2 && exec podman "$@"' sh "$source" "$target" "$@"
+}
+
 # sv_import NAME RECIPE_FUNCTION INPUT_FILES... [-- CHANGE...]
 # Imports $SV_PREFIX/NAME from a rootfs made by RECIPE_FUNCTION ROOTFS, unless an image with
 # the same recipe and inputs is already there.
@@ -122,7 +138,7 @@ sv_import() {
     changes=("$@")
     local key
     key=$({
-        declare -f "$recipe"
+        declare -f "$recipe" sv_rootfs_busybox sv_rootfs_copy
         printf '%s\n' "${changes[@]}"
         stat -L -c '%n %s %Y' "${inputs[@]}" "$(command -v busybox)"
     } | sha256sum | cut -c1-32)
@@ -135,7 +151,7 @@ sv_import() {
     local args=(--change "LABEL io.supervisor.recipe=$key")
     local c
     for c in "${changes[@]}"; do args+=(--change "$c"); done
-    if "$recipe" "$rootfs" && tar -C "$rootfs" -c . | podman import --quiet "${args[@]}" - "$image" >/dev/null; then
+    if "$recipe" "$rootfs" && tar -C "$rootfs" -c . | sv_podman_copy import --quiet "${args[@]}" - "$image" >/dev/null; then
         rm -rf "$rootfs"
     else
         rm -rf "$rootfs"
@@ -254,6 +270,28 @@ EOF
     done
 }
 
+# A stand-in for cr.fluentbit.io/fluent/fluent-bit: at the real binary's path, it serves the
+# health endpoint (127.0.0.1:2020/api/v1/health) and the forward port (24224) that the sidecar
+# spec's probes query, and exits 0 on SIGTERM, as Fluent Bit does after flushing.
+sv__recipe_fluent_bit() {
+    local rootfs=$1
+    sv_rootfs_busybox "$rootfs"
+    mkdir -p "$rootfs/fluent-bit/bin" "$rootfs/fluent-bit/etc"
+    cat >"$rootfs/fluent-bit/bin/fluent-bit" <<'EOF'
+#!/bin/sh
+# Stand-in for Fluent Bit (see scripts/podman-env.sh). Not a log processor.
+case " $* " in *" --config="* | *" -c "*) ;; *) echo "stand-in: --config missing" >&2; exit 2 ;; esac
+mkdir -p /tmp/www/api/v1
+echo '{"status":"ok"}' >/tmp/www/api/v1/health
+trap 'kill $(jobs -p) 2>/dev/null; echo "stand-in fluent-bit: SIGTERM, flushed, exiting 0" >&2; exit 0' TERM
+httpd -f -p 127.0.0.1:2020 -h /tmp/www &
+nc -ll -p 24224 -e /bin/cat &
+echo "stand-in fluent-bit: serving 127.0.0.1:2020/api/v1/health and :24224" >&2
+while :; do sleep 1 & wait $!; done
+EOF
+    chmod 0755 "$rootfs/fluent-bit/bin/fluent-bit"
+}
+
 sv_image_busybox() { sv_import busybox sv__recipe_busybox -- 'ENV PATH=/usr/local/bin:/bin'; }
 sv_image_dind_base() {
     sv_import dind-base sv__recipe_dind "${SV_DIND_FILES[@]}" -- \
@@ -266,7 +304,19 @@ sv_image_redis() {
 sv_image_cloud_sql_proxy() {
     sv_import cloud-sql-proxy sv__recipe_cloud_sql_proxy -- 'ENV PATH=/bin' 'ENTRYPOINT ["/cloud-sql-proxy"]'
 }
+sv_image_fluent_bit() {
+    sv_import fluent-bit sv__recipe_fluent_bit -- 'ENV PATH=/fluent-bit/bin:/bin' \
+        'ENTRYPOINT ["/fluent-bit/bin/fluent-bit", "--config=/fluent-bit/etc/fluent-bit.yaml"]'
+}
 sv_image_postgres() { sv_import postgres sv__recipe_postgres -- 'ENV PATH=/usr/local/bin:/bin'; }
+
+# The infra ("pause") image of pods, which podman builds on first use: built here, under
+# sv_podman_copy, rather than by the first `podman kube play`.
+sv_image_pause() {
+    [ -n "$(podman images --quiet --filter reference='localhost/podman-pause*')" ] && return 0
+    local pod=sv-pause-warmup-$$
+    sv_podman_copy pod create --name "$pod" >/dev/null && podman pod rm --force "$pod" >/dev/null
+}
 
 # sv_build_dockerfile NAME DOCKERFILE CONTEXT [BUILD-ARG...]: podman build, offline.
 sv_build_dockerfile() {
@@ -274,7 +324,7 @@ sv_build_dockerfile() {
     shift 3
     local args=() a
     for a in "$@"; do args+=(--build-arg "$a"); done
-    podman build --quiet --pull=never --network none -f "$file" "${args[@]}" \
+    sv_podman_copy build --quiet --pull=never --network none -f "$file" "${args[@]}" \
         -t "$SV_PREFIX/$name" "$context" >/dev/null
 }
 
@@ -303,8 +353,8 @@ sv_images_all() {
     local bin=$1
     (
         flock 9 || exit 1
-        sv_image_busybox && sv_image_dind_base && sv_image_redis && sv_image_cloud_sql_proxy &&
-            sv_image_postgres && sv_image_supervisor "$bin" && sv_image_wrappers &&
+        sv_image_pause && sv_image_busybox && sv_image_dind_base && sv_image_redis && sv_image_cloud_sql_proxy &&
+            sv_image_postgres && sv_image_fluent_bit && sv_image_supervisor "$bin" && sv_image_wrappers &&
             podman image prune --force >/dev/null
     ) 9>"$SV_PODMAN_DIR/images.lock"
 }
@@ -314,7 +364,7 @@ sv_images_demo() {
     local bin=$1
     (
         flock 9 || exit 1
-        sv_image_redis && sv_image_supervisor "$bin"
+        sv_image_pause && sv_image_redis && sv_image_supervisor "$bin"
     ) 9>"$SV_PODMAN_DIR/images.lock"
 }
 

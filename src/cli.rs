@@ -115,11 +115,11 @@ pub struct MainArgs {
 #[derive(Args, Debug)]
 pub struct SidecarArgs {
     /// A done-marker to wait for. Repeatable: the daemon is stopped when all of them exist.
+    /// Without any (a native sidecar), only SIGTERM/SIGINT stops it.
     #[arg(
         long = "wait-file",
         env = "SUPERVISOR_WAIT_FILE",
         value_delimiter = ',',
-        required = true,
         value_name = "PATH"
     )]
     pub wait_file: Vec<PathBuf>,
@@ -257,7 +257,11 @@ mod tests {
     }
 
     #[test]
-    fn sidecar_needs_a_wait_file() {
-        assert!(Cli::try_parse_from(["supervisor", "sidecar", "--", "sleep", "1"]).is_err());
+    fn sidecar_without_wait_file_is_a_native_sidecar() {
+        let cli = Cli::try_parse_from(["supervisor", "sidecar", "--", "sleep", "1"]).unwrap();
+        let Command::Sidecar(s) = cli.command else {
+            panic!("not sidecar")
+        };
+        assert!(s.wait_file.is_empty());
     }
 }

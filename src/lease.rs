@@ -139,6 +139,20 @@ pub fn wait_released(file: File) -> io::Result<()> {
     }
 }
 
+/// Whether the lease says its main refreshes it (`"heartbeat_ms": N`). A main without
+/// `--heartbeat` writes `null`: its lease never gets younger, and calling it stale would stop the
+/// daemon of a healthy job. A lease that cannot be read or parsed counts as refreshed, so
+/// `--stale-after` still guards it.
+pub fn has_heartbeat(path: &Path) -> bool {
+    let Ok(bytes) = marker::read_bounded(path) else {
+        return true;
+    };
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(v) => !v.get("heartbeat_ms").is_some_and(|h| h.is_null()),
+        Err(_) => true,
+    }
+}
+
 /// The lease's age by its mtime, for `--stale-after`.
 pub fn age(path: &Path) -> Option<std::time::Duration> {
     let m = std::fs::symlink_metadata(path).ok()?;

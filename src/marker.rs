@@ -132,7 +132,9 @@ pub fn decode(bytes: &[u8]) -> Seen {
         reason: value
             .get("reason")
             .and_then(|r| r.as_str())
-            .map(|r| r.chars().take(64).collect()),
+            // Whoever can write the volume writes this text into our logs: no newlines (forged
+            // log lines) and no escape sequences (a terminal's, or a log viewer's).
+            .map(|r| r.chars().filter(|c| !c.is_control()).take(64).collect()),
     }
 }
 
@@ -390,6 +392,8 @@ mod tests {
             assert_eq!(decode(junk).exit_code, None, "{junk:?}");
         }
         assert_eq!(decode(b"null"), unknown);
+        let forged = decode(b"{\"reason\":\"x\\n2026 ERROR forged\\u001b[31m\"}");
+        assert_eq!(forged.reason.as_deref(), Some("x2026 ERROR forged[31m"));
         assert_eq!(decode(b"{\"exit_code\":0}").exit_code, Some(0));
         assert_eq!(
             decode(b" {\"exit_code\": 3 , \"x\": [1]} ").exit_code,

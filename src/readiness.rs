@@ -31,11 +31,20 @@ pub enum Target {
 
 impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Parsing drops one leading `//` (URL style, `file:///x`): a path that itself starts with
+        // `//` gets one written back, or the printed target would name another path.
+        let slashes = |p: &std::path::Path| {
+            if p.as_os_str().as_encoded_bytes().starts_with(b"//") {
+                "//"
+            } else {
+                ""
+            }
+        };
         match self {
-            Target::File(p) => write!(f, "file:{}", p.display()),
+            Target::File(p) => write!(f, "file:{}{}", slashes(p), p.display()),
             Target::Tcp { raw, .. } => f.write_str(raw),
             Target::Http(u) => write!(f, "{u}"),
-            Target::Unix(p) => write!(f, "unix:{}", p.display()),
+            Target::Unix(p) => write!(f, "unix:{}{}", slashes(p), p.display()),
         }
     }
 }
@@ -264,6 +273,11 @@ mod tests {
             "tcp://db:5432".parse::<Target>().unwrap().to_string(),
             "tcp://db:5432"
         );
+        // Found by fuzzing: printing must not lose a `//` that belongs to the path.
+        for s in ["unix:////run/x.sock", "file:////a", "file://b", "unix:/c"] {
+            let t = s.parse::<Target>().unwrap();
+            assert_eq!(t.to_string().parse::<Target>(), Ok(t), "{s}");
+        }
     }
 
     #[test]

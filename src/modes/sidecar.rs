@@ -136,14 +136,21 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    tracing::info!(
-        "started {command} as pid {}; will stop it when the main is done ({list}, on {})",
-        child.pid,
-        match cfg.on {
-            OnPolicy::Any => "any exit",
-            OnPolicy::Success => "success only",
-        }
-    );
+    if list.is_empty() {
+        tracing::info!(
+            "started {command} as pid {}; no --wait-file: will stop it on SIGTERM (native sidecar)",
+            child.pid
+        );
+    } else {
+        tracing::info!(
+            "started {command} as pid {}; will stop it when the main is done ({list}, on {})",
+            child.pid,
+            match cfg.on {
+                OnPolicy::Any => "any exit",
+                OnPolicy::Success => "success only",
+            }
+        );
+    }
 
     let want_ready = !cfg.ready_when.is_empty() || cfg.ready_file.is_some();
     let mut readiness: Option<ReadyWait<'_>> = if want_ready {
@@ -166,7 +173,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
     let status = loop {
         if matches!(phase, Phase::Running) {
             for (i, w) in waits.iter_mut().enumerate() {
-                evaluate(i, w, cfg.on, &lease_tx);
+                evaluate(i, w, cfg.on, cfg.stale_after.is_some(), &lease_tx);
             }
             if let Some(cause) = all_done(&waits) {
                 phase = begin_stop(&cfg, &child, cause);
@@ -278,6 +285,7 @@ fn evaluate(
     i: usize,
     w: &mut WaitFile,
     on: OnPolicy,
+    stale_after: bool,
     lease_tx: &mpsc::UnboundedSender<(usize, u64)>,
 ) {
     if w.state != Wait::Pending {
@@ -326,6 +334,12 @@ fn evaluate(
         if w.lease_inode != Some(inode) {
             w.lease_inode = Some(inode);
             tracing::debug!("waiting on the main's lease {}", w.lease.display());
+            if stale_after && !lease::has_heartbeat(&w.lease) {
+                tracing::warn!(
+                    "the main's lease {} has no heartbeat (the main runs without --heartbeat): --stale-after does not apply to it; only the lock tells when the main vanishes",
+                    w.lease.display()
+                );
+            }
             let tx = lease_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name("lease".into())
@@ -389,7 +403,7 @@ fn check_stale(w: &mut WaitFile, limit: Duration, on: OnPolicy) {
     }
     let Some(inode) = w.lease_inode else { return };
     if let Some(age) = lease::age(&w.lease) {
-        if age > limit {
+        if age > limit && lease::has_heartbeat(&w.lease) {
             released(
                 w,
                 inode,
@@ -401,7 +415,8 @@ fn check_stale(w: &mut WaitFile, limit: Duration, on: OnPolicy) {
 }
 
 fn all_done(waits: &[WaitFile]) -> Option<Cause> {
-    if waits.iter().any(|w| w.state == Wait::Pending) {
+    // No --wait-file (a native sidecar): only SIGTERM/SIGINT stops the daemon.
+    if waits.is_empty() || waits.iter().any(|w| w.state == Wait::Pending) {
         return None;
     }
     if waits.iter().any(|w| w.state == Wait::Vanished) {

@@ -222,6 +222,21 @@ fn sigkill_after_the_grace_period_and_the_stop_signal_only_once() {
 }
 
 #[test]
+fn without_wait_file_only_sigterm_stops_the_daemon() {
+    // A native sidecar: no marker to wait for; the kubelet's SIGTERM ends it with exit 0.
+    let mut p = start(sup(["sidecar", "--", "python3", "-c", DAEMON]));
+    p.expect_line("daemon ready", DEADLINE);
+    p.signal(1);
+    p.expect_line("daemon got SIGHUP", DEADLINE);
+    assert!(p.wait_timeout(Duration::from_millis(100)).is_none());
+    p.signal(15);
+    let o = p.finish();
+    assert_eq!(o.code(), Some(0), "{o}");
+    assert!(o.stderr.contains("native sidecar"), "{o}");
+    assert!(o.stdout.contains("daemon got SIGTERM"), "{o}");
+}
+
+#[test]
 fn sigterm_to_the_sidecar_stops_the_daemon_and_exits_0() {
     for sig in [15, 2] {
         let d = tempdir();
@@ -307,8 +322,12 @@ fn usage_errors() {
             "{args:?}: must name {needle:?}: {o}"
         );
     }
-    let o = run(sup(["sidecar", "--", "true"]));
-    assert_eq!(o.code(), Some(2), "--wait-file is required: {o}");
+    let o = run(sup(["sidecar", "--", "sh", "-c", "exit 6"]));
+    assert_eq!(
+        o.code(),
+        Some(6),
+        "without --wait-file the daemon just runs: {o}"
+    );
     // Allowed with the explicit opt-in.
     let mut c = sup([
         "sidecar",

@@ -446,8 +446,6 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    // The environment of `sup` (no RUST_LOG, no SUPERVISOR_*), carried over to unshare.
-    let clean = sup(Vec::<String>::new());
     let mut u = Command::new("unshare");
     u.args([
         "--pid",
@@ -458,12 +456,7 @@ where
         bin(),
     ]);
     u.args(args);
-    for (k, v) in clean.get_envs() {
-        match v {
-            Some(v) => u.env(k, v),
-            None => u.env_remove(k),
-        };
-    }
+    sup_env(&mut u);
     u
 }
 
@@ -624,4 +617,16 @@ pub fn listener(kind: &str, opts: &[String]) -> (Proc, u16) {
             .expect("port number")
     };
     (p, port)
+}
+
+/// Gives `c` the clean environment of [`sup`] (no RUST_LOG, no SUPERVISOR_*), for commands that
+/// run the supervisor through a wrapper (unshare, sh).
+pub fn sup_env(c: &mut Command) -> &mut Command {
+    for (k, v) in sup(Vec::<String>::new()).get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
 }
