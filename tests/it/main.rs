@@ -2,6 +2,7 @@
 mod containers;
 mod examples;
 mod hardening;
+mod install;
 mod lease;
 mod main_mode;
 mod readiness;
