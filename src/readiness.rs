@@ -176,6 +176,10 @@ pub async fn wait_all(
         }
         pending = still;
         if pending.is_empty() {
+            if let Some(w) = &mut watcher {
+                // Let the kernel retire the watches now rather than in a slow close().
+                w.disarm();
+            }
             tracing::info!(
                 "{what}: all targets ready after {:.1}s",
                 started.elapsed().as_secs_f64()

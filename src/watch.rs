@@ -103,6 +103,19 @@ impl Watcher {
         }
     }
 
+    /// Removes every watch. Closing an inotify instance waits for the kernel to retire its
+    /// watches (an SRCU grace period, 10-20 ms here), and process exit closes it too: removing the
+    /// watches as soon as they are no longer needed lets that retirement overlap the daemon's
+    /// shutdown instead of delaying the supervisor's exit.
+    pub fn disarm(&mut self) {
+        self.paths.clear();
+        if let Backend::Inotify { fd, watched } = &mut self.backend {
+            for (_, wd) in watched.drain() {
+                let _ = fd.get_ref().0.rm_watch(wd);
+            }
+        }
+    }
+
     /// Waits until something may have changed, then re-arms. Spurious wake-ups are allowed: the
     /// caller re-checks its paths.
     pub async fn changed(&mut self) {

@@ -177,6 +177,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
             }
             if let Some(cause) = all_done(&waits) {
                 phase = begin_stop(&cfg, &child, cause);
+                watcher.disarm();
             }
         }
         let stopping = !matches!(phase, Phase::Running);
@@ -206,6 +207,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
                     } else {
                         tracing::info!("received {}: stopping {command}", signal_name(s));
                         phase = begin_stop(&cfg, &child, Cause::Requested(s));
+                        watcher.disarm();
                     }
                 }
                 Ok(s) => {

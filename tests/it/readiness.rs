@@ -392,8 +392,9 @@ fn probe_failing_targets_one_line_each_and_closed_port_fails_fast() {
     let took = t0.elapsed();
     eprintln!("probe with 4 failing targets took {took:?}");
     assert_eq!(o.code(), Some(1), "{o}");
+    // Far below --timeout even on a loaded machine: a refused connect is an answer.
     assert!(
-        took < Duration::from_secs(1),
+        took < Duration::from_secs(3),
         "closed port not fast: {took:?}{o}"
     );
     let lines: Vec<&str> = o.stderr.trim().lines().collect();

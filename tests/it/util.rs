@@ -602,6 +602,7 @@ pub fn py_listen(kind: &str, opts: &[String]) -> Vec<String> {
 }
 
 /// Starts PY_LISTEN directly (not under a supervisor) and returns it with its port (0 for unix).
+/// Unless it was told to listen late (`delay=`, `go=`), it is listening when this returns.
 pub fn listener(kind: &str, opts: &[String]) -> (Proc, u16) {
     let argv = py_listen(kind, opts);
     let mut c = Command::new(&argv[0]);
@@ -616,6 +617,12 @@ pub fn listener(kind: &str, opts: &[String]) -> (Proc, u16) {
             .parse()
             .expect("port number")
     };
+    let late = opts
+        .iter()
+        .any(|o| o.starts_with("delay=") || o.starts_with("go="));
+    if kind != "closed" && !late {
+        p.expect_line("listening", DEADLINE);
+    }
     (p, port)
 }
 
