@@ -45,6 +45,15 @@ pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
     (found, others)
 }
 
+/// Reaps after a SIGCHLD: the supervised child's status if it ended (orphans are logged).
+pub fn reap_child(child: Pid) -> Option<ChildStatus> {
+    let (status, orphans) = reap(Some(child));
+    if orphans > 0 {
+        tracing::debug!("reaped {orphans} orphaned process(es)");
+    }
+    status
+}
+
 /// SIGKILLs every remaining child of the supervisor (processes that left the daemon's process
 /// group and re-parented to us as subreaper or PID 1), then reaps them. Returns how many.
 pub fn kill_leftover_children() -> usize {

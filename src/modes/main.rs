@@ -138,11 +138,7 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         tokio::select! {
             sig = sigs.recv() => match sig {
                 Ok(Signal::SIGCHLD) => {
-                    let (status, orphans) = reaper::reap(Some(child.pid));
-                    if orphans > 0 {
-                        tracing::debug!("reaped {orphans} orphaned process(es)");
-                    }
-                    if let Some(st) = status {
+                    if let Some(st) = reaper::reap_child(child.pid) {
                         break st;
                     }
                 }

@@ -464,7 +464,7 @@ fn as_pid_1_signals_from_outside_are_forwarded() {
     let mut p = start(c);
     p.expect_line("ready", DEADLINE);
     // The namespace's PID 1 is the child of the unshare process.
-    let init = children_of(p.pid());
+    let init = children(p.pid());
     assert_eq!(init.len(), 1, "{init:?}");
     // SIGTERM to the host-side pid of the namespace's init, as the kubelet's runtime does.
     kill(init[0], 10);
@@ -474,25 +474,6 @@ fn as_pid_1_signals_from_outside_are_forwarded() {
     let o = p.finish();
     assert_eq!(o.code(), Some(0), "{o}");
     assert_eq!(read_json(&done)["exit_code"], 0);
-}
-
-fn kill(pid: i32, sig: i32) {
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    // SAFETY: kill(2) on a pid this test started.
-    unsafe {
-        kill(pid, sig);
-    }
-}
-
-/// Direct children of a process, from /proc.
-pub fn children_of(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
 }
 
 #[test]
