@@ -1,0 +1,217 @@
+//! Fuzz entry points for the supervisor's parsers.
+//!
+//! The supervisor is a binary crate, so its pure modules are compiled into this library with
+//! `#[path]`, under the same names at the crate root (their `crate::` paths resolve unchanged).
+//! Each public function takes raw fuzzer bytes, feeds them to one parser and checks the
+//! properties the rest of the program relies on; a panic is a finding. The same functions replay
+//! the checked-in corpus on stable (`tests/corpus.rs`), so CI runs every past input on each build.
+
+#![allow(dead_code, clippy::all)]
+
+#[path = "../../src/asyncfd.rs"]
+mod asyncfd;
+#[path = "../../src/cli.rs"]
+mod cli;
+#[path = "../../src/config.rs"]
+mod config;
+#[path = "../../src/http.rs"]
+mod http;
+#[path = "../../src/logging.rs"]
+mod logging;
+#[path = "../../src/marker.rs"]
+mod marker;
+#[path = "../../src/readiness.rs"]
+mod readiness;
+#[path = "../../src/watch.rs"]
+mod watch;
+
+/// `cli.rs` puts this in `--version`.
+pub const VERSION: &str = "fuzz";
+
+use clap::Parser;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+fn text(data: &[u8]) -> Option<&str> {
+    std::str::from_utf8(data).ok()
+}
+
+/// `config::parse_duration`: never panics (Duration::from_secs_f64 does on overflow), accepted
+/// values stay within the year the deadline arithmetic is safe for, and every error names the input.
+pub fn duration(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    match config::parse_duration(s) {
+        Ok(d) => assert!(d.as_secs() <= 365 * 24 * 3600, "{s:?} gave {d:?}"),
+        Err(e) => assert!(e.contains(&format!("{s:?}")), "{s:?}: {e}"),
+    }
+}
+
+/// `config::parse_signal`: accepted signals have a name that parses back to the same signal.
+pub fn signal(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    if let Ok(sig) = config::parse_signal(s) {
+        let name = config::signal_name(sig);
+        assert_eq!(config::parse_signal(name), Ok(sig), "{s:?} -> {name}");
+        assert_eq!(config::parse_signal(&(sig as i32).to_string()), Ok(sig));
+    }
+}
+
+/// `readiness::Target`: what parses prints back (in logs and the ready file) as the same target.
+pub fn target(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    match s.parse::<readiness::Target>() {
+        Ok(t) => {
+            let shown = t.to_string();
+            assert_eq!(shown.parse::<readiness::Target>().as_ref(), Ok(&t), "{s:?}");
+            if let readiness::Target::Tcp { host, port, .. } = &t {
+                assert!(!host.is_empty() && *port != 0, "{s:?}");
+            }
+            // The ready file lists targets as JSON strings: always valid JSON.
+            let json = serde_json::to_string(&[shown]).expect("serialise");
+            serde_json::from_str::<Vec<String>>(&json).expect("round trip");
+        }
+        Err(e) => assert!(e.to_string().contains(&format!("{s:?}")), "{s:?}: {e}"),
+    }
+}
+
+/// `http::parse_url`, `split_host_port`, `is_loopback` and `parse_status_line`. A URL that parses
+/// can be put on a request line as is: no spaces, no control characters, a path starting with
+/// `/`, a non-empty host, a non-zero port.
+pub fn http(data: &[u8]) {
+    // The status line parser sees raw bytes from the network.
+    match http::parse_status_line(data) {
+        Ok(Some(code)) => assert!((100..=599).contains(&code)),
+        Ok(None) => assert!(!data.contains(&b'\n')),
+        Err(_) => {}
+    }
+    let Some(s) = text(data) else { return };
+    if let Some((host, port)) = http::split_host_port(s) {
+        assert_ne!(port, Some(0), "{s:?}");
+        assert!(
+            !host.contains(['/', '@', ' ', '[', ']']),
+            "{s:?} -> {host:?}"
+        );
+        let _ = http::is_loopback(&host);
+    }
+    if let Ok(u) = http::parse_url(s) {
+        assert!(!u.host.is_empty() && u.port != 0, "{s:?}");
+        assert!(u.path.starts_with('/'), "{s:?} -> {:?}", u.path);
+        assert!(
+            !u.path
+                .bytes()
+                .chain(u.host.bytes())
+                .any(|b| b.is_ascii_control() || b == b' '),
+            "{s:?}"
+        );
+        assert!(!u.path.contains('#'), "{s:?}");
+        assert_eq!(http::parse_url(&u.to_string()).as_ref(), Ok(&u));
+    }
+}
+
+/// `marker::decode` on hostile bytes never panics and bounds what it keeps; and a marker the main
+/// writes (whatever its command line and error text, built here from the same bytes) fits in what
+/// a sidecar reads and decodes to its exit code.
+pub fn marker(data: &[u8]) {
+    let seen = marker::decode(data);
+    if let Some(r) = &seen.reason {
+        // It goes into the sidecar's logs: bounded, and no newline or escape sequence.
+        assert!(r.chars().count() <= 64);
+        assert!(!r.chars().any(char::is_control), "{r:?}");
+    }
+    // Whatever the JSON around it, an integer `exit_code` at the top level is what decode finds.
+    if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(data) {
+        assert_eq!(seen.exit_code, o.get("exit_code").and_then(|c| c.as_i64()));
+    }
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let code = parts.next().map_or(0, |p| p.len() as i32 - 3);
+    let error = parts.next().map(|e| e.repeat(64));
+    let m = marker::Marker {
+        version: 1,
+        exit_code: code,
+        reason: marker::Reason::Exited,
+        signal: None,
+        started_at: marker::rfc3339(std::time::SystemTime::now()),
+        finished_at: marker::rfc3339(std::time::SystemTime::now()),
+        duration_ms: data.len() as u64,
+        command: parts
+            .map(|p| p.repeat(if p.len() < 64 { 1 + p.len() * 40 } else { 1 }))
+            .collect(),
+        error,
+    };
+    let bytes = m.to_json();
+    assert!(
+        bytes.len() < marker::MAX_READ as usize,
+        "{} bytes",
+        bytes.len()
+    );
+    let back = marker::decode(&bytes);
+    assert_eq!(back.exit_code, Some(i64::from(code)));
+    assert_eq!(back.reason.as_deref(), Some("exited"));
+}
+
+/// The whole command line: NUL-separated arguments (any bytes, as the kernel allows) through clap
+/// and then the validation into a config. Nothing may panic, and a parsed `main`/`sidecar` always
+/// has a command.
+pub fn cli(data: &[u8]) {
+    let mut args: Vec<OsString> = vec!["supervisor".into()];
+    args.extend(
+        data.split(|&b| b == 0)
+            .map(|a| OsString::from_vec(a.to_vec())),
+    );
+    match cli::Cli::try_parse_from(args) {
+        Ok(c) => {
+            if let Some(l) = &c.log_level {
+                let _ = logging::parse_level(l);
+            }
+            match c.command {
+                cli::Command::Main(a) => {
+                    assert!(!a.command.is_empty());
+                    if let Ok(cfg) = config::MainConfig::from_args(a) {
+                        assert!(!cfg.command.is_empty());
+                        if cfg.heartbeat.is_some() {
+                            assert!(cfg.done_file.is_some());
+                        }
+                    }
+                }
+                cli::Command::Sidecar(a) => {
+                    assert!(!a.command.is_empty() && !a.wait_file.is_empty());
+                    if let Ok(cfg) = config::SidecarConfig::from_args(a) {
+                        assert!(!cfg.poll.is_zero());
+                        assert_ne!(cfg.stop_signal, nix::sys::signal::Signal::SIGCHLD);
+                    }
+                }
+                cli::Command::Probe(a) => {
+                    if let Ok(cfg) = config::ProbeConfig::from_args(a) {
+                        assert!(!cfg.targets.is_empty() && !cfg.timeout.is_zero());
+                    }
+                }
+                cli::Command::Install(_) => {}
+            }
+        }
+        Err(e) => {
+            // What main() prints: rendering an error must not panic either.
+            let _ = e.render().to_string();
+        }
+    }
+}
+
+/// `logging::parse_level`, which also reads RUST_LOG directive lists; and the JSON log line, which
+/// must stay one valid JSON object whatever the message (commands and paths end up in it).
+pub fn level(data: &[u8]) {
+    let Some(s) = text(data) else { return };
+    let _ = logging::parse_level(s);
+    let (message, value) = s.split_once('\0').unwrap_or((s, ""));
+    let line = logging::format_line(
+        cli::LogFormat::Json,
+        "T",
+        &tracing::Level::INFO,
+        "main",
+        message,
+        &[("extra", value.to_string())],
+    );
+    assert!(!line.contains('\n'), "{line:?}");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
+    assert_eq!(v["message"].as_str(), Some(message));
+    assert_eq!(v["extra"].as_str(), Some(value));
+}
