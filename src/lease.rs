@@ -17,7 +17,8 @@
 use crate::marker;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::hash::{Hash, Hasher};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -103,10 +104,13 @@ impl Lease {
 #[derive(Debug)]
 pub enum Found {
     Absent,
-    /// A lease file, opened read-only; `inode` tells one lease from its replacement.
+    /// A lease file, opened read-only. `id` tells one lease from its replacement: the inode
+    /// number alone does not (a filesystem may give a new file the number of one just freed), so
+    /// it is combined with the lease's content, which names its holder and start time and never
+    /// changes (a heartbeat only touches the mtime).
     Lease {
         file: File,
-        inode: u64,
+        id: u64,
     },
 }
 
@@ -121,10 +125,16 @@ pub fn open(path: &Path) -> Found {
         Err(_) => return Found::Absent,
     };
     match file.metadata() {
-        Ok(m) if m.is_file() => Found::Lease {
-            inode: m.ino(),
-            file,
-        },
+        Ok(m) if m.is_file() => {
+            let mut head = Vec::with_capacity(256);
+            let _ = (&file).take(512).read_to_end(&mut head);
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (m.dev(), m.ino(), head).hash(&mut h);
+            Found::Lease {
+                id: h.finish(),
+                file,
+            }
+        }
         _ => Found::Absent,
     }
 }

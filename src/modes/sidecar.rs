@@ -52,8 +52,9 @@ struct WaitFile {
     path: PathBuf,
     lease: PathBuf,
     state: Wait,
-    /// The lease inode a helper thread is blocked on, so each lease is waited on once.
-    lease_inode: Option<u64>,
+    /// The lease a helper thread is blocked on ([`lease::Found`]'s id), so each lease is waited
+    /// on once.
+    lease_id: Option<u64>,
     /// The last thing we logged about this marker, so events do not repeat the same line.
     last_note: Option<String>,
 }
@@ -105,7 +106,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
             path: p.clone(),
             lease: lease::lease_path(p),
             state: Wait::Pending,
-            lease_inode: None,
+            lease_id: None,
             last_note: None,
         })
         .collect();
@@ -216,9 +217,9 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
                 }
             },
             () = watcher.changed(), if !stopping => {}
-            Some((i, inode)) = lease_rx.recv() => {
+            Some((i, id)) = lease_rx.recv() => {
                 if !stopping {
-                    released(&mut waits[i], inode, cfg.on, "lock released");
+                    released(&mut waits[i], id, cfg.on, "lock released");
                 }
             }
             r = poll_opt(&mut readiness) => {
@@ -324,13 +325,12 @@ fn evaluate(
     }
     let found = lease::open(&w.lease);
     if let lease::Found::Absent = found {
-        // A clean end removes the lease. Forget its inode: the next main's lease may be given the
-        // same inode number (ext4 reuses a freed one at once) and must still be waited on.
-        w.lease_inode = None;
+        // A clean end removes the lease: forget it, so the next main's lease is waited on.
+        w.lease_id = None;
     }
-    if let lease::Found::Lease { file, inode } = found {
-        if w.lease_inode != Some(inode) {
-            w.lease_inode = Some(inode);
+    if let lease::Found::Lease { file, id } = found {
+        if w.lease_id != Some(id) {
+            w.lease_id = Some(id);
             tracing::debug!("waiting on the main's lease {}", w.lease.display());
             if stale_after && !lease::has_heartbeat(&w.lease) {
                 tracing::warn!(
@@ -344,7 +344,7 @@ fn evaluate(
                 .stack_size(64 * 1024)
                 .spawn(move || {
                     if lease::wait_released(file).is_ok() {
-                        let _ = tx.send((i, inode));
+                        let _ = tx.send((i, id));
                     }
                 });
             if let Err(e) = spawned {
@@ -363,11 +363,11 @@ fn note(w: &mut WaitFile, line: String) {
 }
 
 /// A main's lease was released (or went stale): if no marker came with it, the main vanished.
-fn released(w: &mut WaitFile, inode: u64, on: OnPolicy, how: &str) {
-    // A forgotten inode (the lease file vanished: its directory was deleted, or someone removed
-    // it) still counts: the helper thread holds the old file open, so its lock is still the
-    // main's life. Only a report about a lease since replaced by another one is stale.
-    if w.state != Wait::Pending || w.lease_inode.is_some_and(|i| i != inode) {
+fn released(w: &mut WaitFile, id: u64, on: OnPolicy, how: &str) {
+    // A forgotten lease (the file vanished: its directory was deleted, or someone removed it)
+    // still counts: the helper thread held the old file open, so its lock was still the main's
+    // life. Only a report about a lease since replaced by another one is stale.
+    if w.state != Wait::Pending || w.lease_id.is_some_and(|i| i != id) {
         return;
     }
     if !matches!(
@@ -399,15 +399,10 @@ fn check_stale(w: &mut WaitFile, limit: Duration, on: OnPolicy) {
     if w.state != Wait::Pending {
         return;
     }
-    let Some(inode) = w.lease_inode else { return };
+    let Some(id) = w.lease_id else { return };
     if let Some(age) = lease::age(&w.lease) {
         if age > limit && lease::has_heartbeat(&w.lease) {
-            released(
-                w,
-                inode,
-                on,
-                &format!("heartbeat {}ms old", age.as_millis()),
-            );
+            released(w, id, on, &format!("heartbeat {}ms old", age.as_millis()));
         }
     }
 }
