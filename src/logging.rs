@@ -96,7 +96,17 @@ pub fn format_line(
 ) -> String {
     match format {
         LogFormat::Text => {
-            let mut line = format!("{timestamp} {level:>5} {mode}: {message}");
+            // One event, one line: control characters (a multi-line script in the command, text
+            // from a marker) are escaped so they can neither split nor forge log lines.
+            let mut escaped = String::with_capacity(message.len());
+            for c in message.chars() {
+                if c.is_control() {
+                    escaped.extend(c.escape_default());
+                } else {
+                    escaped.push(c);
+                }
+            }
+            let mut line = format!("{timestamp} {level:>5} {mode}: {escaped}");
             for (k, v) in extra {
                 let _ = write!(line, " {k}={v}");
             }
