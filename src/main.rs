@@ -1,42 +1,10 @@
-//! `supervisor`: PID 1 for the containers of a Kubernetes pod.
-//!
-//! Theory of operation: the main container runs `supervisor main`, which runs the job as a child
-//! in its own process group, reaps zombies, forwards signals and, however the job ends, writes an
-//! atomic JSON done-marker on the volume the pod shares. While it lives it holds a kernel lock on a
-//! lease file beside the marker. Each sidecar runs `supervisor sidecar`, which runs its daemon and
-//! watches (inotify) for the marker and (a blocked flock) for the lease's release; when the main is
-//! done or gone it stops the daemon (signal once or quit URL, grace, SIGKILL) and exits 0, so the
-//! pod completes. `probe` and `install` serve Kubernetes exec probes and init containers.
-//!
-//! This file only parses, sets up logging, runs a mode and exits with the code `exit` decides.
-
-mod asyncfd;
-mod child;
-mod cli;
-mod config;
-mod exit;
-mod http;
-mod lease;
-mod logging;
-mod marker;
-mod modes;
-mod readiness;
-mod reaper;
-mod signals;
-mod stop;
-mod watch;
+//! `supervisor`: see the library's documentation (src/lib.rs) for the theory of operation.
 
 use clap::Parser;
-use cli::{Cli, Command};
-use exit::Outcome;
+use supervisor::cli::{Cli, Command};
+use supervisor::exit::Outcome;
+use supervisor::{config, exit, logging, modes};
 use tracing::level_filters::LevelFilter;
-
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("SUPERVISOR_GIT_COMMIT"),
-    ")"
-);
 
 fn main() {
     std::process::exit(run());
