@@ -17,8 +17,15 @@ fn main() {
         commit.unwrap_or_else(|| "unknown commit".into())
     );
     println!("cargo:rerun-if-env-changed=SUPERVISOR_GIT_COMMIT");
-    for p in [".git/HEAD", ".git/refs/heads", ".git/packed-refs"] {
-        if std::path::Path::new(p).exists() {
+    // Ask git where HEAD and the refs live: in a worktree `.git` is a file, not a directory.
+    for name in ["HEAD", "refs/heads", "packed-refs"] {
+        let path = Command::new("git")
+            .args(["rev-parse", "--git-path", name])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        if let Some(p) = path.filter(|p| std::path::Path::new(p).exists()) {
             println!("cargo:rerun-if-changed={p}");
         }
     }

@@ -106,6 +106,9 @@ class Phase:
         return self
 
     def __exit__(self, et, ev, tb):
+        for pid, state, cmd in reap_strays():
+            self.results.setdefault("leaks", []).append(
+                "after %s: pid %d (%s) %s" % (self.name, pid, state, cmd[:160]))
         tot1, idle1 = cpu_times()
         dt, di = tot1 - self.c0[0], idle1 - self.c0[1]
         self.results.setdefault("load", {})[self.name] = {
@@ -170,6 +173,47 @@ def kill_proc(p):
     TRACKED.discard(p)
 
 
+def set_child_subreaper():
+    """Orphans of everything we start re-parent to us, so leaks can be found and killed."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+
+
+def reap_strays():
+    """Kill and reap children no Popen owns. Returns [(pid, state, cmdline)] of the live ones."""
+    me, owned = os.getpid(), {p.pid for p in TRACKED}
+    live = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            if int(rest[1]) != me or int(pid) in owned:
+                continue
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):
+            continue
+        if rest[0] not in "ZX":
+            live.append((int(pid), rest[0], cmd))
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(int(pid), os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:
+                break
+            time.sleep(0.01)
+    return live
+
+
 def wait_path(path, timeout, proc=None):
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
@@ -230,6 +274,18 @@ def proc_task_stats(pid):
     # fields[0] is state (field 3); utime is field 14 -> index 11
     out["utime"], out["stime"], out["cutime"], out["cstime"] = (int(x) for x in fields[11:15])
     return out
+
+
+def fs_type(path):
+    """Filesystem type of the mount holding path (markers are written there)."""
+    best, typ = "", "?"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            mp = left.split()[4]
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best, typ = mp, right.split()[0]
+    return typ
 
 
 def elf_info(path):
@@ -296,6 +352,11 @@ class Bench:
                     break
         with open("/proc/meminfo") as f:
             mem = f.readline().split()[1]
+        # what the rest of the machine is doing: CPU busy share over 3 s before we start
+        c0 = cpu_times()
+        time.sleep(3)
+        c1 = cpu_times()
+        busy_before = round(100.0 * ((c1[0] - c0[0]) - (c1[1] - c0[1])) / max(1, c1[0] - c0[0]), 1)
         self.res["meta"] = {
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "mode": "quick" if self.quick else "full",
@@ -306,12 +367,15 @@ class Bench:
             "kernel": platform.release(),
             "os": self._os_release(),
             "loadavg_start": loadavg(),
+            "machine_cpu_busy_pct_before_run": busy_before,
             "supervisor_bin": self.sup,
             "supervisor_version": (ver.stdout or ver.stderr).strip().splitlines()[0:1],
             "supervisor_source": self.a.bin_source,
             "peers": {k: {"path": v, "version": self._peer_version(k, v)}
                       for k, v in self.peers.items()},
             "perf_available": self.perf_ok,
+            "scratch_dir": self.tmp,
+            "scratch_fs": fs_type(self.tmp),
         }
 
     @staticmethod
@@ -376,7 +440,7 @@ class Bench:
     # -- 1. start-up overhead --------------------------------------------------
     def bench_startup(self):
         rounds, per = self.n(30, 8), self.n(40, 15)
-        samples, rounds_med, failures = {}, {}, {}
+        samples, rounds_med, failures, cpus = {}, {}, {}, {}
         for r in range(rounds):
             d = self.mkd("startup", str(r))
             conts = {"/bin/true (baseline)": []}
@@ -384,24 +448,36 @@ class Bench:
             order = list(conts)
             random.shuffle(order)
             for name in order:
-                argv = [self.bk, "spawnloop", str(per), "--"] + conts[name] + ["/bin/true"]
-                q = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-                xs = [int(x) for x in q.stdout.split()]
+                argv = [self.bk, "spawnloop", str(per), "10000", "--"] + conts[name] + ["/bin/true"]
+                q = subprocess.run(argv, capture_output=True, text=True, timeout=per * 12 + 30)
+                rows = [l.split() for l in q.stdout.splitlines()]
+                rows = [r for r in rows if len(r) == 2 and r[0].isdigit()]
+                xs = [int(r[0]) for r in rows]
+                cpus.setdefault(name, []).extend(int(r[1]) for r in rows)
+                if not xs:
+                    raise RuntimeError("%s: every run timed out" % name)
                 samples.setdefault(name, []).extend(xs)
                 rounds_med.setdefault(name, []).append(statistics.median(xs))
                 m = re.search(r"failures (\d+)", q.stderr)
                 failures[name] = failures.get(name, 0) + (int(m.group(1)) if m else per)
             shutil.rmtree(d, ignore_errors=True)
         base = samples["/bin/true (baseline)"]
+        base_cpu = statistics.median(cpus["/bin/true (baseline)"])
         base_rounds = rounds_med["/bin/true (baseline)"]
         out = {"rounds": rounds, "runs_per_round": per, "contenders": {}}
-        for name, xs in samples.items():
+        for name in ["/bin/true (baseline)"] + list(self.wrappers(self.tmp)):
+            if name not in samples:
+                continue
+            xs = samples[name]
             per_round_over = [m - b for m, b in zip(rounds_med[name], base_rounds)]
             out["contenders"][name] = {
                 "wall": summary(xs),
                 "overhead_median_ns": statistics.median(xs) - statistics.median(base),
+                "cpu": summary(cpus[name]),
+                "cpu_overhead_median_ns": statistics.median(cpus[name]) - base_cpu,
                 "overhead_per_round": summary(per_round_over),
                 "nonzero_exits": failures[name],
+                "raw_wall_ns": xs,
             }
         tini = out["contenders"].get("tini-static")
         for name, c in out["contenders"].items():
@@ -413,23 +489,28 @@ class Bench:
     def bench_signal(self):
         rounds, per = self.n(10, 4), self.n(10, 5)
         lat, exitlat, fails = {}, {}, {}
+        broken = set()
         for r in range(rounds):
             d = self.mkd("signal", str(r))
-            conts = self.wrappers(d)
+            conts = {k: v for k, v in self.wrappers(d).items() if k not in broken}
             order = list(conts)
             random.shuffle(order)
             for name in order:
                 sd = self.mkd("signal", str(r), re.sub(r"\W+", "_", name))
                 argv = ([self.bk, "sigbench", str(per), "1000", "5000", sd, "--"] + conts[name]
                         + [self.bk, "child", "%R", "%O"])
-                q = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+                q = subprocess.run(argv, capture_output=True, text=True, timeout=per * 12 + 30)
+                good = 0
                 for line in q.stdout.splitlines():
                     f = line.split()
                     if f[0] == "ok":
                         lat.setdefault(name, []).append(int(f[1]))
                         exitlat.setdefault(name, []).append(int(f[2]))
+                        good += 1
                     else:
                         fails.setdefault(name, []).append(" ".join(f[1:]))
+                if not good:
+                    broken.add(name)  # every run failed: do not spend more rounds on it
             shutil.rmtree(d, ignore_errors=True)
         out = {"signal": "SIGTERM", "rounds": rounds, "runs_per_round": per, "contenders": {}}
         for name in self.wrappers(self.tmp):
@@ -437,6 +518,7 @@ class Bench:
                 "handler_latency": summary(lat.get(name, [])),
                 "exit_latency": summary(exitlat.get(name, [])),
                 "failures": fails.get(name, []),
+                "raw_handler_latency_ns": lat.get(name, []),
             }
         self.res["signal"] = out
 
@@ -464,6 +546,8 @@ class Bench:
                 c["codes"][f[3]] = c["codes"].get(f[3], 0) + 1
                 if f[4] == "daemon-alive":
                     c["daemon_alive"] += 1
+                if len(f) > 5 and f[5] == "term-blocked":
+                    c["term_blocked"] = c.get("term_blocked", 0) + 1
             elif f:
                 c["failures"].append(" ".join(f[1:]))
 
@@ -476,8 +560,9 @@ class Bench:
             "supervisor sidecar (lease held, like a real main)": (self.sidecar_argv(), 1, per_lease),
             "supervisor sidecar (marker only, no lease file)": (self.sidecar_argv(), 0, per_nolease),
         }
+        broken = set()
         for r in range(rounds):
-            order = list(conts)
+            order = [k for k in conts if k not in broken]
             random.shuffle(order)
             for name in order:
                 argv_t, lease, per = conts[name]
@@ -485,7 +570,10 @@ class Bench:
                 argv = ([self.bk, "markerbench", str(per), "5000", str(smax), "10000", str(lease), d,
                          "--"] + argv_t)
                 q = subprocess.run(argv, capture_output=True, text=True, timeout=per * 25 + 30)
+                before = len(store.get(name, {}).get("exit", []))
                 self._parse_marker(q.stdout, store, name)
+                if len(store[name]["exit"]) == before:
+                    broken.add(name)  # every run failed: do not spend more rounds on it
                 shutil.rmtree(d, ignore_errors=True)
         # shell loops: seconds-scale, so run their samples concurrently (they only sleep)
         shells = {"shell loop (sleep 5)": (5, self.n(12, 4)),
@@ -509,14 +597,19 @@ class Bench:
                     "harness-timeout")
             TRACKED.discard(p)
         out = {"settle_before_marker_us": [5000, smax], "contenders": {}}
-        for name, c in store.items():
+        for name in list(conts) + list(shells):
+            if name not in store:
+                continue
+            c = store[name]
             out["contenders"][name] = {
                 "runs": len(c["exit"]),
                 "marker_to_exit": summary(c["exit"]),
                 "marker_to_daemon_signaled": summary(c["daemon_signaled"]),
                 "exit_codes": c["codes"],
                 "daemon_alive_after_exit": c["daemon_alive"],
+                "daemon_inherited_term_blocked": c.get("term_blocked", 0),
                 "failures": c["failures"],
+                "raw_marker_to_exit_ns": c["exit"],
             }
         self.res["marker"] = out
 
@@ -576,13 +669,15 @@ class Bench:
                 except Exception as e:  # noqa: BLE001 - record and continue
                     data.setdefault(name, []).append({"error": repr(e)})
         out = {"reps": reps, "contenders": {}}
-        for name, rows in data.items():
+        for name in cases:
+            rows = data.get(name, [])
             ok = [x for x in rows if "VmHWM" in x]
             out["contenders"][name] = {
                 "vmhwm_kib": summary([x["VmHWM"] for x in ok]),
                 "rss_anon_at_exit_kib": summary([x.get("RssAnon", 0) for x in ok]),
                 "rss_file_at_exit_kib": summary([x.get("RssFile", 0) for x in ok]),
                 "threads_at_exit": sorted({x.get("Threads", 0) for x in ok}),
+                "raw": rows,
                 "exit_codes": sorted({x["exit"] for x in ok}),
                 "errors": [x["error"] for x in rows if "error" in x],
             }
@@ -590,7 +685,7 @@ class Bench:
 
     # -- 6. reaping throughput ---------------------------------------------------
     def bench_reap(self):
-        n, reps = self.n(10000, 2000), self.n(3, 1)
+        n, reps = self.n(10000, 2000), self.n(5, 1)
         conts = {"reference: blocking wait() loop": [self.bk, "init", "--"]}
         conts.update(self.wrappers(self.tmp, include_done=False))
         data = {}
@@ -615,12 +710,14 @@ class Bench:
                 except (OSError, ValueError):
                     data.setdefault(name, []).append({"error": "no result (exit %s)" % p.returncode})
         out = {"orphans_per_run": n, "reps": reps, "contenders": {}}
-        for name, rows in data.items():
+        for name in conts:
+            rows = data.get(name, [])
             ok = [x for x in rows if "per_s" in x and x["not_reaped"] == 0]
             out["contenders"][name] = {
                 "reaped_per_s": summary([x["per_s"] for x in ok]),
                 "reap_ns": summary([x["reap_ns"] for x in ok]),
                 "create_ns": summary([x["create_ns"] for x in ok]),
+                "raw": rows,
                 "errors": [x.get("error", "not reaped: %s" % x.get("not_reaped"))
                            for x in rows if x not in ok],
             }
@@ -634,12 +731,15 @@ class Bench:
         def child(d):
             return [self.bk, "child", os.path.join(d, "ready")]
 
-        def add(name, mk, stop):
+        def add(name, mk, stop, lease=False):
             d = self.mkd("idle", re.sub(r"\W+", "_", name))
-            cont[name] = {"argv": mk(d), "stop": stop, "dir": d}
+            cont[name] = {"argv": mk(d), "stop": stop, "dir": d, "lease": lease}
 
         add("supervisor sidecar (waiting for marker)",
             lambda d: [self.sup, "sidecar", "--wait-file", d + "/done", "--"] + child(d), "marker")
+        add("supervisor sidecar (waiting, main's lease held)",
+            lambda d: [self.sup, "sidecar", "--wait-file", d + "/done", "--"] + child(d), "marker",
+            lease=True)
         add("supervisor main --done-file (CMD running)",
             lambda d: [self.sup, "main", "--done-file", d + "/done", "--"] + child(d), "term")
         for name, w in self.wrappers(self.tmp, include_done=False).items():
@@ -651,24 +751,30 @@ class Bench:
                                           for a in self.shell_loop_argv(self.bk, period)], "marker")
         try:
             for name, c in cont.items():
-                # SIGTERM-stopped contenders need a leased done file only for supervisor main
+                if c["lease"]:  # like a running main: an exclusive flock on <done>.lease
+                    c["lease_f"] = open(os.path.join(c["dir"], "done.lease"), "w")
+                    fcntl.flock(c["lease_f"], fcntl.LOCK_EX)
                 c["log"] = open(os.path.join(c["dir"], "log"), "w")
                 c["p"] = popen(c["argv"], stdout=c["log"], stderr=subprocess.STDOUT)
             for name, c in cont.items():
                 if not wait_path(os.path.join(c["dir"], "ready"), 10, c["p"]):
                     c["error"] = "not ready (exit %s)" % c["p"].poll()
-            time.sleep(1.0)
+            time.sleep(0.5)
             perf = {}
-            for name, c in cont.items():
-                if "error" in c:
-                    continue
-                c["a"] = proc_task_stats(c["p"].pid)
-                if self.perf_ok:
+            if self.perf_ok:
+                # attach perf first (attaching can itself cost a wake-up), then open our window
+                for name, c in cont.items():
+                    if "error" in c:
+                        continue
                     pf = os.path.join(c["dir"], "perf.csv")
                     perf[name] = (popen(["perf", "stat", "-x,", "-o", pf, "-e",
                                          "context-switches,task-clock", "-p", str(c["p"].pid),
-                                         "--", "sleep", str(secs)],
+                                         "--", "sleep", str(secs + 1.0)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), pf)
+            time.sleep(0.5)
+            for name, c in cont.items():
+                if "error" not in c:
+                    c["a"] = proc_task_stats(c["p"].pid)
             time.sleep(secs)
             for name, c in cont.items():
                 if "error" in c:
@@ -700,6 +806,8 @@ class Bench:
                     try:
                         if c["stop"] == "marker":
                             place_marker(os.path.join(c["dir"], "done"))
+                            if c.get("lease_f"):
+                                c["lease_f"].close()
                         else:
                             os.kill(p.pid, signal.SIGTERM)
                     except OSError:
@@ -712,6 +820,8 @@ class Bench:
                     c["stop_error"] = "did not stop within 15 s"
                     kill_proc(p)
                 c["log"].close()
+                if c.get("lease_f"):
+                    c["lease_f"].close()
         out = {"seconds": secs, "contenders": {}}
         for name, c in cont.items():
             row = {}
@@ -779,7 +889,7 @@ class Bench:
         if not dockerd:
             self.res["dockerd"] = {"skipped": "dockerd not found"}
             return
-        reps = self.n(5, 2)
+        reps = self.n(8, 2)
         modes = ["bare dockerd, SIGTERM to its pid", "bare dockerd, SIGTERM to its process group",
                  "supervisor sidecar -- dockerd, marker"]
         data, problems = {}, []
@@ -851,13 +961,15 @@ class Bench:
                         problems.append("unmounted %d leftover mounts after %s" % (len(mnts), mode))
                     shutil.rmtree(d, ignore_errors=True)
         out = {"reps": reps, "contenders": {}, "problems": problems}
-        for mode, rows in data.items():
+        for mode in modes:
+            rows = data.get(mode, [])
             ok = [x for x in rows if "stop_ns" in x]
             out["contenders"][mode] = {
                 "stop": summary([x["stop_ns"] for x in ok]),
                 "ready_s": summary([x["ready_s"] for x in ok]),
                 "exit_codes": sorted({x["exit"] for x in ok}),
                 "errors": [x["error"] for x in rows if "error" in x],
+                "raw": rows,
             }
         b = out["contenders"].get(modes[0], {}).get("stop", {})
         s = out["contenders"].get(modes[2], {}).get("stop", {})
@@ -877,9 +989,13 @@ class Bench:
 
         st = R.get("startup", {}).get("contenders", {})
         tini = st.get("tini-static", {}).get("overhead_median_ns")
+        tini_cpu = st.get("tini-static", {}).get("cpu_overhead_median_ns")
         for name in ("supervisor main", "supervisor main --done-file"):
             m = st.get(name, {}).get("overhead_median_ns")
-            add("start-up overhead, %s" % name, "≤ tini-static (%s)" % fmt_us(tini), fmt_us(m),
+            mc = st.get(name, {}).get("cpu_overhead_median_ns")
+            add("start-up overhead (wall), %s" % name,
+                "≤ tini-static (%s; CPU %s)" % (fmt_us(tini), fmt_us(tini_cpu)),
+                "%s (CPU %s)" % (fmt_us(m), fmt_us(mc)),
                 None if m is None or tini is None else m <= tini)
         mk = R.get("marker", {}).get("contenders", {})
         for name, c in mk.items():
@@ -934,12 +1050,15 @@ class Bench:
         L.append("- Date: %s" % m["date"])
         L.append("- Machine: %s, %d CPUs (nproc), %s MiB RAM, kernel %s, %s" % (
             m["cpu_model"], m["nproc"], m["mem_total_mib"], m["kernel"], m["os"]))
-        L.append("- Load average at start: %s; at end: %s (shared machine: other builds may run)"
-                 % (" ".join(m["loadavg_start"]), " ".join(m.get("loadavg_end", []))))
+        L.append("- Load: machine CPU busy %s%% in the 3 s before the run (other users of this shared "
+                 "machine); load average at start %s, at end %s" % (
+                     m["machine_cpu_busy_pct_before_run"], " ".join(m["loadavg_start"]),
+                     " ".join(m.get("loadavg_end", []))))
         L.append("- supervisor: `%s` (%s; %s)" % (m["supervisor_bin"], " ".join(m["supervisor_version"]) or "?",
                                               m["supervisor_source"] or "binary given"))
         L.append("- Peers: " + ", ".join("%s %s" % (k, v["version"]) for k, v in m["peers"].items()))
         L.append("- Command: `%s`; wall time %s s" % (m.get("command", "bench/run.sh"), m.get("wall_s")))
+        L.append("- Scratch directory (markers, leases, sockets): %s on %s" % (m["scratch_dir"], m["scratch_fs"]))
         L.append("")
         L.append("## Targets\n")
         L.append("| target | goal | measured | result |")
@@ -953,15 +1072,18 @@ class Bench:
             L.append("## 1. Start-up overhead (`X /bin/true` − `/bin/true`)\n")
             L.append("%d rounds × %d runs per contender, order shuffled every round. Overhead = "
                      "median of all runs − median of the baseline; spread = p10–p90 of the per-round "
-                     "overheads.\n" % (st["rounds"], st["runs_per_round"]))
-            L.append("| contender | median wall | overhead | per-round overhead p10–p90 | ratio to tini-static | non-zero exits |")
-            L.append("|---|---|---|---|---|---|")
+                     "overheads. CPU overhead = median user+system time of X and the `/bin/true` it reaped (wait4 "
+                     "rusage) − the baseline's: it does not grow when the machine is busy, wall time does.\n"
+                     % (st["rounds"], st["runs_per_round"]))
+            L.append("| contender | median wall | overhead | per-round overhead p10–p90 | ratio to tini-static | CPU overhead | non-zero exits |")
+            L.append("|---|---|---|---|---|---|---|")
             for name, c in st["contenders"].items():
                 pr = c["overhead_per_round"]
-                L.append("| %s | %s | %s | %s – %s | %s | %d |" % (
+                L.append("| %s | %s | %s | %s – %s | %s | %s | %d |" % (
                     name, fmt_us(c["wall"]["median"]), fmt_us(c["overhead_median_ns"]),
                     fmt_us(pr["p10"]), fmt_us(pr["p90"]),
-                    "%.2f" % c["ratio_to_tini"] if "ratio_to_tini" in c else "—", c["nonzero_exits"]))
+                    "%.2f" % c["ratio_to_tini"] if "ratio_to_tini" in c else "—",
+                    fmt_us(c["cpu_overhead_median_ns"]), c["nonzero_exits"]))
             L.append("")
 
         mk = R.get("marker")
@@ -988,8 +1110,9 @@ class Bench:
                      % idle["seconds"])
             L.append("Wake-ups = voluntary + non-voluntary context switches summed over all threads "
                      "(/proc/PID/task/*/status). CPU = schedstat run time of all threads + reaped "
-                     "children's CPU ticks. perf columns count the process and the children it "
-                     "spawns during the window (the shell loop's `sleep`s).\n")
+                     "children's CPU ticks. perf columns (`perf stat -p`, a window 1 s longer, opened "
+                     "0.5 s earlier) count the process and the children it spawns (the shell loop's "
+                     "`sleep`s).\n")
             L.append("| contender | wake-ups | per minute | CPU time | threads | perf ctx-switches | perf task-clock | blocked in |")
             L.append("|---|---|---|---|---|---|---|---|")
             for name, c in idle["contenders"].items():
@@ -1035,8 +1158,11 @@ class Bench:
         rp = R.get("reap")
         if rp:
             L.append("## 6. Reaping throughput as PID 1 (`unshare --pid --fork --mount-proc`)\n")
-            L.append("%d double-forked orphans, parked on a pipe, released at once; time until the "
-                     "last one is reaped (checked with kill(pid, 0) == ESRCH). %d reps.\n"
+            L.append("%d orphans (forked by a process that then exits, so re-parented to PID 1), "
+                     "parked on a pipe, released at once; time until the last one is reaped "
+                     "(kill(pid, 0) == ESRCH). The reference PID 1 is a bare blocking wait() loop: "
+                     "what this machine allows. The rate swings widely between runs for every PID 1 "
+                     "(the exits compete for the same CPUs). %d reps.\n"
                      % (rp["orphans_per_run"], rp["reps"]))
             L.append("| PID 1 | orphans reaped/s (median) | min–max | reap time median | errors |")
             L.append("|---|---|---|---|---|")
@@ -1090,19 +1216,32 @@ class Bench:
                 L.append("")
 
         L.append("## Load during each phase\n")
+        L.append("The load average lags by minutes and is inflated by the reaping phase's own burst of "
+                 "10,000 runnable processes (also a previous run's); the CPU-busy column is the share "
+                 "of all CPUs' time that was not idle during the phase, the benchmark's own work "
+                 "included.\n")
         L.append("| phase | wall | loadavg before | loadavg after | machine CPU busy (incl. the bench) |")
         L.append("|---|---|---|---|---|")
         for name, l in R.get("load", {}).items():
-            L.append("| %s | %s s | %s | %s | %s%% |" % (name, l["wall_s"], " ".join(l["loadavg_before"]),
-                                                     " ".join(l["loadavg_after"]), l["machine_cpu_busy_pct"]))
+            busy = l["machine_cpu_busy_pct"]
+            L.append("| %s | %s s | %s | %s | %s |" % (name, l["wall_s"], " ".join(l["loadavg_before"]),
+                                                   " ".join(l["loadavg_after"]),
+                                                   "—" if busy is None else "%s%%" % busy))
         L.append("")
         if R.get("errors"):
             L.append("## Errors\n")
             for k, v in R["errors"].items():
                 L.append("- %s: `%s`" % (k, v))
             L.append("")
+        L.append("## Leaked processes\n")
+        L.append("The harness is a child subreaper; after every phase it looks for live processes "
+                 "re-parented to it.\n")
         if R.get("leaks"):
-            L.append("Leaked processes killed at the end: %s\n" % R["leaks"])
+            for x in R["leaks"]:
+                L.append("- %s" % x)
+        else:
+            L.append("None.")
+        L.append("")
         return "\n".join(L)
 
     # -- run -------------------------------------------------------------------------
@@ -1111,8 +1250,10 @@ class Bench:
         self.setup()
         phases = [("size", self.bench_size), ("startup", self.bench_startup),
                   ("signal", self.bench_signal), ("marker", self.bench_marker),
-                  ("memory", self.bench_memory), ("reap", self.bench_reap),
-                  ("idle", self.bench_idle), ("dockerd", self.bench_dockerd)]
+                  ("memory", self.bench_memory), ("idle", self.bench_idle),
+                  ("dockerd", self.bench_dockerd),
+                  # last: its exit storm of 10,000 runnable processes inflates the load average
+                  ("reap", self.bench_reap)]
         only = set(self.a.only.split(",")) if self.a.only else None
         for name, fn in phases:
             if only and name not in only:
@@ -1127,14 +1268,14 @@ class Bench:
     def cleanup(self):
         for p in list(TRACKED):
             kill_proc(p)
-        leaks = self._leftovers(self.tmp)
-        for pid, cmd in leaks:
+        for pid, state, cmd in reap_strays():
+            self.res.setdefault("leaks", []).append("at exit: pid %d (%s) %s" % (pid, state, cmd[:160]))
+        for pid, cmd in self._leftovers(self.tmp):  # escaped re-parenting (e.g. setsid + double fork)
+            self.res.setdefault("leaks", []).append("at exit, not our child: pid %d %s" % (pid, cmd[:160]))
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        if leaks:
-            self.res["leaks"] = ["%d %s" % (p, c[:160]) for p, c in leaks]
         self._umount_under(self.tmp)
         if not self.a.keep_tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -1142,7 +1283,9 @@ class Bench:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--bin", required=True, help="supervisor binary to measure")
+    ap.add_argument("--bin", help="supervisor binary to measure (required unless --render-only)")
+    ap.add_argument("--render-only", action="store_true",
+                    help="only rewrite OUT/NAME.md from an existing OUT/NAME.json")
     ap.add_argument("--bin-source", default="", help="free text: where the binary came from")
     ap.add_argument("--quick", action="store_true", help="fewer runs and a 10 s idle window")
     ap.add_argument("--idle", type=float, default=None, help="idle window in seconds")
@@ -1154,8 +1297,22 @@ def main():
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--command", default="bench/run.sh", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.render_only:
+        b = Bench.__new__(Bench)
+        with open(os.path.join(a.out, a.name + ".json")) as f:
+            b.res = json.load(f)
+        path = os.path.join(a.out, a.name + ".md")
+        with open(path + ".tmp", "w") as f:
+            f.write(b.markdown() + "\n")
+        os.rename(path + ".tmp", path)
+        log("rewrote %s" % path)
+        return
+    if not a.bin:
+        ap.error("--bin is required")
     if os.geteuid() != 0:
         sys.exit("bench: must run as root (unshare --pid, dockerd)")
+    if not set_child_subreaper():
+        log("warning: PR_SET_CHILD_SUBREAPER failed; leak detection is weaker")
     b = Bench(a)
 
     def on_signal(sig, frame):

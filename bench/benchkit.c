@@ -7,7 +7,8 @@
  * hang the benchmark or leak processes.
  *
  * Modes (argument substitution: %N run index, %R ready path, %O result path, %D run dir):
- *   spawnloop COUNT -- CMD...            time COUNT sequential runs of CMD (stdio -> /dev/null)
+ *   spawnloop COUNT TIMEOUT_MS -- CMD... time COUNT sequential runs of CMD (stdio -> /dev/null):
+ *                                        "WALL_NS CPU_NS" per run (CPU: CMD + its reaped children)
  *   child READY [RESULT]                 idle child/daemon: on TERM/INT/USR1 write the monotonic
  *                                        time (text) to RESULT and _exit(0); READY holds its pid
  *   sigbench COUNT SMIN_US SMAX_US DIR -- CMD...
@@ -33,6 +34,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -63,7 +65,8 @@ static int pidfd_open_(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0);
 
 /* Wait for pid to exit for at most timeout_ms; returns 1 and fills *status and *t_exit on
  * exit, 0 on timeout. */
-static int wait_deadline(pid_t pid, int pidfd, int timeout_ms, int *status, int64_t *t_exit) {
+static int wait_deadline_ru(pid_t pid, int pidfd, int timeout_ms, int *status, int64_t *t_exit,
+                            struct rusage *ru) {
     int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000LL;
     for (;;) {
         int64_t left = deadline - now_ns();
@@ -72,12 +75,16 @@ static int wait_deadline(pid_t pid, int pidfd, int timeout_ms, int *status, int6
         int r = poll(&p, 1, (int)(left / 1000000LL) + 1);
         if (r > 0) {
             if (t_exit) *t_exit = now_ns();
-            if (waitpid(pid, status, 0) == pid) return 1;
-            die("waitpid");
+            if (wait4(pid, status, 0, ru) == pid) return 1;
+            die("wait4");
         }
         if (r < 0 && errno != EINTR) die("poll");
         if (now_ns() >= deadline) return 0;
     }
+}
+
+static int wait_deadline(pid_t pid, int pidfd, int timeout_ms, int *status, int64_t *t_exit) {
+    return wait_deadline_ru(pid, pidfd, timeout_ms, status, t_exit, NULL);
 }
 
 static char *subst(const char *arg, const char *key, const char *val) {
@@ -145,6 +152,8 @@ static pid_t spawn(char **av, int own_pgrp) {
     return pid;
 }
 
+static void kill_tree(pid_t pgrp, pid_t extra);
+
 static int find_dashdash(int argc, char **argv, int from) {
     for (int i = from; i < argc; i++)
         if (strcmp(argv[i], "--") == 0) return i;
@@ -155,7 +164,8 @@ static int find_dashdash(int argc, char **argv, int from) {
 /* ---------------- spawnloop ---------------- */
 static int cmd_spawnloop(int argc, char **argv) {
     int count = atoi(argv[2]);
-    int dd = find_dashdash(argc, argv, 3);
+    int timeout_ms = atoi(argv[3]);
+    int dd = find_dashdash(argc, argv, 4);
     int n = argc - dd - 1;
     int fails = 0;
     for (int i = 0; i < count; i++) {
@@ -163,13 +173,28 @@ static int cmd_spawnloop(int argc, char **argv) {
         snprintf(idx, sizeof idx, "%d", i);
         char **av = build_argv(argv + dd + 1, n, idx, NULL, NULL, NULL);
         int64_t t0 = now_ns();
-        pid_t pid = spawn(av, 0);
-        int st;
-        while (waitpid(pid, &st, 0) != pid)
-            if (errno != EINTR) die("waitpid");
-        int64_t t1 = now_ns();
+        pid_t pid = spawn(av, 1);
+        int st = 0;
+        int64_t t1 = 0;
+        int pfd = pidfd_open_(pid);
+        if (pfd < 0) die("pidfd_open");
+        struct rusage ru;
+        memset(&ru, 0, sizeof ru);
+        if (!wait_deadline_ru(pid, pfd, timeout_ms, &st, &t1, &ru)) {
+            kill_tree(pid, 0);
+            waitpid(pid, NULL, 0);
+            printf("timeout\n");
+            fails++;
+            close(pfd);
+            free_argv(av);
+            continue;
+        }
+        close(pfd);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fails++;
-        printf("%lld\n", (long long)(t1 - t0));
+        /* CPU of CMD and of the children it reaped (user + system), from wait4 */
+        long long cpu = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+                        (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
+        printf("%lld %lld\n", (long long)(t1 - t0), cpu);
         free_argv(av);
     }
     fprintf(stderr, "failures %d\n", fails);
@@ -242,14 +267,18 @@ static int wait_file(const char *path, int timeout_ms, pid_t watch) {
     return 1;
 }
 
-static pid_t read_pid(const char *path) {
+/* The ready file of `child`: "PID TERM_BLOCKED". */
+static pid_t read_ready(const char *path, int *term_blocked) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
-    int pid = -1;
-    if (fscanf(f, "%d", &pid) != 1) pid = -1;
+    int pid = -1, blk = 0;
+    if (fscanf(f, "%d %d", &pid, &blk) < 1) pid = -1;
     fclose(f);
+    if (term_blocked) *term_blocked = blk;
     return pid;
 }
+
+static pid_t read_pid(const char *path) { return read_ready(path, NULL); }
 
 static int64_t read_i64(const char *path) {
     FILE *f = fopen(path, "r");
@@ -312,14 +341,16 @@ static int cmd_sigbench(int argc, char **argv) {
             close(pfd);
             continue;
         }
-        pid_t child = read_pid(ready);
+        int blk = 0;
+        pid_t child = read_ready(ready, &blk);
+        const char *why = blk ? " (child inherited SIGTERM blocked)" : "";
         sleep_us(rand_between(smin, smax));
         int64_t t0 = now_ns();
         kill(pid, SIGTERM);
         int st = 0;
         int64_t t_exit = 0;
         if (!wait_deadline(pid, pfd, 5000, &st, &t_exit)) {
-            printf("fail timeout\n");
+            printf("fail timeout%s\n", why);
             kill_tree(pid, child);
             waitpid(pid, NULL, 0);
             close(pfd);
@@ -328,7 +359,7 @@ static int cmd_sigbench(int argc, char **argv) {
         close(pfd);
         int64_t t1 = read_i64(out);
         if (t1 < 0) {
-            printf("fail no-handler status=%d\n", st);
+            printf("fail no-handler status=%d%s\n", st, why);
             kill_tree(0, child);
             continue;
         }
@@ -380,7 +411,8 @@ static int cmd_markerbench(int argc, char **argv) {
             close(pfd);
             continue;
         }
-        pid_t daemon = read_pid(ready);
+        int blk = 0;
+        pid_t daemon = read_ready(ready, &blk);
         sleep_us(rand_between(smin, smax));
         int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd < 0 || write(fd, MARKER, strlen(MARKER)) < 0) die(tmp);
@@ -402,8 +434,8 @@ static int cmd_markerbench(int argc, char **argv) {
         char ds = proc_state(daemon);
         if (ds == 'A') kill(daemon, SIGKILL);
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        printf("ok %lld %lld %d %s\n", (long long)(t1 - t0), td > 0 ? (long long)(td - t0) : -1LL,
-               code, ds == 'A' ? "daemon-alive" : "daemon-stopped");
+        printf("ok %lld %lld %d %s%s\n", (long long)(t1 - t0), td > 0 ? (long long)(td - t0) : -1LL,
+               code, ds == 'A' ? "daemon-alive" : "daemon-stopped", blk ? " term-blocked" : "");
         fflush(stdout);
     }
     return 0;
@@ -481,6 +513,9 @@ static int cmd_hwm(int argc, char **argv) {
 }
 
 /* ---------------- reap workload ---------------- */
+/* One intermediate process forks N grandchildren that block on a shared pipe, then exits: all N
+ * are re-parented to PID 1 at once (orphans, as after a double fork). Closing the pipe makes them
+ * all exit; we time until every one has been reaped by PID 1 (kill(pid, 0) gives ESRCH). */
 static int cmd_reap(int argc, char **argv) {
     if (argc < 4) return 2;
     int n = atoi(argv[2]);
@@ -489,10 +524,11 @@ static int cmd_reap(int argc, char **argv) {
     if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0) die("pipe");
     pid_t *gc = calloc((size_t)n, sizeof(pid_t));
     int64_t c0 = now_ns();
-    for (int i = 0; i < n; i++) {
-        pid_t c = fork();
-        if (c < 0) die("fork");
-        if (c == 0) {
+    pid_t mid = fork();
+    if (mid < 0) die("fork");
+    if (mid == 0) {
+        close(pids[0]);
+        for (int i = 0; i < n; i++) {
             pid_t g = fork();
             if (g < 0) _exit(1);
             if (g == 0) {
@@ -503,13 +539,31 @@ static int cmd_reap(int argc, char **argv) {
                 }
                 _exit(0);
             }
-            if (write(pids[1], &g, sizeof g) != sizeof g) _exit(1);
-            _exit(0);
+            gc[i] = g;
         }
-        if (read(pids[0], &gc[i], sizeof(pid_t)) != sizeof(pid_t)) die("read pid");
-        int st;
-        while (waitpid(c, &st, 0) < 0 && errno == EINTR) {
+        const char *p = (const char *)gc;
+        size_t left = (size_t)n * sizeof(pid_t);
+        while (left) {
+            ssize_t w = write(pids[1], p, left);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                _exit(1);
+            }
+            p += w;
+            left -= (size_t)w;
         }
+        _exit(0);
+    }
+    close(pids[1]);
+    size_t got = 0, want = (size_t)n * sizeof(pid_t);
+    while (got < want) {
+        ssize_t r = read(pids[0], (char *)gc + got, want - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) die("reap: reading pids");
+        got += (size_t)r;
+    }
+    int st;
+    while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
     }
     int64_t c1 = now_ns();
     /* all grandchildren are now orphans blocked on the gate, children of PID 1 */
@@ -555,7 +609,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *m = argv[1];
-    if (!strcmp(m, "spawnloop") && argc > 3) return cmd_spawnloop(argc, argv);
+    if (!strcmp(m, "spawnloop") && argc > 4) return cmd_spawnloop(argc, argv);
     if (!strcmp(m, "child")) return cmd_child(argc, argv);
     if (!strcmp(m, "sigbench") && argc > 6) return cmd_sigbench(argc, argv);
     if (!strcmp(m, "markerbench") && argc > 8) return cmd_markerbench(argc, argv);

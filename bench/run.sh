@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command benchmark of supervisor vs tini-static, dumb-init, catatonit and the shell loop.
 # Usage: bench/run.sh [--quick] [--bin PATH] [--idle SECONDS] [--only PHASES] [--out DIR]
-#                     [--name NAME] [--keep-tmp]
+#                     [--name NAME] [--tmpdir DIR] [--keep-tmp] [--render-only]
 # The binary: --bin PATH, else $SUPERVISOR_BIN, else built here with
 #   cargo build --release --target x86_64-unknown-linux-musl
 # Writes bench/results/latest.md and bench/results/latest.json. See docs/bench.md.
@@ -12,18 +12,24 @@ repo="$(cd "$here/.." && pwd)"
 bin="${SUPERVISOR_BIN:-}"
 args=()
 cmdline="bench/run.sh $*"
+render_only=
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin="$2"; shift 2 ;;
         --bin=*) bin="${1#--bin=}"; shift ;;
         --quick|--keep-tmp) args+=("$1"); shift ;;
+        --render-only) render_only=1; args+=("$1"); shift ;;
         --idle|--only|--out|--name|--tmpdir) args+=("$1" "$2"); shift 2 ;;
         --idle=*|--only=*|--out=*|--name=*|--tmpdir=*) args+=("$1"); shift ;;
-        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
+
+if [ -n "$render_only" ]; then   # rewrite NAME.md from NAME.json; no measurement
+    exec python3 "$here/bench.py" "${args[@]}"
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "bench/run.sh: must run as root (unshare --pid, dockerd, apt-get)" >&2
@@ -58,9 +64,10 @@ if [ -z "$bin" ]; then
     if (cd "$repo" && cargo build --release --target "$target" >&2); then
         bin="$tdir/$target/release/supervisor"
     else
-        echo "bench: musl build failed; falling back to the host target (binary will not be static)" >&2
-        (cd "$repo" && cargo build --release >&2)
-        bin="$tdir/release/supervisor"
+        echo "bench: musl build failed; falling back to glibc with crt-static" >&2
+        (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" \
+            cargo build --release --target x86_64-unknown-linux-gnu >&2)
+        bin="$tdir/x86_64-unknown-linux-gnu/release/supervisor"
     fi
     rev="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')"
     dirty="$(git -C "$repo" status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | head -1)"

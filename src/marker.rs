@@ -227,7 +227,7 @@ pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
     Ok(f)
 }
 
-/// Writes `contents` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes `contents` to `path` atomically: temp file, fsync, rename.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = sibling(path, &format!("tmp.{}", std::process::id()));
     let result = (|| {
@@ -235,8 +235,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         f.write_all(contents)?;
         f.sync_all()?;
         drop(f);
+        // No fsync of the directory: the rename is visible at once to every reader on this
+        // kernel (all of a pod's containers), and an emptyDir does not outlive a node crash, so
+        // it would only add a disk flush to every job's end.
         std::fs::rename(&tmp, path)?;
-        sync_dir(parent_dir(path));
         Ok(())
     })();
     if result.is_err() {
