@@ -21,8 +21,12 @@ if [ "${1:-}" = "--check" ]; then
     size=$(stat -c %s "$bin")
     echo "build-static: $bin is static, $size bytes (budget $BUDGET)" >&2
     if [ "$size" -gt "$BUDGET" ]; then
-        echo "build-static: over the size budget" >&2
-        exit 1
+        if [ "$target" = x86_64-unknown-linux-musl ]; then
+            echo "build-static: over the size budget" >&2
+            exit 1
+        fi
+        # The budget is the musl build's; static glibc carries about 1 MiB more of libc.
+        echo "build-static: WARNING: the glibc fallback is over the musl size budget (install the musl target)" >&2
     fi
 fi
 echo "$bin"
