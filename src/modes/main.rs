@@ -43,14 +43,10 @@ struct Run {
 async fn supervise(cfg: MainConfig) -> Outcome {
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let mut sigs = match Signals::new() {
+    let mut sigs = match super::start_supervising() {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot read signals (signalfd): {e}");
-            return Outcome::Internal;
-        }
+        Err(outcome) => return outcome,
     };
-    reaper::become_subreaper();
     let lease = match &cfg.done_file {
         Some(done) => match prepare_volume(done, cfg.heartbeat) {
             Ok(l) => Some(l),

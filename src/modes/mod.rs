@@ -24,6 +24,17 @@ pub fn block_on<F: std::future::Future<Output = Outcome>>(fut: F) -> Outcome {
     }
 }
 
+/// What both supervising modes do first, inside the runtime: open the signalfd for the signals
+/// blocked at start, and become a subreaper unless PID 1.
+pub fn start_supervising() -> Result<crate::signals::Signals, Outcome> {
+    let sigs = crate::signals::Signals::new().map_err(|e| {
+        tracing::error!("cannot read signals (signalfd): {e}");
+        Outcome::Internal
+    })?;
+    crate::reaper::become_subreaper();
+    Ok(sigs)
+}
+
 /// A command line for logs and markers: arguments joined by spaces, shell-quoted where needed.
 pub fn display_command(argv: &[OsString]) -> String {
     argv.iter()

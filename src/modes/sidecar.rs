@@ -18,7 +18,7 @@ use crate::lease;
 use crate::marker::{self, Presence};
 use crate::readiness;
 use crate::reaper;
-use crate::signals::{self, Signals};
+use crate::signals;
 use crate::stop;
 use crate::watch::Watcher;
 use nix::sys::signal::Signal;
@@ -78,14 +78,10 @@ enum Phase {
 }
 
 async fn supervise(cfg: SidecarConfig) -> Outcome {
-    let mut sigs = match Signals::new() {
+    let mut sigs = match super::start_supervising() {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!("cannot read signals (signalfd): {e}");
-            return Outcome::Internal;
-        }
+        Err(outcome) => return outcome,
     };
-    reaper::become_subreaper();
     if let Some(rf) = &cfg.ready_file {
         match marker::remove_stale(rf) {
             Ok(true) => tracing::info!("removed a stale ready file: {}", rf.display()),
