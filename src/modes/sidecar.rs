@@ -295,8 +295,21 @@ fn evaluate(
             };
             let reason = seen.reason.as_deref().unwrap_or("unknown");
             if counts {
+                // How long the marker took to reach us. Its mtime is when the main wrote it, at the
+                // filesystem's coarse clock (a few ms), hence "about".
+                let delay = std::fs::symlink_metadata(&w.path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .map(|d| {
+                        format!(
+                            "; seen {:.1}ms after it was written",
+                            d.as_secs_f64() * 1000.0
+                        )
+                    })
+                    .unwrap_or_default();
                 tracing::info!(
-                    "marker {} arrived: main ended ({reason}, {code})",
+                    "marker {} arrived: main ended ({reason}, {code}){delay}",
                     w.path.display()
                 );
                 w.state = Wait::Done(seen.exit_code);
