@@ -7,7 +7,9 @@
 //! the kernel then kills everything else in the namespace. Mounts live in private mount
 //! namespaces, so a tmpfs never leaks onto the host.
 
-use crate::util::{DEADLINE, Outcome, bin, read_json, run, start, sup, tempdir, wait_until};
+use crate::util::{
+    DEADLINE, Outcome, bin, lock_waiters, read_json, run, start, sup, tempdir, wait_until,
+};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -118,19 +120,6 @@ fn signal(pid: i32, sig: i32) {
     unsafe {
         kill(pid, sig);
     }
-}
-
-/// Processes blocked waiting for a lock on `path` (`->` lines of /proc/locks for its inode).
-fn lock_waiters(path: &Path) -> usize {
-    let Ok(ino) = std::fs::metadata(path).map(|m| m.ino()) else {
-        return 0;
-    };
-    let needle = format!(":{ino} ");
-    std::fs::read_to_string("/proc/locks")
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("->") && l.contains(&needle))
-        .count()
 }
 
 fn s(p: &Path) -> String {
