@@ -9,7 +9,7 @@
 //! std::process::Command is used for the fork/exec and its error pipe (which turns exec failures
 //! into ENOENT/EACCES we can map to 127/126), but never to wait: the reaper owns waitpid.
 
-use crate::exit::ChildStatus;
+use crate::exit::{ChildStatus, Outcome};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, killpg};
 use nix::unistd::Pid;
@@ -27,6 +27,17 @@ pub enum SpawnError {
     NotExecutable { cmd: String, source: io::Error },
     #[error("{cmd}: could not start ({source})")]
     Other { cmd: String, source: io::Error },
+}
+
+impl SpawnError {
+    /// How the supervisor ends when its command cannot be started.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            SpawnError::NotFound { .. } => Outcome::NotFound,
+            SpawnError::NotExecutable { .. } => Outcome::NotExecutable,
+            SpawnError::Other { .. } => Outcome::Internal,
+        }
+    }
 }
 
 /// A running child, leader of its own process group.

@@ -70,29 +70,12 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         match gate(&run, &mut sigs).await {
             Ok(()) => {}
             Err(GateEnd::NotReady(msg)) => {
-                let code = exit::NOT_READY;
-                return finish(
-                    run,
-                    Outcome::NotReady,
-                    code,
-                    Reason::NotReady,
-                    None,
-                    Some(msg),
-                )
-                .await;
+                return finish(run, Outcome::NotReady, Reason::NotReady, None, Some(msg)).await;
             }
             Err(GateEnd::Cancelled(sig)) => {
                 let outcome = Outcome::Cancelled(sig);
                 let name = Some(signal_name(sig).to_string());
-                return finish(
-                    run,
-                    outcome,
-                    exit::code(outcome),
-                    Reason::Cancelled,
-                    name,
-                    None,
-                )
-                .await;
+                return finish(run, outcome, Reason::Cancelled, name, None).await;
             }
         }
     }
@@ -101,16 +84,11 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
-            let (outcome, code) = match &e {
-                SpawnError::NotFound { .. } => (Outcome::NotFound, exit::NOT_FOUND),
-                SpawnError::NotExecutable { .. } => (Outcome::NotExecutable, exit::NOT_EXECUTABLE),
-                SpawnError::Other { .. } => (Outcome::Internal, exit::INTERNAL),
-            };
-            let reason = match outcome {
-                Outcome::Internal => Reason::SupervisorError,
+            let reason = match e {
+                SpawnError::Other { .. } => Reason::SupervisorError,
                 _ => Reason::ExecFailed,
             };
-            return finish(run, outcome, code, reason, None, Some(e.to_string())).await;
+            return finish(run, e.outcome(), reason, None, Some(e.to_string())).await;
         }
     };
     tracing::info!(
@@ -182,15 +160,7 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         ChildStatus::Signaled(s) => Some(signal_name(s).to_string()),
         ChildStatus::Exited(_) => None,
     };
-    finish(
-        run,
-        Outcome::Child(status),
-        exit::status_code(status),
-        reason,
-        signal,
-        None,
-    )
-    .await
+    finish(run, Outcome::Child(status), reason, signal, None).await
 }
 
 /// Takes the lease and removes a stale marker: proves the volume is there and writable before an
@@ -270,12 +240,12 @@ async fn gate(run: &Run, sigs: &mut Signals) -> Result<(), GateEnd> {
 async fn finish(
     run: Run,
     outcome: Outcome,
-    exit_code: i32,
     reason: Reason,
     signal: Option<String>,
     error: Option<String>,
 ) -> Outcome {
     let elapsed = run.started.elapsed();
+    let exit_code = exit::code(outcome);
     let what = match reason {
         Reason::Exited => format!("exited with code {exit_code}"),
         Reason::Signaled => format!(

@@ -11,7 +11,7 @@
 //! that is a failure the pod must show, so its status becomes ours.
 
 use super::{sleep_until_opt, tick_opt};
-use crate::child::{self, Child, SpawnError};
+use crate::child::{self, Child};
 use crate::config::{ExitPolicy, OnPolicy, SidecarConfig, signal_name};
 use crate::exit::{ChildStatus, Outcome};
 use crate::lease;
@@ -120,11 +120,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("{e}");
-            return match e {
-                SpawnError::NotFound { .. } => Outcome::NotFound,
-                SpawnError::NotExecutable { .. } => Outcome::NotExecutable,
-                SpawnError::Other { .. } => Outcome::Internal,
-            };
+            return e.outcome();
         }
     };
     let list = cfg
