@@ -70,12 +70,10 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         match gate(&run, &mut sigs).await {
             Ok(()) => {}
             Err(GateEnd::NotReady(msg)) => {
-                return finish(run, Outcome::NotReady, Reason::NotReady, None, Some(msg)).await;
+                return finish(run, Outcome::NotReady, Reason::NotReady, Some(msg)).await;
             }
             Err(GateEnd::Cancelled(sig)) => {
-                let outcome = Outcome::Cancelled(sig);
-                let name = Some(signal_name(sig).to_string());
-                return finish(run, outcome, Reason::Cancelled, name, None).await;
+                return finish(run, Outcome::Cancelled(sig), Reason::Cancelled, None).await;
             }
         }
     }
@@ -88,7 +86,7 @@ async fn supervise(cfg: MainConfig) -> Outcome {
                 SpawnError::Other { .. } => Reason::SupervisorError,
                 _ => Reason::ExecFailed,
             };
-            return finish(run, e.outcome(), reason, None, Some(e.to_string())).await;
+            return finish(run, e.outcome(), reason, Some(e.to_string())).await;
         }
     };
     tracing::info!(
@@ -156,11 +154,7 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         ChildStatus::Signaled(_) => Reason::Signaled,
         ChildStatus::Exited(_) => Reason::Exited,
     };
-    let signal = match status {
-        ChildStatus::Signaled(s) => Some(signal_name(s).to_string()),
-        ChildStatus::Exited(_) => None,
-    };
-    finish(run, Outcome::Child(status), reason, signal, None).await
+    finish(run, Outcome::Child(status), reason, None).await
 }
 
 /// Takes the lease and removes a stale marker: proves the volume is there and writable before an
@@ -237,15 +231,15 @@ async fn gate(run: &Run, sigs: &mut Signals) -> Result<(), GateEnd> {
 
 /// Every end of `main` comes here: write the marker, release the lease, log the one closing line,
 /// call the quit URLs. Returns the outcome, downgraded if the marker could not be written.
-async fn finish(
-    run: Run,
-    outcome: Outcome,
-    reason: Reason,
-    signal: Option<String>,
-    error: Option<String>,
-) -> Outcome {
+async fn finish(run: Run, outcome: Outcome, reason: Reason, error: Option<String>) -> Outcome {
     let elapsed = run.started.elapsed();
     let exit_code = exit::code(outcome);
+    let signal = match outcome {
+        Outcome::Child(ChildStatus::Signaled(s)) | Outcome::Cancelled(s) => {
+            Some(signal_name(s).to_string())
+        }
+        _ => None,
+    };
     let what = match reason {
         Reason::Exited => format!("exited with code {exit_code}"),
         Reason::Signaled => format!(
