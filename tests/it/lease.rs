@@ -74,6 +74,17 @@ fn inode(p: &Path) -> Option<u64> {
     std::fs::metadata(p).ok().map(|m| m.ino())
 }
 
+/// Waits (bounded) for the sidecar to exit; returns what it did and how long after `t0` it
+/// exited, which the test output reports under `what`.
+fn exit_after(sc: &mut Proc, t0: Instant, what: &str) -> (Outcome, Duration) {
+    let st = sc.wait_timeout(DEADLINE);
+    let took = t0.elapsed();
+    let o = sc.finish();
+    eprintln!("{what}: {:.1}ms", ms(took));
+    assert!(st.is_some(), "{o}");
+    (o, took)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -134,14 +145,11 @@ fn vanished_main_with_exit_code_main_gives_137() {
     let mut sc = sidecar(&done, &["--exit-code", "main"]);
     assert!(wait_until(DEADLINE, || lock_waiters(&lease_of(&done)) >= 1));
     let t0 = vanish(&mut main, init);
-    let st = sc.wait_timeout(DEADLINE);
-    let took = t0.elapsed();
-    let o = sc.finish();
-    eprintln!(
-        "lease detection with --exit-code main: sidecar exited {:.1}ms after the SIGKILL",
-        ms(took)
+    let (o, took) = exit_after(
+        &mut sc,
+        t0,
+        "lease detection with --exit-code main (SIGKILL -> sidecar exited)",
     );
-    assert!(st.is_some());
     assert_eq!(o.code(), Some(137), "{o}");
     assert!(took < AT_ONCE, "{o}");
     assert!(o.stdout.contains("got SIGTERM"), "{o}");
@@ -194,14 +202,11 @@ fn stale_heartbeat_counts_as_vanished() {
     // Frozen (the lock is still held): only the heartbeat can tell.
     let t0 = Instant::now();
     kill(init, 19); // SIGSTOP
-    let st = sc.wait_timeout(DEADLINE);
-    let took = t0.elapsed();
-    let o = sc.finish();
-    eprintln!(
-        "stale heartbeat detection (--heartbeat 100ms, --stale-after 600ms): {:.1}ms after the main froze",
-        ms(took)
+    let (o, took) = exit_after(
+        &mut sc,
+        t0,
+        "stale heartbeat detection (--heartbeat 100ms, --stale-after 600ms; main frozen -> sidecar exited)",
     );
-    assert!(st.is_some());
     assert_eq!(o.code(), Some(0), "{o}");
     assert!(o.stdout.contains("got SIGTERM"), "{o}");
     assert!(o.stderr.contains("heartbeat"), "{o}");
@@ -228,10 +233,7 @@ fn stale_after_does_not_apply_to_a_main_without_heartbeat() {
     // The lock still tells.
     assert!(wait_until(DEADLINE, || lock_waiters(&lease_of(&done)) >= 1));
     let t0 = vanish(&mut main, init);
-    let st = sc.wait_timeout(DEADLINE);
-    let took = t0.elapsed();
-    let o = sc.finish();
-    assert!(st.is_some());
+    let (o, took) = exit_after(&mut sc, t0, "lease detection, no heartbeat flags");
     assert_eq!(o.code(), Some(0), "{o}");
     assert!(took < AT_ONCE, "{o}");
     assert!(o.stderr.contains("has no heartbeat"), "{o}");
@@ -328,14 +330,11 @@ fn sidecar_started_after_the_main_vanished_notices_at_once() {
         "sleep",
         "1000",
     ]));
-    let st = sc.wait_timeout(DEADLINE);
-    let took = t0.elapsed();
-    let o = sc.finish();
-    eprintln!(
-        "sidecar started after the vanish: exited {:.1}ms after it was started",
-        ms(took)
+    let (o, took) = exit_after(
+        &mut sc,
+        t0,
+        "sidecar started after the vanish (start -> exit)",
     );
-    assert!(st.is_some());
     assert_eq!(o.code(), Some(0), "{o}");
     assert!(took < AT_ONCE, "{o}");
     assert!(o.stderr.contains("vanished"), "{o}");
@@ -389,14 +388,11 @@ fn read_only_view_of_the_volume_still_sees_the_lease() {
     );
     let t0 = vanish(&mut main, init);
     sc.expect_line("got SIGTERM", DEADLINE);
-    let st = sc.wait_timeout(DEADLINE);
-    let took = t0.elapsed();
-    let o = sc.finish();
-    eprintln!(
-        "lease detection through a read-only view: sidecar exited {:.1}ms after the SIGKILL",
-        ms(took)
+    let (o, took) = exit_after(
+        &mut sc,
+        t0,
+        "lease detection through a read-only view (SIGKILL -> sidecar exited)",
     );
-    assert!(st.is_some());
     assert_eq!(o.code(), Some(0), "{o}");
     assert!(took < AT_ONCE, "{o}");
     assert!(o.stderr.contains("vanished"), "{o}");
