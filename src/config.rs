@@ -177,6 +177,46 @@ fn file_path(option: &'static str, p: &Path) -> Result<PathBuf, ConfigError> {
     Ok(p.to_path_buf())
 }
 
+/// A whole `supervisor` command line, validated.
+#[derive(Debug)]
+pub enum Parsed {
+    Main(MainConfig),
+    Sidecar(SidecarConfig),
+    Probe(ProbeConfig),
+    Install(PathBuf),
+}
+
+/// Parses and validates a whole `supervisor` command line (`argv[0]` included) exactly as the
+/// binary would, but reading no `SUPERVISOR_*` variable from this process's environment: for
+/// tools that check the command lines written in manifests (`kubectl-supervise check`).
+pub fn from_argv<I, T>(argv: I) -> Result<Parsed, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let command = cli::Cli::command()
+        .mut_subcommands(|sub| sub.mut_args(|a| a.env(None)))
+        .mut_args(|a| a.env(None));
+    let parsed = command
+        .try_get_matches_from(argv)
+        .and_then(|m| cli::Cli::from_arg_matches(&m))
+        .map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            bad(
+                "command line",
+                first.trim_start_matches("error: ").to_string(),
+            )
+        })?;
+    Ok(match parsed.command {
+        cli::Command::Main(a) => Parsed::Main(MainConfig::from_args(a)?),
+        cli::Command::Sidecar(a) => Parsed::Sidecar(SidecarConfig::from_args(a)?),
+        cli::Command::Probe(a) => Parsed::Probe(ProbeConfig::from_args(a)?),
+        cli::Command::Install(a) => Parsed::Install(a.dir),
+    })
+}
+
 impl MainConfig {
     pub fn from_args(a: cli::MainArgs) -> Result<Self, ConfigError> {
         let heartbeat = match &a.heartbeat {
@@ -293,6 +333,17 @@ mod tests {
             let err = parse_duration(s).unwrap_err();
             assert!(err.contains(&format!("{s:?}")), "{s}: {err}");
         }
+    }
+
+    #[test]
+    fn whole_command_lines_ignore_this_process_environment() {
+        let ok = from_argv(["supervisor", "sidecar", "--wait-file=/s/done", "--", "d"]);
+        match ok {
+            Ok(Parsed::Sidecar(s)) => assert_eq!(s.wait_files, [PathBuf::from("/s/done")]),
+            other => panic!("{other:?}"),
+        }
+        assert!(from_argv(["supervisor", "main", "--grace=x", "--", "true"]).is_err());
+        assert!(from_argv(["supervisor", "main", "--nope", "--", "true"]).is_err());
     }
 
     #[test]
