@@ -32,24 +32,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-if [ -t 1 ]; then B=$'\e[1m' G=$'\e[32m' R=$'\e[31m' D=$'\e[2m' N=$'\e[0m'; else B='' G='' R='' D='' N=''; fi
-now_ms() { date +%s%3N; }
-T0=$(now_ms)
-# event MILLIS WHO TEXT: records one timeline line. Events are seen by polling, not always in
-# the order they happened, so the timeline is printed sorted, once the pod is done.
-EVENTS=()
-event() {
-    local ms=$(($1 - T0)) who=$2
-    shift 2
-    EVENTS+=("$(printf '%09d|%s|%s' "$ms" "$who" "$*")")
-}
-print_timeline() {
-    local ms who text
-    printf '%s\n' "${EVENTS[@]}" | sort -t'|' -k1,1n | while IFS='|' read -r ms who text; do
-        ms=$((10#$ms))
-        printf '  %s%3d.%03ds%s  %-6s %s\n' "$D" $((ms / 1000)) $((ms % 1000)) "$N" "$who" "$text"
-    done
-}
+# shellcheck source=scripts/timeline.sh
+. "$REPO/scripts/timeline.sh"
 # The time of supervisor's "main: started CMD as pid N" log line (when the command really ran,
 # after --wait-for), from a log on stdin.
 main_started_ms() {
@@ -59,7 +43,6 @@ main_started_ms() {
 }
 # The job's own output, without supervisor's log lines.
 job_output() { grep '^job:' | sed 's/^/  /' || true; }
-iso_ms() { date -d "$1" +%s%3N; }
 json_field() { sed -n "s/.*\"$2\":\"\\{0,1\\}\\([^\",}]*\\).*/\\1/p" "$1"; }
 die() { echo "demo: $*" >&2; exit 1; }
 
