@@ -4,6 +4,7 @@
 #   . scripts/podman-env.sh [DIR]     # DIR defaults to $SV_PODMAN_DIR, else ${TMPDIR:-/tmp}/supervisor-podman
 #   sv_podman_ok || echo "no podman here"
 #   sv_images_all target/x86_64-unknown-linux-musl/release/supervisor
+#   sv_images_for target/x86_64-unknown-linux-musl/release/supervisor redis supervisor  # only those
 #
 # Theory of operation. Rootful podman 4.3 on this kind of host needs runc (crun fails on hybrid
 # cgroups), cgroupfs, a file events logger and explicit ulimits. Everything podman keeps -
@@ -371,14 +372,45 @@ sv_images_all() {
     ) 9>"$SV_PODMAN_DIR/images.lock"
 }
 
-# Only what scripts/demo.sh needs.
-sv_images_demo() {
-    local bin=$1
+# What each local image stands in for: pairs of an image-name prefix used in examples/ and the
+# local image (under $SV_PREFIX) that plays it here. scripts/play.sh maps images with it.
+SV_STANDINS=(
+    registry.example.com/supervisor: supervisor
+    registry.example.com/dind-supervised: dind
+    registry.example.com/ci-agent: ci-agent
+    docker:27-dind dind-base
+    docker:27-cli dind-base
+    redis:7-alpine redis
+    postgres:16-alpine postgres
+    gcr.io/cloud-sql-connectors/cloud-sql-proxy: cloud-sql-proxy
+    cr.fluentbit.io/fluent/fluent-bit: fluent-bit
+    busybox: busybox
+)
+
+# sv_images_for BIN LOCAL...: only the named local images (and what they are built on), under
+# the same lock as sv_images_all. BIN: the static supervisor binary.
+sv_images_for() {
+    local bin=$1 name
+    shift
     (
         flock 9 || exit 1
-        sv_image_pause && sv_image_redis && sv_image_supervisor "$bin"
+        sv_image_pause || exit 1
+        for name in "$@"; do
+            case "$name" in
+            supervisor) sv_image_supervisor "$bin" ;;
+            dind | ci-agent) sv_image_dind_base && sv_image_supervisor "$bin" && sv_image_wrappers ;;
+            dind-base) sv_image_dind_base ;;
+            busybox | redis | postgres) "sv_image_$name" ;;
+            cloud-sql-proxy) sv_image_cloud_sql_proxy ;;
+            fluent-bit) sv_image_fluent_bit ;;
+            *) sv_log "no recipe for the local image $name"; false ;;
+            esac || exit 1
+        done
     ) 9>"$SV_PODMAN_DIR/images.lock"
 }
+
+# Only what scripts/demo.sh needs.
+sv_images_demo() { sv_images_for "$1" redis supervisor; }
 
 # Sourced with an argument: that is DIR. (Sourced without one, bash would hand us the caller's
 # "$1", so only a path-looking first argument counts.)

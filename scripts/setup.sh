@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
     python3 util-linux procps iproute2          # test helpers, unshare, ps, ip
+    python3-yaml                                # scripts/play.sh reads the manifests
     redis-server redis-tools nginx-light        # real sidecar daemons
     docker.io                                   # a real dockerd (+ containerd, runc)
     podman runc busybox-static uidmap           # real containers for images and examples
