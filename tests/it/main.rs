@@ -6,6 +6,7 @@ mod hardening;
 mod install;
 mod lease;
 mod main_mode;
+mod play;
 mod readiness;
 mod sidecar;
 mod util;

@@ -1,0 +1,550 @@
+//! scripts/play.sh: every example played by the one command a newcomer runs, and its failure
+//! paths.
+//!
+//! Theory of operation. Each test runs `bash scripts/play.sh ...` from the repository root, as
+//! the README tells a newcomer to, and checks what they would see: the exit code (the pod's
+//! result), a few lines of the containers' logs and of the timeline, and that nothing is left
+//! behind (no pod, no volume). The script gets the static binary and the podman directory of the
+//! container tests (containers.rs: `static_bin()`, target/tmp/podman or SUPERVISOR_PODMAN_DIR),
+//! so both share one image cache; image builds hold the flock of scripts/podman-env.sh, and
+//! these tests hold a lock of their own so that one of their pods plays at a time. Tests that
+//! play need root, podman, runc and busybox: without them they are skipped with a loud message,
+//! except under CI (CI set to anything), where they fail. The failure paths that stop before
+//! podman (a bad command line, a missing file, podman missing from PATH) run everywhere.
+
+use crate::containers::static_bin;
+use crate::examples;
+use crate::util::{self, Outcome};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Every example, and the test that plays it.
+const PLAYED: &[(&str, &str)] = &[
+    ("buildkite/pipeline.yml", "play_buildkite_step"),
+    (
+        "cronjob-cloud-sql-proxy.yaml",
+        "play_cronjob_cloud_sql_proxy",
+    ),
+    ("demo-pod.yaml", "play_demo_pod_and_its_failure"),
+    (
+        "dind-job-native-sidecar.yaml",
+        "play_dind_job_native_sidecar",
+    ),
+    ("dind-job.yaml", "play_dind_job"),
+    (
+        "onfailure-job.yaml",
+        "play_onfailure_job_and_its_backoff_limit",
+    ),
+    (
+        "pipeline-sidecar/fluent-bit-sidecar.json",
+        "play_pipeline_sidecar_spec",
+    ),
+];
+
+/// The files of examples/ that play.sh refuses, with the line that says why.
+const NOT_PLAYABLE: &[(&str, &str)] = &[
+    (
+        "README.md",
+        "play: examples/README.md: not a manifest: play.sh reads .yaml, .yml and .json files",
+    ),
+    (
+        "pipeline-sidecar/fluent-bit-config.yaml",
+        "play: examples/pipeline-sidecar/fluent-bit-config.yaml: nothing to play: no Pod, Job, \
+         CronJob, Buildkite step with the kubernetes plugin, or container spec (found: ConfigMap \
+         fluent-bit-config; a ConfigMap is played with the pod that mounts it)",
+    ),
+];
+
+/// How long one play may take: the first run builds every image (about 20 s), a dind pod plays
+/// in about 5 s.
+const PLAY_DEADLINE: Duration = Duration::from_secs(300);
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// The lock of the tests that play, or None (after a loud message) when they cannot run here.
+fn player_or_skip() -> Option<MutexGuard<'static, ()>> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let missing: Vec<&str> = [
+        ("root", root),
+        ("podman", on_path("podman")),
+        ("runc", on_path("runc")),
+        ("busybox", on_path("busybox")),
+    ]
+    .iter()
+    .filter(|(_, ok)| !ok)
+    .map(|(what, _)| *what)
+    .collect();
+    if !missing.is_empty() {
+        let why = format!("scripts/play.sh needs {}", missing.join(", "));
+        assert!(!in_ci(), "CI is set, so this play test must run, but {why}");
+        eprintln!("\n=== SKIPPED (not in CI): {why}; see docs/containers.md\n");
+        return None;
+    }
+    Some(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+fn podman_dir() -> PathBuf {
+    std::env::var_os("SUPERVISOR_PODMAN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("podman"))
+}
+
+/// `bash scripts/play.sh ARGS` from the repository root, with the tests' podman, for a run that
+/// stops before it needs the binary (it would build one).
+fn play_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new("bash");
+    cmd.arg("scripts/play.sh")
+        .args(args)
+        .current_dir(examples::repo())
+        .env("SV_PODMAN_DIR", podman_dir())
+        .env_remove("SUPERVISOR_STATIC_BIN");
+    cmd
+}
+
+/// [`play_cmd`] with the static binary of the container tests: a run that plays.
+fn player_cmd(args: &[&str]) -> Command {
+    let mut cmd = play_cmd(args);
+    cmd.env("SUPERVISOR_STATIC_BIN", static_bin());
+    cmd
+}
+
+fn play(args: &[&str]) -> Outcome {
+    util::start(player_cmd(args)).finish_with(PLAY_DEADLINE)
+}
+
+/// podman on the tests' private storage.
+fn podman(args: &[&str]) -> Outcome {
+    let dir = podman_dir();
+    let mut cmd = Command::new("podman");
+    cmd.args(args)
+        .env("CONTAINERS_CONF", dir.join("containers.conf"))
+        .env("CONTAINERS_STORAGE_CONF", dir.join("storage.conf"));
+    util::run(cmd)
+}
+
+/// The names of the pods a play printed (`pod NAME: ...` headers).
+fn pods_of(out: &Outcome) -> Vec<String> {
+    out.stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("pod play-"))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| format!("play-{name}"))
+        .collect()
+}
+
+/// Asserts that the play left no pod and no volume of its own behind.
+fn assert_cleaned_up(out: &Outcome) {
+    let pods = pods_of(out);
+    assert!(!pods.is_empty(), "no pod header in the output{out}");
+    let volumes = podman(&["volume", "ls", "--format", "{{.Name}}"]);
+    for pod in pods {
+        let exists = podman(&["pod", "exists", &pod]);
+        assert_eq!(exists.code(), Some(1), "pod {pod} left behind{out}");
+        let id = pod.rsplit('-').next().expect("run id");
+        assert!(
+            !volumes
+                .stdout
+                .lines()
+                .any(|v| v.ends_with(&format!("-{id}"))),
+            "volumes of {pod} left behind: {}{out}",
+            volumes.stdout
+        );
+    }
+}
+
+/// Whether some line of stdout contains every one of `parts` (a timeline line: who and what).
+fn has_line(out: &Outcome, parts: &[&str]) -> bool {
+    out.stdout
+        .lines()
+        .any(|l| parts.iter().all(|p| l.contains(p)))
+}
+
+/// Plays `args`, expects exit `code`, a line with all the parts of each of `lines`, and nothing
+/// left behind.
+fn assert_plays(args: &[&str], code: i32, lines: &[&[&str]]) -> Outcome {
+    let out = play(args);
+    assert_eq!(out.code(), Some(code), "{out}");
+    for parts in lines {
+        assert!(has_line(&out, parts), "no line with {parts:?}{out}");
+    }
+    assert_cleaned_up(&out);
+    out
+}
+
+#[test]
+fn play_demo_pod_and_its_failure() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    assert_plays(
+        &["examples/demo-pod.yaml"],
+        0,
+        &[
+            &["job: redis says: hello from the main container"],
+            &["redis", "sidecar: daemon ready after"],
+            &["redis", "sidecar: marker /shared/job.done arrived"],
+            &["redis", "container exited with code 0"],
+            &["pod Succeeded"],
+        ],
+    );
+    assert_plays(
+        &["--fail", "examples/demo-pod.yaml"],
+        3,
+        &[
+            &["job: failing on purpose (play.sh --fail)"],
+            &[
+                "redis",
+                "stopped in",
+                "(main's code 3); it exited with code 0",
+            ],
+            &["pod Failed: job (main) exited with code 3"],
+        ],
+    );
+}
+
+#[test]
+fn play_dind_job() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    assert_plays(
+        &["examples/dind-job.yaml"],
+        0,
+        &[
+            &["built image sha256:"],
+            &["build", "main: started sh -ec <script>"],
+            &[
+                "dind",
+                "stopped in",
+                "after the main finished (main's code 0)",
+            ],
+            &["dind", "container exited with code 0"],
+            &["pod Succeeded"],
+        ],
+    );
+}
+
+#[test]
+fn play_dind_job_native_sidecar() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    assert_plays(
+        &["examples/dind-job-native-sidecar.yaml"],
+        0,
+        &[
+            &["note: dind is a native sidecar"],
+            &[
+                "dind",
+                "startupProbe passed: /supervisor/bin/supervisor probe unix:",
+            ],
+            &["the others are done: SIGTERM to dind (the kubelet's part)"],
+            &["dind", "on TERM; it exited with code 0"],
+            &["pod Succeeded"],
+        ],
+    );
+}
+
+#[test]
+fn play_cronjob_cloud_sql_proxy() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    assert_plays(
+        &["examples/cronjob-cloud-sql-proxy.yaml"],
+        0,
+        &[
+            &["CronJob nightly-refresh (one run of its job)"],
+            &["psql stand-in"],
+            &[
+                "refresh",
+                "quit URL http://127.0.0.1:9091/quitquitquit answered 200",
+            ],
+            &["stand-in cloud-sql-proxy: /quitquitquit received, exiting 0"],
+            &["pod Succeeded"],
+        ],
+    );
+}
+
+#[test]
+fn play_onfailure_job_and_its_backoff_limit() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    assert_plays(
+        &["examples/onfailure-job.yaml"],
+        0,
+        &[
+            &["flaky failure on the first attempt"],
+            &["tests", "restarted for restartPolicy OnFailure (restart 1,"],
+            &["tests passed on attempt 2"],
+            &["pod Succeeded"],
+        ],
+    );
+    // Every attempt fails: the Job's backoffLimit (4) ends the pod, which keeps the code.
+    assert_plays(
+        &["--fail", "examples/onfailure-job.yaml"],
+        3,
+        &[
+            &["tests", "restarted for restartPolicy OnFailure (restart 4,"],
+            &["backoffLimit 4 used up: stopping the pod"],
+            &["redis", "on TERM; it exited with code 0"],
+            &["pod Failed: tests failed 5 times: the Job's backoffLimit (4) is used up"],
+        ],
+    );
+}
+
+#[test]
+fn play_buildkite_step() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    let out = assert_plays(
+        &["examples/buildkite/pipeline.yml"],
+        0,
+        &[
+            &["Buildkite step ':docker: build' (the pod agent-stack-k8s builds)"],
+            &["the others are done: SIGTERM to dind (the kubelet's part)"],
+            &["dind", "on TERM; it exited with code 0"],
+            &["pod Succeeded"],
+        ],
+    );
+    assert!(
+        has_line(&out, &["Successfully built"]) || has_line(&out, &["writing image"]),
+        "{out}"
+    );
+}
+
+#[test]
+fn play_pipeline_sidecar_spec() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    assert_plays(
+        &["examples/pipeline-sidecar/fluent-bit-sidecar.json"],
+        0,
+        &[
+            &["fluent-bit", "startupProbe passed"],
+            &["fluent-bit", "readinessProbe passed"],
+            &["fluent-bit", "livenessProbe passed"],
+            &[
+                "app",
+                "released by play.sh: every probe of the pod has passed",
+            ],
+            &["app: done"],
+            &["stand-in fluent-bit: SIGTERM, flushed, exiting 0"],
+            &["pod Succeeded"],
+        ],
+    );
+}
+
+#[test]
+fn every_example_is_played_or_says_why() {
+    let listed = |f: &str| PLAYED.iter().chain(NOT_PLAYABLE).any(|(p, _)| *p == f);
+    for f in examples::example_files() {
+        assert!(
+            listed(&f),
+            "examples/{f} is new: play it in a test here, or list why it cannot be played"
+        );
+    }
+    // A newcomer finds the command for each example in examples/README.md.
+    let readme = std::fs::read_to_string(examples::examples_dir().join("README.md"))
+        .expect("examples/README.md");
+    for (f, _) in PLAYED {
+        let cmd = format!("scripts/play.sh examples/{f}");
+        assert!(readme.contains(&cmd), "examples/README.md lacks `{cmd}`");
+    }
+}
+
+#[test]
+fn unplayable_files_say_why_in_one_line() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    let fixture = examples::repo().join("tests/it/fixtures/never-ends.yaml");
+    let fixture = fixture.to_str().expect("utf-8");
+    let fail = format!(
+        "play: {fixture}: --fail: no container runs `supervisor main ... -- COMMAND` whose command could be made to fail"
+    );
+    let cases: Vec<(Vec<String>, &str)> = NOT_PLAYABLE
+        .iter()
+        .map(|(f, why)| (vec![format!("examples/{f}")], *why))
+        .chain([(vec!["--fail".into(), fixture.into()], fail.as_str())])
+        .collect();
+    for (args, why) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = util::start(play_cmd(&args)).finish_with(PLAY_DEADLINE);
+        assert_eq!(out.code(), Some(2), "{out}");
+        assert_eq!(out.stderr.trim_end(), why, "{out}");
+        assert!(out.stdout.is_empty(), "{out}");
+    }
+}
+
+#[test]
+fn bad_command_lines_fail_before_anything_runs() {
+    for (args, line) in [
+        (
+            vec!["examples/nope.yaml"],
+            "play: no such file: examples/nope.yaml",
+        ),
+        (
+            vec![],
+            "play: which example? scripts/play.sh FILE, e.g. scripts/play.sh examples/dind-job.yaml",
+        ),
+        (
+            vec!["--kep", "examples/demo-pod.yaml"],
+            "play: unknown option --kep (try --help)",
+        ),
+        (
+            vec!["--timeout", "soon", "examples/demo-pod.yaml"],
+            "play: --timeout soon is not a duration (90, 90s, 2m, 1h, 1m30s)",
+        ),
+        (
+            vec!["examples/demo-pod.yaml", "examples/dind-job.yaml"],
+            "play: one file at a time: examples/demo-pod.yaml and examples/dind-job.yaml",
+        ),
+        (
+            vec!["--bin", "/nonexistent", "examples/demo-pod.yaml"],
+            "play: --bin /nonexistent: no executable supervisor binary there",
+        ),
+    ] {
+        let out = util::run(play_cmd(&args));
+        assert_eq!(out.code(), Some(2), "{out}");
+        assert_eq!(out.stderr.trim_end(), line, "{out}");
+        assert!(out.stdout.is_empty(), "{out}");
+    }
+    // The binary from the environment is named as such.
+    let mut cmd = play_cmd(&["examples/demo-pod.yaml"]);
+    cmd.env("SUPERVISOR_STATIC_BIN", "/nonexistent");
+    let out = util::run(cmd);
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert_eq!(
+        out.stderr.trim_end(),
+        "play: SUPERVISOR_STATIC_BIN=/nonexistent: no executable supervisor binary there",
+        "{out}"
+    );
+    let out = util::run(play_cmd(&["--help"]));
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(out.stdout.contains("--timeout DUR"), "{out}");
+}
+
+/// A directory of links to everything on PATH but `leave_out`: this PATH without one program.
+fn path_without(leave_out: &str, dir: &Path) -> String {
+    let path = std::env::var_os("PATH").expect("PATH");
+    for d in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let link = dir.join(&name);
+            if name != leave_out && !link.exists() {
+                std::os::unix::fs::symlink(e.path(), link).expect("symlink");
+            }
+        }
+    }
+    util::path_str(dir)
+}
+
+#[test]
+fn missing_podman_is_one_clear_line() {
+    let dir = util::tempdir();
+    let mut cmd = play_cmd(&["examples/demo-pod.yaml"]);
+    cmd.env("PATH", path_without("podman", dir.path()));
+    let out = util::run(cmd);
+    assert_eq!(out.code(), Some(125), "{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with("play: cannot play here: no podman")
+            && lines[0].ends_with(
+                "it needs root, podman, runc, busybox-static and python3-yaml (scripts/setup.sh installs them)"
+            ),
+        "{out}"
+    );
+    assert!(out.stdout.is_empty(), "{out}");
+}
+
+const NEVER_ENDS: &str = "tests/it/fixtures/never-ends.yaml";
+
+#[test]
+fn timeout_gives_up_and_cleans_up() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    assert_plays(
+        &["--timeout", "2s", NEVER_ENDS],
+        124,
+        &[
+            &["forever: started"],
+            &["timeout: not complete after 2s (forever still running)"],
+            &["pod Failed: the pod did not complete within 2s (still running: forever)"],
+        ],
+    );
+    // The container ignores SIGTERM: waiting out podman's 10 s stop timeout would show here.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn keep_leaves_the_pod() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    let out = play(&["--keep", "--timeout", "1", NEVER_ENDS]);
+    let pods = pods_of(&out);
+    // Removed however the assertions end.
+    struct Remove(Vec<String>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                podman(&["pod", "rm", "--force", "--time", "0", p]);
+            }
+        }
+    }
+    let _remove = Remove(pods.clone());
+    assert_eq!(out.code(), Some(124), "{out}");
+    assert_eq!(pods.len(), 1, "{out}");
+    assert!(
+        has_line(&out, &["podman pod rm -f", pods[0].as_str()]),
+        "no removal hint{out}"
+    );
+    let forever = format!("{}-forever", pods[0]);
+    let state = podman(&["inspect", "--format", "{{.State.Status}}", &forever]);
+    assert_eq!(state.stdout.trim(), "running", "{state}");
+}
+
+#[test]
+fn interrupted_play_cleans_up() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    let mut p = util::start(player_cmd(&[NEVER_ENDS]));
+    let header = p.expect_line("pod play-never-ends-", PLAY_DEADLINE);
+    p.expect_line("running (timeout 5m)", util::DEADLINE);
+    p.signal(15);
+    let out = p.finish_with(util::DEADLINE);
+    assert_eq!(out.code(), Some(143), "{out}");
+    let pod = header
+        .strip_prefix("pod ")
+        .and_then(|l| l.split_once(':'))
+        .map(|(name, _)| name)
+        .expect("pod name");
+    assert_eq!(podman(&["pod", "exists", pod]).code(), Some(1), "{out}");
+}
