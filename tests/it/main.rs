@@ -8,4 +8,6 @@ mod lease;
 mod main_mode;
 mod readiness;
 mod sidecar;
+mod signals;
+mod trust;
 mod util;
