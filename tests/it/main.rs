@@ -5,6 +5,7 @@ mod containers;
 mod examples;
 mod hardening;
 mod install;
+mod kube;
 mod lease;
 mod main_mode;
 mod readiness;
