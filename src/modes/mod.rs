@@ -249,25 +249,30 @@ pub struct Finishing {
 pub fn finish(f: Finishing, ending: Ending) -> Outcome {
     let elapsed = f.started.elapsed();
     let code = exit::ending_code(&ending);
-    let marker = Marker {
-        version: 1,
-        role: f.role,
-        exit_code: code,
-        reason: ending.reason(),
-        signal: ending.signal().map(|s| s.to_string()),
-        command_exit_code: ending.status().map(|s| s.code()),
-        started_at: clock::rfc3339(f.started_at),
-        finished_at: clock::rfc3339(SystemTime::now()),
-        duration_ms: elapsed.as_millis() as u64,
-        command: f
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        error: ending.error(),
-        dependency: ending.dependency().cloned(),
+    // Only built where someone reads it: nothing for a plain `main -- CMD`.
+    let json = if f.done_file.is_some() || f.termination_log.is_some() {
+        Marker {
+            version: 1,
+            role: f.role,
+            exit_code: code,
+            reason: ending.reason(),
+            signal: ending.signal().map(|s| s.to_string()),
+            command_exit_code: ending.status().map(|s| s.code()),
+            started_at: clock::rfc3339(f.started_at),
+            finished_at: clock::rfc3339(SystemTime::now()),
+            duration_ms: elapsed.as_millis() as u64,
+            command: f
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            error: ending.error(),
+            dependency: ending.dependency().cloned(),
+        }
+        .to_json()
+    } else {
+        Vec::new()
     };
-    let json = marker.to_json();
     let mut marker_lost = false;
     let note = match &f.done_file {
         None => String::new(),
