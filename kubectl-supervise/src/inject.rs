@@ -388,8 +388,14 @@ fn inject_template(
     };
     let spec = typed_spec(spec_node, object)?;
     let members: Vec<Member> = spec.containers.iter().cloned().map(Member::new).collect();
-    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
-    for n in settings.entrypoints.keys() {
+    // Native sidecars wired earlier live among the init containers; options may name them.
+    let names: Vec<String> = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .map(|c| c.name.clone())
+        .collect();
+    for n in settings.entrypoints.keys().chain(settings.ready.keys()) {
         if names.contains(n) {
             used.0.insert(n.clone());
         }
