@@ -147,6 +147,17 @@ pub fn inject_doc(doc: &mut Node, opts: &Options) -> Result<Vec<String>, InjectE
     Ok(changed)
 }
 
+/// Injects one object given as JSON (an admission request's Pod): the injected object, or
+/// None when nothing changed.
+pub fn inject_json(
+    object: &serde_json::Value,
+    opts: &Options,
+) -> Result<Option<serde_json::Value>, InjectError> {
+    let mut doc = Node::from_json(object);
+    let changed = inject_doc(&mut doc, opts)?;
+    Ok((!changed.is_empty()).then(|| doc.to_json()))
+}
+
 fn inject_in(doc: &mut Node, opts: &Options, used: &mut Used) -> Result<Vec<String>, InjectError> {
     let mut changed = Vec::new();
     for loc in manifest::locate(doc) {
@@ -660,6 +671,22 @@ fn ensure_mount(c: &mut Node, read_only: bool) {
     }
 }
 
+/// The `supervisor` emptyDir, unless the pod has a volume of that name.
+fn ensure_volume(spec: &mut Node) {
+    let volumes = spec.entry("volumes", || Node::Seq(Vec::new()));
+    if let Some(list) = volumes.as_seq_mut() {
+        let has = list
+            .iter()
+            .any(|v| v.get("name").and_then(Node::as_str) == Some(VOLUME));
+        if !has {
+            let mut v = Node::map();
+            v.set("name", Node::text(VOLUME));
+            v.set("emptyDir", Node::map());
+            list.push(v);
+        }
+    }
+}
+
 /// An `initContainers` list, placed before `containers` when new (where people write it).
 fn ensure_init_list(spec: &mut Node) {
     if spec.get("initContainers").is_none_or(Node::is_null) {
@@ -718,18 +745,7 @@ fn apply(
     commands: &BTreeMap<String, Vec<String>>,
     opts: &Options,
 ) {
-    let volumes = spec.entry("volumes", || Node::Seq(Vec::new()));
-    if let Some(list) = volumes.as_seq_mut() {
-        let has = list
-            .iter()
-            .any(|v| v.get("name").and_then(Node::as_str) == Some(VOLUME));
-        if !has {
-            let mut v = Node::map();
-            v.set("name", Node::text(VOLUME));
-            v.set("emptyDir", Node::map());
-            list.push(v);
-        }
-    }
+    ensure_volume(spec);
     let mut natives = Vec::new();
     if let Some(containers) = spec.get_mut("containers").and_then(Node::as_seq_mut) {
         let mut keep = Vec::new();
@@ -808,10 +824,11 @@ fn inject_buildkite(
     let object = loc.object.as_str();
     let pod = manifest::buildkite_pod(block).map_err(|e| pod_error(object, e))?;
     let settings = settings(opts, &BTreeMap::new(), object)?;
-    let Some(sidecar_nodes) = block.get("sidecars").and_then(Node::as_seq) else {
-        return Ok(false);
-    };
-    if sidecar_nodes.is_empty() {
+    if block
+        .get("sidecars")
+        .and_then(Node::as_seq)
+        .is_none_or(Vec::is_empty)
+    {
         return Ok(false);
     }
     let mains: Vec<Member> = pod.containers.iter().cloned().map(Member::new).collect();
@@ -829,9 +846,45 @@ fn inject_buildkite(
         }
     }
     let tgps = pod.termination_grace_period_seconds.unwrap_or(30);
+    let (commands, ready_files) =
+        buildkite_sidecar_commands(&sidecars, &settings, tgps, object, used)?;
+    let wiring = MainWiring {
+        wait_timeout: opts
+            .wait_timeout
+            .clone()
+            .filter(|_| !ready_files.is_empty()),
+        wait_for: ready_files,
+        grace: fitting_grace(MAIN_GRACE_S, tgps),
+        ..Default::default()
+    };
+    let lines = buildkite_main_lines(block, &mains, &wiring, object)?;
+    if commands.is_empty() && lines.is_empty() {
+        return Ok(false);
+    }
+    apply_buildkite(block, &pod, &commands, &lines, opts);
+    let check = manifest::buildkite_pod(block);
+    check.map_err(|e| {
+        pod_error(
+            object,
+            format!("internal error: the injected step does not parse: {e}"),
+        )
+    })?;
+    Ok(true)
+}
+
+/// Each unwired sidecar's new command (and readiness target), and the ready files the mains
+/// wait for.
+#[allow(clippy::type_complexity)]
+fn buildkite_sidecar_commands(
+    sidecars: &[Member],
+    settings: &Settings,
+    tgps: i64,
+    object: &str,
+    used: &mut Used,
+) -> Result<(BTreeMap<String, (Vec<String>, Option<String>)>, Vec<String>), InjectError> {
     let mut ready_files = Vec::new();
     let mut commands = BTreeMap::new();
-    for s in &sidecars {
+    for s in sidecars {
         let target = settings.ready.get(&s.name);
         if target.is_some() {
             used.0.insert(s.name.clone());
@@ -850,19 +903,33 @@ fn inject_buildkite(
             grace: fitting_grace(SIDECAR_GRACE_S, tgps),
             ..Default::default()
         });
-        argv.extend(original_command(s, &settings, object)?);
+        argv.extend(original_command(s, settings, object)?);
         commands.insert(s.name.clone(), (argv, target.cloned()));
     }
+    Ok((commands, ready_files))
+}
+
+/// Each unwired command container's new command line: `supervisor main ... -- sh -ec
+/// '<its lines>'`. Pipeline interpolation (`$$`) still happens first, on the whole text.
+fn buildkite_main_lines(
+    block: &Node,
+    mains: &[Member],
+    wiring: &MainWiring,
+    object: &str,
+) -> Result<BTreeMap<String, String>, InjectError> {
     let mut lines = BTreeMap::new();
+    let raw_containers = block
+        .at(&["podSpec", "containers"])
+        .and_then(Node::as_seq)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     for m in mains.iter().filter(|m| !m.wired()) {
-        let raw = block
-            .at(&["podSpec", "containers"])
-            .and_then(Node::as_seq)
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.get("name").and_then(Node::as_str) == Some(&m.name))
-            })
-            .expect("the container just typed");
+        let Some(raw) = raw_containers
+            .iter()
+            .find(|c| c.get("name").and_then(Node::as_str) == Some(&m.name))
+        else {
+            continue;
+        };
         if raw.get("args").is_some() {
             return Err(pod_error(
                 object,
@@ -872,30 +939,15 @@ fn inject_buildkite(
                 ),
             ));
         }
-        let script: Vec<String> = raw
+        let script: Vec<&str> = raw
             .get("command")
             .and_then(Node::as_seq)
-            .map(|l| {
-                l.iter()
-                    .filter_map(Node::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|l| l.iter().filter_map(Node::as_str).collect())
             .unwrap_or_default();
         if script.is_empty() {
             continue;
         }
-        let wait_timeout = opts
-            .wait_timeout
-            .clone()
-            .filter(|_| !ready_files.is_empty());
-        let flags = main_flags(&MainWiring {
-            wait_for: ready_files.clone(),
-            wait_timeout,
-            grace: fitting_grace(MAIN_GRACE_S, tgps),
-            ..Default::default()
-        });
-        let flags: Vec<String> = flags.iter().map(|f| sh_quote(f)).collect();
+        let flags: Vec<String> = main_flags(wiring).iter().map(|f| sh_quote(f)).collect();
         let line = format!(
             "{} sh -ec {}",
             flags.join(" "),
@@ -903,23 +955,19 @@ fn inject_buildkite(
         );
         lines.insert(m.name.clone(), line);
     }
-    if commands.is_empty() && lines.is_empty() {
-        return Ok(false);
-    }
-    let install = !installs_here(&pod);
+    Ok(lines)
+}
+
+fn apply_buildkite(
+    block: &mut Node,
+    pod: &PodSpec,
+    commands: &BTreeMap<String, (Vec<String>, Option<String>)>,
+    lines: &BTreeMap<String, String>,
+    opts: &Options,
+) {
     let pod_spec = block.entry("podSpec", Node::map);
-    let volumes = pod_spec.entry("volumes", || Node::Seq(Vec::new()));
-    if let Some(list) = volumes.as_seq_mut()
-        && !list
-            .iter()
-            .any(|v| v.get("name").and_then(Node::as_str) == Some(VOLUME))
-    {
-        let mut v = Node::map();
-        v.set("name", Node::text(VOLUME));
-        v.set("emptyDir", Node::map());
-        list.push(v);
-    }
-    if install {
+    ensure_volume(pod_spec);
+    if !installs_here(pod) {
         ensure_init_list(pod_spec);
         let init = pod_spec.entry("initContainers", || Node::Seq(Vec::new()));
         if let Some(list) = init.as_seq_mut() {
@@ -957,14 +1005,6 @@ fn inject_buildkite(
             }
         }
     }
-    let check = manifest::buildkite_pod(block);
-    check.map_err(|e| {
-        pod_error(
-            object,
-            format!("internal error: the injected step does not parse: {e}"),
-        )
-    })?;
-    Ok(true)
 }
 
 #[cfg(test)]
