@@ -261,3 +261,24 @@ fn other_documents_pass_through() {
         text
     );
 }
+
+#[test]
+fn json_objects_get_the_same_wiring() {
+    // What the admission webhook calls: a Pod as JSON, options from its annotations.
+    let text = read("examples/unwired/demo-pod.yaml").replacen(
+        "  name: supervisor-demo\n",
+        "  name: supervisor-demo\n  annotations:\n    supervisor/main: job\n    supervisor/ready: redis=tcp://127.0.0.1:6379\n",
+        1,
+    );
+    let pod = yaml::parse(&text).expect("yaml")[0].to_json();
+    let wired = inject::inject_json(&pod, &Options::default())
+        .expect("inject")
+        .expect("changed");
+    let via_text = inject::inject_str(&text, &Options::default()).expect("inject");
+    assert_eq!(wired, yaml::parse(&via_text).expect("yaml")[0].to_json());
+    assert_eq!(
+        inject::inject_json(&wired, &Options::default()).expect("again"),
+        None,
+        "already wired: no change"
+    );
+}
