@@ -10,6 +10,7 @@
 
 use crate::command::{self, Invocation, Place};
 use crate::images;
+use crate::inject;
 use crate::manifest::{self, Origin, PodView};
 use crate::yaml::{self, Node, YamlError};
 use k8s_openapi::api::core::v1::Container;
@@ -177,6 +178,17 @@ pub struct Pod {
 
 impl Pod {
     pub fn new(view: PodView) -> Pod {
+        // A bad annotation is inject's error to report; here it only adds nothing.
+        let entrypoints = inject::annotated_entrypoints(&view.annotations).unwrap_or_default();
+        let member = |c: &Container, slot, index| {
+            let ep = entrypoints.get(&c.name).map(Vec::as_slice);
+            Member {
+                invocations: command::invocations_with(c, ep),
+                container: c.clone(),
+                slot,
+                init_index: index,
+            }
+        };
         let mut members = Vec::new();
         for (i, c) in view.spec.init_containers.iter().flatten().enumerate() {
             let slot = if c.restart_policy.as_deref() == Some("Always") {
@@ -184,10 +196,10 @@ impl Pod {
             } else {
                 Slot::Init
             };
-            members.push(Member::new(c.clone(), slot, Some(i)));
+            members.push(member(c, slot, Some(i)));
         }
         for c in &view.spec.containers {
-            members.push(Member::new(c.clone(), Slot::App, None));
+            members.push(member(c, Slot::App, None));
         }
         Pod { view, members }
     }
@@ -240,15 +252,6 @@ impl Pod {
 }
 
 impl Member {
-    fn new(container: Container, slot: Slot, init_index: Option<usize>) -> Member {
-        Member {
-            invocations: command::invocations(&container),
-            container,
-            slot,
-            init_index,
-        }
-    }
-
     fn name(&self) -> &str {
         &self.container.name
     }

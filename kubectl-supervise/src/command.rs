@@ -54,8 +54,20 @@ pub fn is_supervisor(word: &str) -> bool {
 /// The argument vector a container runs, when it can be known: `command` + `args`, else the
 /// known image's ENTRYPOINT + (`args` or CMD).
 pub fn effective_argv(c: &Container) -> Option<Vec<String>> {
+    effective_argv_with(c, None)
+}
+
+/// [`effective_argv`], with what the container's image runs when the user said so (an
+/// `--entrypoint` or the `supervisor/entrypoints` annotation: ENTRYPOINT, plus CMD when the
+/// container has no args).
+pub fn effective_argv_with(c: &Container, entrypoint: Option<&[String]>) -> Option<Vec<String>> {
     if let Some(cmd) = &c.command {
         let mut v = cmd.clone();
+        v.extend(c.args.iter().flatten().cloned());
+        return Some(v);
+    }
+    if let Some(ep) = entrypoint {
+        let mut v = ep.to_vec();
         v.extend(c.args.iter().flatten().cloned());
         return Some(v);
     }
@@ -90,9 +102,14 @@ pub fn environment(c: &Container) -> Vec<(String, String)> {
 
 /// Every supervisor command line of a container.
 pub fn invocations(c: &Container) -> Vec<Invocation> {
+    invocations_with(c, None)
+}
+
+/// [`invocations`], with a user-given entrypoint (see [`effective_argv_with`]).
+pub fn invocations_with(c: &Container, entrypoint: Option<&[String]>) -> Vec<Invocation> {
     let env = environment(c);
     let mut places: Vec<(Place, Vec<String>)> = Vec::new();
-    if let Some(argv) = effective_argv(c) {
+    if let Some(argv) = effective_argv_with(c, entrypoint) {
         places.push((Place::Command, argv));
     }
     for (name, probe) in [

@@ -238,16 +238,8 @@ fn settings(
             }
         },
     };
-    let mut entrypoints = BTreeMap::new();
-    if let Some(v) = annotations.get(annotation::ENTRYPOINTS) {
-        let m: BTreeMap<String, Vec<String>> = serde_json::from_str(v).map_err(|e| {
-            bad(
-                annotation::ENTRYPOINTS,
-                format!("not a JSON object of string arrays: {e}"),
-            )
-        })?;
-        entrypoints.extend(m);
-    }
+    let mut entrypoints =
+        annotated_entrypoints(annotations).map_err(|m| bad(annotation::ENTRYPOINTS, m))?;
     entrypoints.extend(opts.entrypoints.iter().cloned());
     Ok(Settings {
         mains,
@@ -255,6 +247,18 @@ fn settings(
         native,
         entrypoints,
     })
+}
+
+/// The `supervisor/entrypoints` annotation: container name -> what its image runs.
+pub fn annotated_entrypoints(
+    annotations: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Vec<String>>, String> {
+    match annotations.get(annotation::ENTRYPOINTS) {
+        None => Ok(BTreeMap::new()),
+        Some(v) => {
+            serde_json::from_str(v).map_err(|e| format!("not a JSON object of string arrays: {e}"))
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,10 +337,11 @@ struct Member {
 }
 
 impl Member {
-    fn new(container: Container) -> Member {
+    fn new(container: Container, settings: &Settings) -> Member {
+        let entrypoint = settings.entrypoints.get(&container.name).map(Vec::as_slice);
         Member {
             name: container.name.clone(),
-            invocations: command::invocations(&container),
+            invocations: command::invocations_with(&container, entrypoint),
             container,
         }
     }
@@ -398,7 +403,11 @@ fn inject_template(
         return Ok(false);
     };
     let spec = typed_spec(spec_node, object)?;
-    let members: Vec<Member> = spec.containers.iter().cloned().map(Member::new).collect();
+    let members: Vec<Member> = spec
+        .containers
+        .iter()
+        .map(|c| Member::new(c.clone(), &settings))
+        .collect();
     // Native sidecars wired earlier live among the init containers; options may name them.
     let names: Vec<String> = spec
         .containers
@@ -831,14 +840,17 @@ fn inject_buildkite(
     {
         return Ok(false);
     }
-    let mains: Vec<Member> = pod.containers.iter().cloned().map(Member::new).collect();
+    let mains: Vec<Member> = pod
+        .containers
+        .iter()
+        .map(|c| Member::new(c.clone(), &settings))
+        .collect();
     let sidecars: Vec<Member> = pod
         .init_containers
         .iter()
         .flatten()
         .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-        .cloned()
-        .map(Member::new)
+        .map(|c| Member::new(c.clone(), &settings))
         .collect();
     for m in mains.iter().chain(&sidecars) {
         if settings.mains.contains(&m.name) || settings.entrypoints.contains_key(&m.name) {

@@ -321,3 +321,31 @@ fn docs_list_every_rule_and_every_known_image() {
         );
     }
 }
+
+#[test]
+fn entrypoints_annotation_shows_check_what_an_image_runs() {
+    // An image of the user's own with `supervisor sidecar` baked in: check cannot know, until
+    // the supervisor/entrypoints annotation (the one inject reads) says so.
+    let dind = example("dind-job.yaml");
+    let from = "          image: docker:27-dind\n          command:\n            - /supervisor/bin/supervisor\n            - sidecar\n            - --wait-file=/supervisor/main.done\n            # dockerd stops its own containers first; stay below terminationGracePeriodSeconds.\n            - --grace=20s\n            - --\n            - dockerd-entrypoint.sh\n";
+    assert!(dind.contains(from));
+    let baked = dind.replacen(
+        from,
+        "          image: example.org/dind-with-supervisor:1\n",
+        1,
+    );
+    let rules: Vec<&str> = findings(&baked).iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"unsupervised-container"), "{rules:?}");
+    let annotated = baked.replacen(
+        "  template:\n    spec:\n",
+        "  template:\n    metadata:\n      annotations:\n        supervisor/entrypoints: '{\"dind\": [\"/supervisor/bin/supervisor\", \"sidecar\", \"--wait-file=/supervisor/main.done\", \"--grace=20s\", \"--\", \"dockerd-entrypoint.sh\"]}'\n    spec:\n",
+        1,
+    );
+    assert_eq!(findings(&annotated), vec![]);
+    // And inject, reading the same annotation, sees it wired and changes nothing.
+    let out = inject::inject_str(&annotated, &inject::Options::default()).expect("inject");
+    assert_eq!(
+        yaml::parse(&out).expect("yaml"),
+        yaml::parse(&annotated).expect("yaml")
+    );
+}
