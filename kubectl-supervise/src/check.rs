@@ -299,7 +299,7 @@ impl Member {
                 Parsed::Sidecar(c) => {
                     out.extend(c.ready_file.iter().map(|f| ("--ready-file", f.clone())));
                 }
-                Parsed::Install(dir) => out.push(("install directory", dir.clone())),
+                Parsed::Install(c) => out.push(("install directory", c.dir.clone())),
                 Parsed::Probe(_) => {}
             }
         }
@@ -460,8 +460,8 @@ fn binary_not_installed(pod: &Pod) -> Vec<Finding> {
         .filter(|m| m.slot == Slot::Init)
         .flat_map(|m| {
             m.running().filter_map(move |p| match p {
-                Parsed::Install(dir) => m
-                    .resolve(dir)
+                Parsed::Install(c) => m
+                    .resolve(&c.dir)
                     .map(|(v, rel, _)| (v, rel, m.init_index.unwrap_or(usize::MAX))),
                 _ => None,
             })

@@ -105,7 +105,7 @@ impl InjectArgs {
             .map(|r| inject::parse_entrypoint(r).map_err(|e| Usage(format!("--entrypoint {e}"))))
             .collect::<Result<_, _>>()?;
         if let Some(t) = &self.wait_timeout {
-            supervisor::config::parse_duration(t)
+            supervisor::clock::parse_duration(t)
                 .map_err(|e| Usage(format!("--wait-timeout: {e}")))?;
         }
         Ok(inject::Options {

@@ -3,15 +3,12 @@
 //! Theory of operation. A container runs `command` (else its image's ENTRYPOINT, from
 //! [`crate::images`]) followed by `args` (else the image's CMD). A supervisor command line can
 //! sit there directly, or inside a script handed to `sh -c`; exec probes can run one too. Each
-//! one found is completed with the container's `SUPERVISOR_*` variables (the image's, then the
-//! manifest's, as the container's environment would have them): a variable becomes a flag
-//! unless the command line sets that option itself, which is clap's precedence. Which variable
-//! belongs to which option, and which options repeat, is read from the binary's own clap
-//! definition, so new options are understood as soon as the library has them. The result goes
-//! through `supervisor::config::from_argv`: what it rejects, the binary would reject too.
+//! one found is parsed by the binary's own `supervisor::config::from_argv_env` with the
+//! container's environment as the manifest and the image table know it (the image's variables,
+//! then the manifest's): what it rejects, the binary would reject too, and a value that came
+//! from a `SUPERVISOR_*` variable is named by that variable, as the binary names it.
 
 use crate::images;
-use clap::CommandFactory;
 use k8s_openapi::api::core::v1::Container;
 use std::path::Path;
 use supervisor::config::{ConfigError, Parsed};
@@ -31,9 +28,9 @@ pub enum Place {
 #[derive(Debug)]
 pub struct Invocation {
     pub place: Place,
-    /// The words as written (binary first), before environment variables were added.
+    /// The words as written (binary first).
     pub written: Vec<String>,
-    /// Environment variables that became flags, for messages.
+    /// The `SUPERVISOR_*` variables it reads, for messages.
     pub from_env: Vec<String>,
     pub parsed: Result<Parsed, ConfigError>,
 }
@@ -133,12 +130,11 @@ pub fn invocations_with(c: &Container, entrypoint: Option<&[String]>) -> Vec<Inv
             } else {
                 place.clone()
             };
-            let (argv, from_env) = with_env(&line, &env);
             out.push(Invocation {
                 place,
+                from_env: env_used(&line, &env),
+                parsed: parse_with_env(&line, &env),
                 written: line,
-                from_env,
-                parsed: supervisor::config::from_argv(argv),
             });
         }
     }
@@ -272,123 +268,41 @@ pub fn shell_words(script: &str) -> Vec<Option<String>> {
     out
 }
 
-/// Splits a repeatable option's environment value: commas separate, `\,` is a comma, `\\` a
-/// backslash, any other backslash is itself. Empty items are dropped.
-pub fn split_env_list(v: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = v.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' if matches!(chars.peek(), Some(',' | '\\')) => {
-                cur.extend(chars.next());
-            }
-            ',' => out.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out.retain(|s| !s.is_empty());
-    out
-}
-
-/// Quotes a list item for a repeatable option's environment value (the inverse of
-/// [`split_env_list`]).
-pub fn join_env_list<S: AsRef<str>>(items: &[S]) -> String {
-    items
-        .iter()
-        .map(|s| s.as_ref().replace('\\', "\\\\").replace(',', "\\,"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// What clap's falsey parser reads as false, for boolean flags set by environment.
-fn env_false(v: &str) -> bool {
-    matches!(
-        v.trim().to_ascii_lowercase().as_str(),
-        "" | "0" | "n" | "no" | "f" | "false" | "off"
-    )
-}
-
-/// The command line with the container's SUPERVISOR_* variables added as flags right after
-/// the mode (see the module doc), and the names of the variables used.
-pub fn with_env(line: &[String], env: &[(String, String)]) -> (Vec<String>, Vec<String>) {
-    let cli = supervisor::cli::Cli::command();
-    let globals: Vec<String> = cli
-        .get_arguments()
-        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
-        .collect();
-    // The mode is the first word after the binary that is not a global option or its value.
-    let mut i = 1;
-    while let Some(w) = line.get(i) {
-        let name = w.split('=').next().unwrap_or(w);
-        if !globals.iter().any(|g| g == name) {
-            break;
-        }
-        i += if w.contains('=') { 1 } else { 2 };
-    }
-    let Some(sub) = line.get(i).and_then(|m| cli.find_subcommand(m)) else {
-        return (line.to_vec(), Vec::new());
+/// The `SUPERVISOR_*` variables a command line reads: those of its mode's (and the global)
+/// options that the command line does not set itself, which the binary would read from its
+/// environment (see `supervisor::config`).
+pub fn env_used(line: &[String], env: &[(String, String)]) -> Vec<String> {
+    let Ok(supervisor::cli::Request::Run(args)) = supervisor::cli::parse(line) else {
+        return Vec::new();
     };
-    let written = options_written(&line[i + 1..], sub);
-    let mut flags = Vec::new();
-    let mut used = Vec::new();
-    for arg in sub.get_arguments() {
-        let (Some(long), Some(var)) = (arg.get_long(), arg.get_env()) else {
-            continue;
-        };
-        let Some((name, value)) = env.iter().find(|(k, _)| var == k.as_str()) else {
-            continue;
-        };
-        if written.iter().any(|w| w == long) {
-            continue;
-        }
-        used.push(name.clone());
-        if !arg.get_action().takes_values() {
-            if !env_false(value) {
-                flags.push(format!("--{long}"));
-            }
-        } else if matches!(arg.get_action(), clap::ArgAction::Append)
-            || arg.get_value_delimiter().is_some()
-        {
-            flags.extend(
-                split_env_list(value)
-                    .into_iter()
-                    .map(|v| format!("--{long}={v}")),
-            );
-        } else {
-            flags.push(format!("--{long}={value}"));
-        }
-    }
-    let mut out = line[..=i].to_vec();
-    out.extend(flags);
-    out.extend(line[i + 1..].iter().cloned());
-    (out, used)
+    args.mode
+        .options
+        .iter()
+        .chain(supervisor::cli::GLOBAL)
+        .filter(|o| args.values(o.id).is_empty())
+        .map(|o| supervisor::cli::env_var(o.id))
+        .filter(|var| env.iter().any(|(k, _)| k == var))
+        .collect()
 }
 
-/// The long options a command line sets before its command.
-fn options_written(words: &[String], sub: &clap::Command) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while let Some(w) = words.get(i) {
-        let Some(body) = w.strip_prefix("--") else {
-            break;
-        };
-        if body.is_empty() {
-            break;
-        }
-        let (name, inline) = match body.split_once('=') {
-            Some((n, _)) => (n, true),
-            None => (body, false),
-        };
-        let takes = sub
-            .get_arguments()
-            .find(|a| a.get_long() == Some(name))
-            .is_some_and(|a| a.get_action().takes_values());
-        out.push(name.to_string());
-        i += if takes && !inline { 2 } else { 1 };
-    }
-    out
+/// Parses a command line as the binary would, in a container whose environment is `env`.
+pub fn parse_with_env(line: &[String], env: &[(String, String)]) -> Result<Parsed, ConfigError> {
+    supervisor::config::from_argv_env(line, &|var| {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.into())
+    })
+}
+
+/// A list in the format of the binary's environment lists (comma-separated, `\,` for a comma
+/// and `\\` for a backslash), as annotations use it; empty items are dropped.
+pub fn split_list(v: &str) -> Vec<String> {
+    supervisor::config::split_list(std::ffi::OsStr::new(v))
+        .into_iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -428,60 +342,32 @@ mod tests {
     }
 
     #[test]
-    fn env_lists_split_with_escapes() {
-        assert_eq!(split_env_list("a,b"), ["a", "b"]);
-        assert_eq!(split_env_list(r"a\,b,c\\,d\x"), ["a,b", r"c\", r"d\x"]);
-        assert_eq!(split_env_list(""), Vec::<String>::new());
-        let items = ["x,y", r"a\b", "z"];
-        assert_eq!(split_env_list(&join_env_list(&items)), items);
-    }
-
-    #[test]
-    fn environment_becomes_flags_unless_the_command_line_sets_them() {
+    fn the_environment_is_read_as_the_binary_reads_it() {
         let env = vec![
             ("SUPERVISOR_WAIT_FILE".to_string(), r"/a,/b\,c".to_string()),
             ("SUPERVISOR_GRACE".to_string(), "3s".to_string()),
-            (
-                "SUPERVISOR_ALLOW_REMOTE_QUIT".to_string(),
-                "false".to_string(),
-            ),
+            ("SUPERVISOR_LOG_LEVEL".to_string(), "debug".to_string()),
             ("OTHER".to_string(), "x".to_string()),
         ];
-        let (argv, used) = with_env(
-            &words(&[
-                "supervisor",
-                "--log-level",
-                "debug",
-                "sidecar",
-                "--grace",
-                "1s",
-                "--",
-                "d",
-            ]),
-            &env,
-        );
+        let line = words(&["supervisor", "sidecar", "--grace", "1s", "--", "d"]);
         assert_eq!(
-            argv,
-            words(&[
-                "supervisor",
-                "--log-level",
-                "debug",
-                "sidecar",
-                "--wait-file=/a",
-                "--wait-file=/b,c",
-                "--allow-remote-quit",
-                "--grace",
-                "1s",
-                "--",
-                "d"
-            ])
-            .into_iter()
-            .filter(|w| w != "--allow-remote-quit")
-            .collect::<Vec<_>>()
+            env_used(&line, &env),
+            ["SUPERVISOR_WAIT_FILE", "SUPERVISOR_LOG_LEVEL"]
         );
+        let Ok(Parsed::Sidecar(c)) = parse_with_env(&line, &env) else {
+            panic!("sidecar");
+        };
+        assert_eq!(c.grace, std::time::Duration::from_secs(1));
         assert_eq!(
-            used,
-            ["SUPERVISOR_WAIT_FILE", "SUPERVISOR_ALLOW_REMOTE_QUIT"]
+            c.wait_files,
+            [
+                std::path::PathBuf::from("/a"),
+                std::path::PathBuf::from("/b,c")
+            ]
         );
+        let bad = vec![("SUPERVISOR_ON".to_string(), "sometimes".to_string())];
+        let e = parse_with_env(&line, &bad).expect_err("bad value");
+        assert!(e.to_string().starts_with("SUPERVISOR_ON:"), "{e}");
+        assert_eq!(split_list(r"job,web\,x,"), ["job", "web,x"]);
     }
 }

@@ -213,12 +213,12 @@ fn settings(
     } else {
         annotations
             .get(annotation::MAIN)
-            .map(|v| command::split_env_list(v))
+            .map(|v| command::split_list(v))
             .unwrap_or_default()
     };
     let mut ready = BTreeMap::new();
     if let Some(v) = annotations.get(annotation::READY) {
-        for item in command::split_env_list(v) {
+        for item in command::split_list(v) {
             let (s, t) = parse_ready(&item).map_err(|m| bad(annotation::READY, m))?;
             ready.insert(s, t);
         }
@@ -724,7 +724,7 @@ fn install_container(image: &str) -> Node {
 fn installs_here(spec: &PodSpec) -> bool {
     spec.init_containers.iter().flatten().any(|c| {
         command::invocations(c).iter().any(
-            |i| matches!(&i.parsed, Ok(Parsed::Install(dir)) if dir.as_os_str() == INSTALL_DIR),
+            |i| matches!(&i.parsed, Ok(Parsed::Install(c)) if c.dir.as_os_str() == INSTALL_DIR),
         )
     })
 }

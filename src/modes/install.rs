@@ -3,16 +3,16 @@
 //! already runs the installed copy is never handed a half-written file.
 
 use crate::exit::Outcome;
-use crate::marker;
+use crate::fsutil;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub fn run(dir: &Path) -> Outcome {
+pub fn run(dir: &Path, _allow_dynamic: bool) -> Outcome {
     match install(dir) {
         Ok(path) => {
             println!("{}", path.display());
-            Outcome::Child(crate::exit::ChildStatus::Exited(0))
+            Outcome::Success
         }
         Err(e) => {
             tracing::error!("install into {} failed: {e}", dir.display());
@@ -25,14 +25,14 @@ fn install(dir: &Path) -> io::Result<PathBuf> {
     let mut source = open_self()?;
     std::fs::create_dir_all(dir)?;
     let target = dir.join("supervisor");
-    let tmp = marker::sibling(&target, &format!("tmp.{}", std::process::id()));
+    let tmp = fsutil::sibling(&target, &format!("tmp.{}", std::process::id()));
     let result = (|| {
-        let mut out = marker::create_exclusive(&tmp, 0o755)?;
+        let mut out = fsutil::create_exclusive(&tmp, 0o755)?;
         io::copy(&mut source, &mut out)?;
         out.sync_all()?;
         drop(out);
         std::fs::rename(&tmp, &target)?;
-        marker::sync_dir(dir);
+        fsutil::sync_dir(dir);
         Ok(target.clone())
     })();
     if result.is_err() {
