@@ -147,20 +147,34 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    run_styled(args, stdin, out, err, false)
+}
+
+/// [`run`]; `styled`: help goes out with colours (stdout is a terminal that wants them).
+pub fn run_styled<I, T>(
+    args: I,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    styled: bool,
+) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
-            let _ = write!(out, "{e}");
+            let text = e.render();
+            let _ = if styled {
+                write!(out, "{}", text.ansi())
+            } else {
+                write!(out, "{text}")
+            };
             return exit::OK;
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ");
-            let _ = writeln!(err, "kubectl-supervise: {first} (see --help)");
+            let _ = writeln!(err, "kubectl-supervise: {}", one_line(&e));
             return exit::USAGE;
         }
     };
@@ -174,6 +188,33 @@ where
             let _ = writeln!(err, "kubectl-supervise: {m}");
             exit::USAGE
         }
+    }
+}
+
+/// A clap error as one line: its first line, with clap's suggestion (printed by clap as a
+/// separate `tip:` line) folded in.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    let suggested = [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .find_map(|k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    });
+    match suggested {
+        Some(s) => format!("{first} (did you mean {s}?)"),
+        None => format!("{first} (see --help)"),
     }
 }
 

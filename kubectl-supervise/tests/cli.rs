@@ -98,6 +98,12 @@ fn bad_input_is_one_line_and_exit_2() {
     assert_usage(&run(&["check"], "kind: Pod\nkind: Pod\n"), "duplicate key");
     assert_usage(&run(&["inject", "--frobnicate"], ""), "--frobnicate");
     assert_usage(&run(&["bogus"], ""), "bogus");
+    // clap's suggestions, on the same line.
+    assert_usage(
+        &run(&["inject", "--mian", "x"], ""),
+        "--mian' found (did you mean --main?)",
+    );
+    assert_usage(&run(&["chekc"], ""), "(did you mean check?)");
     assert_usage(
         &run(&["check", "-f", "/nonexistent/x.yaml"], ""),
         "cannot read /nonexistent/x.yaml",
