@@ -15,6 +15,8 @@ use crate::manifest::{self, Origin, PodView};
 use crate::yaml::{self, Node, YamlError};
 use k8s_openapi::api::core::v1::Container;
 use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+use supervisor::clock::human;
 use supervisor::config::{MainConfig, Parsed, SidecarConfig};
 use supervisor::readiness::Target;
 
@@ -101,12 +103,17 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "wait-file-unwritten",
-        summary: "a --wait-file that no main's --done-file writes: the sidecar never stops",
+        summary: "a --wait-file that no --done-file writes: the sidecar never stops",
         check: wait_file_unwritten,
     },
     Rule {
+        id: "requires-unwritten",
+        summary: "a main's --requires that no sidecar's --done-file writes: that sidecar's death goes unnoticed",
+        check: requires_unwritten,
+    },
+    Rule {
         id: "done-file-unwaited",
-        summary: "a --done-file that no sidecar waits for",
+        summary: "a --done-file that no sidecar waits for (--wait-file) and no main requires (--requires)",
         check: done_file_unwaited,
     },
     Rule {
@@ -126,7 +133,7 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "grace-too-long",
-        summary: "--grace not below terminationGracePeriodSeconds: the kubelet's SIGKILL comes first",
+        summary: "--stop-delay plus --grace not below terminationGracePeriodSeconds: the kubelet's SIGKILL comes first",
         check: grace_too_long,
     },
     Rule {
@@ -298,6 +305,7 @@ impl Member {
                 }
                 Parsed::Sidecar(c) => {
                     out.extend(c.ready_file.iter().map(|f| ("--ready-file", f.clone())));
+                    out.extend(c.done_file.iter().map(|f| ("--done-file", f.clone())));
                 }
                 Parsed::Install(c) => out.push(("install directory", c.dir.clone())),
                 Parsed::Probe(_) => {}
@@ -559,10 +567,13 @@ fn shared_paths(m: &Member) -> Vec<(&'static str, PathBuf)> {
             Parsed::Sidecar(c) => {
                 out.extend(c.wait_files.iter().map(|f| ("--wait-file", f.clone())))
             }
-            Parsed::Main(c) => out.extend(c.wait_for.iter().filter_map(|t| match t {
-                Target::File(f) | Target::Unix(f) => Some(("--wait-for", f.clone())),
-                _ => None,
-            })),
+            Parsed::Main(c) => {
+                out.extend(c.wait_for.iter().filter_map(|t| match t {
+                    Target::File(f) | Target::Unix(f) => Some(("--wait-for", f.clone())),
+                    _ => None,
+                }));
+                out.extend(c.requires.iter().map(|f| ("--requires", f.clone())));
+            }
             _ => {}
         }
     }
@@ -659,58 +670,104 @@ fn writable_mount(pod: &Pod) -> Vec<Finding> {
     out
 }
 
-/// (volume, path inside it) of every main's --done-file.
-fn done_files(pod: &Pod) -> Vec<(String, PathBuf)> {
-    pod.mains()
-        .filter_map(|(m, c)| c.done_file.as_ref().and_then(|f| m.resolve(f)))
+/// Where files land: (volume, path inside it) of each (container, path).
+fn resolved<'a>(files: impl Iterator<Item = (&'a Member, &'a PathBuf)>) -> Vec<(String, PathBuf)> {
+    files
+        .filter_map(|(m, f)| m.resolve(f))
         .map(|(v, p, _)| (v, p))
         .collect()
 }
 
-fn wait_file_unwritten(pod: &Pod) -> Vec<Finding> {
+/// A finding for each (container, path) read that none of `written` writes.
+fn unwritten<'a>(
+    pod: &Pod,
+    read: impl Iterator<Item = (&'a Member, &'a PathBuf)>,
+    written: &[(String, PathBuf)],
+    rule: &'static str,
+    say: impl Fn(&str, &str) -> String,
+) -> Vec<Finding> {
     if !pod.is_pod() {
         return Vec::new();
     }
-    let done = done_files(pod);
     let mut out = Vec::new();
-    for (m, c) in pod.sidecars() {
-        for f in &c.wait_files {
-            if let Some((v, p, _)) = m.resolve(f)
-                && !done.contains(&(v.clone(), p.clone()))
-            {
-                out.push(pod.finding(
-                    Some(m),
-                    "wait-file-unwritten",
-                    format!("waits for {} (volume {v:?}), but no `supervisor main --done-file` writes it: the sidecar never stops", shown(f)),
-                ));
-            }
+    for (m, f) in read {
+        if let Some((v, p, _)) = m.resolve(f)
+            && !written.contains(&(v.clone(), p))
+        {
+            out.push(pod.finding(Some(m), rule, say(&shown(f), &v)));
         }
     }
     out
+}
+
+/// Every marker: the mains' and the sidecars' --done-file.
+fn done_files(pod: &Pod) -> Vec<(String, PathBuf)> {
+    let mains = pod
+        .mains()
+        .filter_map(|(m, c)| c.done_file.as_ref().map(|f| (m, f)));
+    let sidecars = pod
+        .sidecars()
+        .filter_map(|(m, c)| c.done_file.as_ref().map(|f| (m, f)));
+    resolved(mains.chain(sidecars))
+}
+
+fn wait_file_unwritten(pod: &Pod) -> Vec<Finding> {
+    let waits = pod
+        .sidecars()
+        .flat_map(|(m, c)| c.wait_files.iter().map(move |f| (m, f)));
+    unwritten(
+        pod,
+        waits,
+        &done_files(pod),
+        "wait-file-unwritten",
+        |f, v| {
+            format!(
+                "waits for {f} (volume {v:?}), but no `supervisor main --done-file` (nor another sidecar's) writes it: the sidecar never stops"
+            )
+        },
+    )
+}
+
+fn requires_unwritten(pod: &Pod) -> Vec<Finding> {
+    let markers = resolved(
+        pod.sidecars()
+            .filter_map(|(m, c)| c.done_file.as_ref().map(|f| (m, f))),
+    );
+    let requires = pod
+        .mains()
+        .flat_map(|(m, c)| c.requires.iter().map(move |f| (m, f)));
+    unwritten(pod, requires, &markers, "requires-unwritten", |f, v| {
+        format!(
+            "requires {f} (volume {v:?}), but no `supervisor sidecar --done-file` writes it: that sidecar's death would go unnoticed; give the sidecar --done-file={f}"
+        )
+    })
 }
 
 fn done_file_unwaited(pod: &Pod) -> Vec<Finding> {
     if !pod.is_pod() {
         return Vec::new();
     }
-    let waited: Vec<(String, PathBuf)> = pod
+    let waited = pod
         .sidecars()
-        .flat_map(|(m, c)| c.wait_files.iter().filter_map(|f| m.resolve(f)))
-        .map(|(v, p, _)| (v, p))
-        .collect();
+        .flat_map(|(m, c)| c.wait_files.iter().map(move |f| (m, f)));
+    let required = pod
+        .mains()
+        .flat_map(|(m, c)| c.requires.iter().map(move |f| (m, f)));
+    let watched = resolved(waited.chain(required));
+    let mains = pod.mains().map(|(m, c)| (m, &c.done_file, "--wait-file"));
+    let sidecars = pod
+        .sidecars()
+        .map(|(m, c)| (m, &c.done_file, "main --requires or sidecar --wait-file"));
     let mut out = Vec::new();
-    for (m, c) in pod.mains() {
-        if let Some(f) = &c.done_file
+    for (m, f, how) in mains.chain(sidecars) {
+        if let Some(f) = f
             && let Some((v, p, _)) = m.resolve(f)
-            && !waited.contains(&(v, p))
+            && !watched.contains(&(v, p))
         {
             out.push(pod.finding(
                 Some(m),
                 "done-file-unwaited",
-                format!(
-                    "writes {}, but no sidecar waits for it (--wait-file)",
-                    shown(f)
-                ),
+                format!("writes {}, but nothing watches it ({how})", shown(f)),
             ));
         }
     }
@@ -718,30 +775,21 @@ fn done_file_unwaited(pod: &Pod) -> Vec<Finding> {
 }
 
 fn ready_file_unwritten(pod: &Pod) -> Vec<Finding> {
-    if !pod.is_pod() {
-        return Vec::new();
-    }
-    let ready: Vec<(String, PathBuf)> = pod
-        .sidecars()
-        .filter_map(|(m, c)| c.ready_file.as_ref().and_then(|f| m.resolve(f)))
-        .map(|(v, p, _)| (v, p))
-        .collect();
-    let mut out = Vec::new();
-    for (m, c) in pod.mains() {
-        for t in &c.wait_for {
-            let Target::File(f) = t else { continue };
-            if let Some((v, p, _)) = m.resolve(f)
-                && !ready.contains(&(v, p))
-            {
-                out.push(pod.finding(
-                    Some(m),
-                    "ready-file-unwritten",
-                    format!("waits for file:{}, but no sidecar's --ready-file writes it: the main never starts", shown(f)),
-                ));
-            }
-        }
-    }
-    out
+    let ready = resolved(
+        pod.sidecars()
+            .filter_map(|(m, c)| c.ready_file.as_ref().map(|f| (m, f))),
+    );
+    let waits = pod.mains().flat_map(|(m, c)| {
+        c.wait_for.iter().filter_map(move |t| match t {
+            Target::File(f) => Some((m, f)),
+            _ => None,
+        })
+    });
+    unwritten(pod, waits, &ready, "ready-file-unwritten", |f, _| {
+        format!(
+            "waits for file:{f}, but no sidecar's --ready-file writes it: the main never starts"
+        )
+    })
 }
 
 fn on_failure_any(pod: &Pod) -> Vec<Finding> {
@@ -780,11 +828,11 @@ fn on_success_never(pod: &Pod) -> Vec<Finding> {
         .collect()
 }
 
-/// How long a supervisor may take to stop after SIGTERM (`--grace`, plus any stop delay).
-fn stop_budget(p: &Parsed) -> Option<std::time::Duration> {
+/// How long a supervisor may take to stop after a stop request: `--stop-delay`, then `--grace`.
+fn stop_budget(p: &Parsed) -> Option<(Duration, Duration)> {
     match p {
-        Parsed::Main(c) => Some(c.grace),
-        Parsed::Sidecar(c) => Some(c.grace),
+        Parsed::Main(c) => Some((c.stop_delay, c.grace)),
+        Parsed::Sidecar(c) => Some((c.stop_delay, c.grace)),
         _ => None,
     }
 }
@@ -797,19 +845,29 @@ fn grace_too_long(pod: &Pod) -> Vec<Finding> {
     let mut out = Vec::new();
     for m in &pod.members {
         for p in m.running() {
-            let Some(budget) = stop_budget(p) else {
+            let Some((delay, grace)) = stop_budget(p) else {
                 continue;
             };
-            if budget.as_secs_f64() >= period as f64 {
-                out.push(pod.finding(
-                    Some(m),
-                    "grace-too-long",
-                    format!(
-                        "--grace {:.1}s is not below terminationGracePeriodSeconds {period}s: the kubelet's SIGKILL comes first; lower --grace or raise the period",
-                        budget.as_secs_f64()
-                    ),
-                ));
+            if (delay + grace).as_secs_f64() < period as f64 {
+                continue;
             }
+            let what = if delay.is_zero() {
+                format!("--grace {}", human(grace))
+            } else {
+                format!(
+                    "--stop-delay {} plus --grace {} ({})",
+                    human(delay),
+                    human(grace),
+                    human(delay + grace)
+                )
+            };
+            out.push(pod.finding(
+                Some(m),
+                "grace-too-long",
+                format!(
+                    "{what} is not below terminationGracePeriodSeconds {period}s: the kubelet's SIGKILL comes first; lower it or raise the period"
+                ),
+            ));
         }
     }
     out

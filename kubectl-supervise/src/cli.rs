@@ -80,6 +80,11 @@ pub struct InjectArgs {
     /// How long the mains wait for the sidecars' readiness before giving up (exit 124).
     #[arg(long, value_name = "DURATION")]
     pub wait_timeout: Option<String>,
+
+    /// A sidecar that ends does not stop the mains. By default each sidecar leaves a marker
+    /// (--done-file) that every main --requires: a dead sidecar stops them (exit 122).
+    #[arg(long)]
+    pub no_requires: bool,
 }
 
 #[derive(Args, Debug)]
@@ -115,6 +120,7 @@ impl InjectArgs {
             image: self.image.clone(),
             entrypoints,
             wait_timeout: self.wait_timeout.clone(),
+            requires: self.no_requires.then_some(false),
         })
     }
 }

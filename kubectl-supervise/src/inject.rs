@@ -51,6 +51,9 @@ pub mod annotation {
     pub const NATIVE: &str = "supervisor/native";
     /// A JSON object `{"NAME": ["ENTRYPOINT", ...]}`.
     pub const ENTRYPOINTS: &str = "supervisor/entrypoints";
+    /// `"false"`: a sidecar that ends does not stop the mains (no `--done-file` on the
+    /// sidecars, no `--requires` on the mains).
+    pub const REQUIRES: &str = "supervisor/requires";
 }
 
 /// What the user asked for; empty fields fall back to the pod's annotations.
@@ -64,6 +67,8 @@ pub struct Options {
     /// (container, what it runs before its args)
     pub entrypoints: Vec<(String, Vec<String>)>,
     pub wait_timeout: Option<String>,
+    /// Whether the mains stop when a sidecar ends (`Some(false)`: `--no-requires`).
+    pub requires: Option<bool>,
 }
 
 impl Default for Options {
@@ -75,6 +80,7 @@ impl Default for Options {
             image: DEFAULT_IMAGE.to_string(),
             entrypoints: Vec::new(),
             wait_timeout: None,
+            requires: None,
         }
     }
 }
@@ -200,6 +206,7 @@ struct Settings {
     ready: BTreeMap<String, String>,
     native: bool,
     entrypoints: BTreeMap<String, Vec<String>>,
+    requires: bool,
 }
 
 fn settings(
@@ -224,20 +231,18 @@ fn settings(
         }
     }
     ready.extend(opts.ready.iter().cloned());
-    let native = match (opts.native, annotations.get(annotation::NATIVE)) {
-        (Some(n), _) => n,
-        (None, None) => false,
-        (None, Some(v)) => match v.as_str() {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(bad(
-                    annotation::NATIVE,
-                    format!("{other:?} is not true or false"),
-                ));
-            }
-        },
-    };
+    let boolean =
+        |given: Option<bool>, key: &str, default: bool| match (given, annotations.get(key)) {
+            (Some(b), _) => Ok(b),
+            (None, None) => Ok(default),
+            (None, Some(v)) => match v.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(bad(key, format!("{other:?} is not true or false"))),
+            },
+        };
+    let native = boolean(opts.native, annotation::NATIVE, false)?;
+    let requires = boolean(opts.requires, annotation::REQUIRES, true)?;
     let mut entrypoints =
         annotated_entrypoints(annotations).map_err(|m| bad(annotation::ENTRYPOINTS, m))?;
     entrypoints.extend(opts.entrypoints.iter().cloned());
@@ -246,6 +251,7 @@ fn settings(
         ready,
         native,
         entrypoints,
+        requires,
     })
 }
 
@@ -271,6 +277,8 @@ pub struct MainWiring {
     pub done_file: Option<String>,
     pub wait_for: Vec<String>,
     pub wait_timeout: Option<String>,
+    /// The sidecars' markers: a sidecar that ends stops the main.
+    pub requires: Vec<String>,
     pub grace: Option<String>,
 }
 
@@ -279,6 +287,8 @@ pub struct MainWiring {
 pub struct SidecarWiring {
     pub wait_files: Vec<String>,
     pub on_success: bool,
+    /// Its own marker, which the mains `--requires`.
+    pub done_file: Option<String>,
     pub ready_when: Option<String>,
     pub ready_file: Option<String>,
     pub grace: Option<String>,
@@ -289,6 +299,7 @@ pub fn main_flags(w: &MainWiring) -> Vec<String> {
     v.extend(w.done_file.iter().map(|f| format!("--done-file={f}")));
     v.extend(w.wait_for.iter().map(|t| format!("--wait-for={t}")));
     v.extend(w.wait_timeout.iter().map(|t| format!("--wait-timeout={t}")));
+    v.extend(w.requires.iter().map(|f| format!("--requires={f}")));
     v.extend(w.grace.iter().map(|g| format!("--grace={g}")));
     v.push("--".into());
     v
@@ -300,6 +311,7 @@ pub fn sidecar_flags(w: &SidecarWiring) -> Vec<String> {
     if w.on_success {
         v.push("--on=success".into());
     }
+    v.extend(w.done_file.iter().map(|f| format!("--done-file={f}")));
     v.extend(w.ready_when.iter().map(|t| format!("--ready-when={t}")));
     v.extend(w.ready_file.iter().map(|f| format!("--ready-file={f}")));
     v.extend(w.grace.iter().map(|g| format!("--grace={g}")));
@@ -549,6 +561,11 @@ fn plan(
         }
     }
 
+    // A sidecar that ends stops the mains: each gets a marker of its own, which every main
+    // wired now requires. Not when every main is wired already: none would read it.
+    let mains_todo = mains.iter().any(|m| !by_name(m).wired());
+    let own_marker = settings.requires && mains_todo;
+    let mut requires = Vec::new();
     let mut ready_files = Vec::new();
     let mut sidecar_wiring = BTreeMap::new();
     for s in settings.ready.keys() {
@@ -566,6 +583,9 @@ fn plan(
         let member = by_name(s);
         let target = settings.ready.get(s);
         if let Some(Parsed::Sidecar(c)) = member.runs() {
+            if settings.requires {
+                requires.extend(c.done_file.iter().map(|f| f.display().to_string()));
+            }
             if target.is_some() {
                 match &c.ready_file {
                     Some(f) => ready_files.push(format!("file:{}", f.display())),
@@ -583,6 +603,8 @@ fn plan(
         }
         let ready_file = target.map(|_| file_in_volume(s, "ready"));
         ready_files.extend(ready_file.iter().map(|f| format!("file:{f}")));
+        let done_file = own_marker.then(|| file_in_volume(s, "done"));
+        requires.extend(done_file.iter().cloned());
         sidecar_wiring.insert(
             s.clone(),
             SidecarWiring {
@@ -592,6 +614,7 @@ fn plan(
                     Vec::new()
                 },
                 on_success: classic && restart == "OnFailure",
+                done_file,
                 ready_when: target.cloned(),
                 ready_file,
                 grace: fitting_grace(SIDECAR_GRACE_S, tgps),
@@ -613,6 +636,7 @@ fn plan(
                 done_file: (classic && !sidecars.is_empty()).then(|| file_in_volume(m, "done")),
                 wait_for: ready_files.clone(),
                 wait_timeout,
+                requires: requires.clone(),
                 grace: fitting_grace(MAIN_GRACE_S, tgps),
             },
         );
@@ -773,7 +797,7 @@ fn apply(
                     .or_else(|| {
                         plan.sidecar_wiring
                             .get(&name)
-                            .map(|w| w.ready_file.is_some())
+                            .map(|w| w.ready_file.is_some() || w.done_file.is_some())
                     })
                     .unwrap_or(false);
                 ensure_mount(&mut c, !writes);
@@ -823,7 +847,7 @@ pub fn sh_quote(s: &str) -> String {
 
 /// A `kubernetes` plugin block: the podSpec's containers are the mains (the agent runs their
 /// command lines in a shell), `sidecars` the sidecars, which agent-stack-k8s v0.35+ runs as
-/// native sidecars: they are wired without a marker and stopped by the kubelet's SIGTERM.
+/// native sidecars: they wait for no marker and are stopped by the kubelet's SIGTERM.
 fn inject_buildkite(
     block: &mut Node,
     loc: &Location,
@@ -858,22 +882,23 @@ fn inject_buildkite(
         }
     }
     let tgps = pod.termination_grace_period_seconds.unwrap_or(30);
-    let (commands, ready_files) =
-        buildkite_sidecar_commands(&sidecars, &settings, tgps, object, used)?;
+    let own_marker = settings.requires && mains.iter().any(|m| !m.wired());
+    let side = buildkite_sidecars(&sidecars, &settings, tgps, own_marker, object, used)?;
     let wiring = MainWiring {
         wait_timeout: opts
             .wait_timeout
             .clone()
-            .filter(|_| !ready_files.is_empty()),
-        wait_for: ready_files,
+            .filter(|_| !side.ready_files.is_empty()),
+        wait_for: side.ready_files.clone(),
+        requires: side.requires.clone(),
         grace: fitting_grace(MAIN_GRACE_S, tgps),
         ..Default::default()
     };
     let lines = buildkite_main_lines(block, &mains, &wiring, object)?;
-    if commands.is_empty() && lines.is_empty() {
+    if side.commands.is_empty() && lines.is_empty() {
         return Ok(false);
     }
-    apply_buildkite(block, &pod, &commands, &lines, opts);
+    apply_buildkite(block, &pod, &side.commands, &lines, opts);
     let check = manifest::buildkite_pod(block);
     check.map_err(|e| {
         pod_error(
@@ -884,41 +909,79 @@ fn inject_buildkite(
     Ok(true)
 }
 
-/// Each unwired sidecar's new command (and readiness target), and the ready files the mains
-/// wait for.
-#[allow(clippy::type_complexity)]
-fn buildkite_sidecar_commands(
+/// A Buildkite sidecar's new command, and what else it needs.
+struct WiredSidecar {
+    argv: Vec<String>,
+    /// Its readiness target (for a startupProbe).
+    target: Option<String>,
+    /// Whether it writes to the volume (a ready file, a marker).
+    writes: bool,
+}
+
+/// What the sidecars of a Buildkite step become, and what the mains learn from them.
+struct BuildkiteSidecars {
+    commands: BTreeMap<String, WiredSidecar>,
+    /// `file:` targets of the sidecars' ready files.
+    ready_files: Vec<String>,
+    /// The sidecars' markers.
+    requires: Vec<String>,
+}
+
+fn buildkite_sidecars(
     sidecars: &[Member],
     settings: &Settings,
     tgps: i64,
+    own_marker: bool,
     object: &str,
     used: &mut Used,
-) -> Result<(BTreeMap<String, (Vec<String>, Option<String>)>, Vec<String>), InjectError> {
-    let mut ready_files = Vec::new();
-    let mut commands = BTreeMap::new();
+) -> Result<BuildkiteSidecars, InjectError> {
+    let mut out = BuildkiteSidecars {
+        commands: BTreeMap::new(),
+        ready_files: Vec::new(),
+        requires: Vec::new(),
+    };
     for s in sidecars {
         let target = settings.ready.get(&s.name);
         if target.is_some() {
             used.0.insert(s.name.clone());
         }
         if s.wired() {
-            if let (Some(_), Some(Parsed::Sidecar(c))) = (target, s.runs()) {
-                ready_files.extend(c.ready_file.iter().map(|f| format!("file:{}", f.display())));
+            if let Some(Parsed::Sidecar(c)) = s.runs() {
+                if target.is_some() {
+                    let files = c.ready_file.iter().map(|f| format!("file:{}", f.display()));
+                    out.ready_files.extend(files);
+                }
+                if settings.requires {
+                    let files = c.done_file.iter().map(|f| f.display().to_string());
+                    out.requires.extend(files);
+                }
             }
             continue;
         }
         let ready_file = target.map(|_| file_in_volume(&s.name, "ready"));
-        ready_files.extend(ready_file.iter().map(|f| format!("file:{f}")));
+        out.ready_files
+            .extend(ready_file.iter().map(|f| format!("file:{f}")));
+        let done_file = own_marker.then(|| file_in_volume(&s.name, "done"));
+        out.requires.extend(done_file.iter().cloned());
+        let writes = ready_file.is_some() || done_file.is_some();
         let mut argv = sidecar_flags(&SidecarWiring {
             ready_when: target.cloned(),
             ready_file,
+            done_file,
             grace: fitting_grace(SIDECAR_GRACE_S, tgps),
             ..Default::default()
         });
         argv.extend(original_command(s, settings, object)?);
-        commands.insert(s.name.clone(), (argv, target.cloned()));
+        out.commands.insert(
+            s.name.clone(),
+            WiredSidecar {
+                argv,
+                target: target.cloned(),
+                writes,
+            },
+        );
     }
-    Ok((commands, ready_files))
+    Ok(out)
 }
 
 /// Each unwired command container's new command line: `supervisor main ... -- sh -ec
@@ -973,7 +1036,7 @@ fn buildkite_main_lines(
 fn apply_buildkite(
     block: &mut Node,
     pod: &PodSpec,
-    commands: &BTreeMap<String, (Vec<String>, Option<String>)>,
+    commands: &BTreeMap<String, WiredSidecar>,
     lines: &BTreeMap<String, String>,
     opts: &Options,
 ) {
@@ -1006,10 +1069,10 @@ fn apply_buildkite(
                 .and_then(Node::as_str)
                 .unwrap_or("")
                 .to_string();
-            if let Some((argv, target)) = commands.get(&name) {
-                c.set_after(&["image", "name"], "command", seq_of(argv));
-                ensure_mount(c, target.is_none());
-                if let Some(t) = target
+            if let Some(w) = commands.get(&name) {
+                c.set_after(&["image", "name"], "command", seq_of(&w.argv));
+                ensure_mount(c, !w.writes);
+                if let Some(t) = &w.target
                     && c.get("startupProbe").is_none()
                 {
                     c.set("startupProbe", startup_probe(t));
@@ -1029,6 +1092,7 @@ mod tests {
             done_file: Some("/supervisor/build.done".into()),
             wait_for: vec!["file:/supervisor/dind.ready".into()],
             wait_timeout: Some("2m".into()),
+            requires: vec!["/supervisor/dind.done".into()],
             grace: None,
         };
         assert_eq!(
@@ -1039,12 +1103,14 @@ mod tests {
                 "--done-file=/supervisor/build.done",
                 "--wait-for=file:/supervisor/dind.ready",
                 "--wait-timeout=2m",
+                "--requires=/supervisor/dind.done",
                 "--"
             ]
         );
         let s = SidecarWiring {
             wait_files: vec!["/supervisor/a.done".into(), "/supervisor/b.done".into()],
             on_success: true,
+            done_file: Some("/supervisor/c.done".into()),
             grace: Some("8s".into()),
             ..Default::default()
         };
@@ -1056,6 +1122,7 @@ mod tests {
                 "--wait-file=/supervisor/a.done",
                 "--wait-file=/supervisor/b.done",
                 "--on=success",
+                "--done-file=/supervisor/c.done",
                 "--grace=8s",
                 "--"
             ]

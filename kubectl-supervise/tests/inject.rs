@@ -254,6 +254,65 @@ fn annotations_say_what_options_say() {
 }
 
 #[test]
+fn death_travels_both_ways_unless_turned_off() {
+    let input = read("examples/unwired/demo-pod.yaml");
+    let wired = inject::inject_str(
+        &input,
+        &opts(&["job"], &[("redis", "tcp://127.0.0.1:6379")]),
+    )
+    .expect("inject");
+    assert!(
+        wired.contains("- --done-file=/supervisor/redis.done\n"),
+        "{wired}"
+    );
+    assert!(
+        wired.contains("- --requires=/supervisor/redis.done\n"),
+        "{wired}"
+    );
+    let mut off = opts(&["job"], &[("redis", "tcp://127.0.0.1:6379")]);
+    off.requires = Some(false);
+    let one_way = inject::inject_str(&input, &off).expect("inject");
+    assert!(!one_way.contains("redis.done"), "{one_way}");
+    // The redis container then writes only its ready file; without --ready, nothing at all.
+    let mut bare = opts(&["job"], &[]);
+    bare.requires = Some(false);
+    let out = inject::inject_str(&input, &bare).expect("inject");
+    let redis = &out[out.find("- name: redis").expect("redis")..];
+    assert!(redis.contains("readOnly: true"), "{out}");
+    // The annotation says the same.
+    let annotated = input.replacen(
+        "  name: supervisor-demo\n",
+        "  name: supervisor-demo\n  annotations:\n    supervisor/requires: \"false\"\n",
+        1,
+    );
+    let by_annotation = inject::inject_str(
+        &annotated,
+        &opts(&["job"], &[("redis", "tcp://127.0.0.1:6379")]),
+    )
+    .expect("inject");
+    assert!(!by_annotation.contains("redis.done"), "{by_annotation}");
+    let bad = annotated.replacen("requires: \"false\"", "requires: \"nope\"", 1);
+    let e = err(&bad, &opts(&["job"], &[]));
+    assert!(
+        e.contains("annotation supervisor/requires: \"nope\" is not true or false"),
+        "{e}"
+    );
+    // A main wired already is left alone, so its sidecars get no marker it would not read.
+    let main_wired = wired.replacen("        - --requires=/supervisor/redis.done\n", "", 1);
+    let main_wired = main_wired.replacen("        - --done-file=/supervisor/redis.done\n", "", 1);
+    let unwired_sidecar = {
+        let docs = yaml::parse(&main_wired).expect("yaml");
+        let mut pod = docs[0].to_json();
+        let redis = &mut pod["spec"]["containers"][1];
+        redis["command"] = serde_json::json!(["redis-server"]);
+        serde_json::to_string(&pod).expect("json")
+    };
+    let out = inject::inject_str(&unwired_sidecar, &opts(&["job"], &[])).expect("inject");
+    assert!(out.contains("--wait-file=/supervisor/job.done"), "{out}");
+    assert!(!out.contains("redis.done"), "{out}");
+}
+
+#[test]
 fn other_documents_pass_through() {
     let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: |\n    line\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\nspec:\n  ports:\n    - port: 80\n";
     assert_eq!(

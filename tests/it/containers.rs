@@ -1356,6 +1356,44 @@ fn injected_cronjob_with_proxy_completes() {
     );
 }
 
+#[test]
+fn injected_demo_pod_sidecar_death_stops_the_job() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    // inject wires death both ways: the job requires Redis's marker.
+    let pod = with_main_command(
+        injected("unwired/demo-pod.yaml", &[]),
+        "job",
+        &["sh", "-c", "echo job: waiting; exec sleep 600"],
+    );
+    let played = Played::play(pm, &pod);
+    let job = played.container("job");
+    let waiting = util::wait_until(Duration::from_secs(30), || {
+        logs(pm, &job).contains("job: waiting")
+    });
+    assert!(waiting, "the job never started\n{}", played.report());
+    // As the OOM killer would: the sidecar's supervisor dies with its daemon and writes no
+    // marker; the kernel releases its lease.
+    pm.ok(&["kill", "--signal", "KILL", &played.container("redis")]);
+    let ended = util::wait_until(Duration::from_secs(30), || {
+        played.states().get(&job).is_some_and(|s| s.0 == "exited")
+    });
+    assert!(ended, "the job outlived its sidecar\n{}", played.report());
+    let states = played.states();
+    assert_eq!(
+        states[&job].1,
+        122,
+        "the job should stop with 122\n{}",
+        played.report()
+    );
+    let log = logs(pm, &job);
+    assert!(
+        log.contains("required sidecar /supervisor/redis.done ended"),
+        "{log}"
+    );
+}
+
 // --- scripts/demo.sh -------------------------------------------------------------------------
 
 fn demo(mode: &str, fail: bool, podman_dir: Option<&Path>) -> Outcome {
