@@ -569,7 +569,8 @@ pub fn help(mode: Option<&Mode>, long: bool) -> String {
     push_options(&mut out, mode.options, long);
     push_options(&mut out, GLOBAL, long);
     if long {
-        out.push_str("\nEXAMPLES\n");
+        // The table's example text starts at its first word; the lines after it are indented.
+        out.push_str("\nEXAMPLES\n    ");
         out.push_str(mode.examples);
         out.push_str("\n\n");
         out.push_str(SHARED_SECTIONS);

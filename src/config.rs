@@ -139,8 +139,8 @@ impl Val {
 struct Source<'a> {
     args: &'a cli::Args,
     env: &'a dyn Fn(&str) -> Option<OsString>,
-    /// What could not be refused but should be said, once logging is up.
-    warnings: std::cell::RefCell<Vec<String>>,
+    /// What should be said once logging is up: settings ignored (warnings), presets expanded.
+    notes: std::cell::RefCell<Vec<Note>>,
 }
 
 impl Source<'_> {
@@ -163,10 +163,10 @@ impl Source<'_> {
                 needs: need,
             });
         }
-        self.warnings.borrow_mut().push(format!(
+        self.notes.borrow_mut().push(Note::Warn(format!(
             "{} is set but {flag} does nothing without {need}; ignoring it",
             cli::env_var(id)
-        ));
+        )));
         Ok(false)
     }
 
@@ -373,14 +373,23 @@ pub enum Parsed {
     Install(InstallConfig),
 }
 
+/// A line for the log, decided while reading the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A preset expanded: `--quit istio is POST http://…`.
+    Info(String),
+    /// A setting from the environment that does nothing and was ignored.
+    Warn(String),
+}
+
 /// What the process should do.
 #[derive(Debug)]
 pub enum Invocation {
     Run {
         log: LogSettings,
         mode: Box<Parsed>,
-        /// Settings from the environment that were ignored, to log once logging is up.
-        warnings: Vec<String>,
+        /// What to log once logging is up.
+        notes: Vec<Note>,
     },
     /// `--help`, `--version`, `help`: print this to stdout and exit 0.
     Print(String),
@@ -435,7 +444,7 @@ where
     let s = Source {
         args: &args,
         env,
-        warnings: Default::default(),
+        notes: Default::default(),
     };
     let mode = match args.mode.name {
         "main" => Parsed::Main(main_config(&s)?),
@@ -446,7 +455,7 @@ where
     Ok(Invocation::Run {
         log: log_settings(&s, env)?,
         mode: Box::new(mode),
-        warnings: s.warnings.into_inner(),
+        notes: s.notes.into_inner(),
     })
 }
 
@@ -474,7 +483,17 @@ fn log_settings(
 }
 
 fn targets(s: &Source, id: &'static str) -> Result<Vec<Target>, ConfigError> {
-    s.many(id)?.iter().map(Val::target).collect()
+    let mut out = Vec::new();
+    for v in s.many(id)? {
+        let t = v.target()?;
+        if crate::presets::ready_url(v.text()?).is_some() {
+            s.notes
+                .borrow_mut()
+                .push(Note::Info(format!("{} {} is GET {t}", v.place, v.text()?)));
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 fn paths(s: &Source, id: &'static str) -> Result<Vec<PathBuf>, ConfigError> {
@@ -528,6 +547,11 @@ fn quit_urls(s: &Source) -> Result<Vec<HttpUrl>, ConfigError> {
     }
     for v in s.many("quit")? {
         let url = crate::presets::quit_url(v.text()?).map_err(|m| v.invalid(m))?;
+        s.notes.borrow_mut().push(Note::Info(format!(
+            "{} {} is POST {url}",
+            v.place,
+            v.text()?
+        )));
         urls.push(http::parse_url(&url).map_err(|e| v.invalid(e.to_string()))?);
     }
     s.needs(

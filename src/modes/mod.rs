@@ -13,7 +13,7 @@ pub mod sidecar;
 
 use crate::child::Child;
 use crate::clock;
-use crate::config::Parsed;
+use crate::config::{Note, Parsed};
 use crate::ending::Ending;
 use crate::events::{Events, Timer};
 use crate::exit::{self, Outcome};
@@ -29,17 +29,23 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Level;
 
-/// Runs a validated command line.
-pub fn run(mode: Parsed) -> Outcome {
+/// Runs a validated command line, after logging what reading it had to say.
+pub fn run(mode: Parsed, notes: &[Note]) -> Outcome {
+    crate::logging::set_mode(match mode {
+        Parsed::Main(_) => "main",
+        Parsed::Sidecar(_) => "sidecar",
+        Parsed::Probe(_) => "probe",
+        Parsed::Install(_) => "install",
+    });
+    for n in notes {
+        match n {
+            Note::Info(t) => tracing::info!("{t}"),
+            Note::Warn(t) => tracing::warn!("{t}"),
+        }
+    }
     match mode {
-        Parsed::Main(cfg) => {
-            crate::logging::set_mode("main");
-            main::run(cfg)
-        }
-        Parsed::Sidecar(cfg) => {
-            crate::logging::set_mode("sidecar");
-            sidecar::run(cfg)
-        }
+        Parsed::Main(cfg) => main::run(cfg),
+        Parsed::Sidecar(cfg) => sidecar::run(cfg),
         Parsed::Probe(cfg) => probe::run(cfg),
         Parsed::Install(cfg) => install::run(&cfg.dir, cfg.allow_dynamic),
     }

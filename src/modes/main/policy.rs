@@ -346,3 +346,6 @@ fn vanished(path: String) -> Dependency {
 fn stop_actions(steps: Vec<Step>) -> Vec<Action> {
     steps.into_iter().map(Action::Stop).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -453,3 +453,6 @@ fn stale_every(limit: Duration) -> Duration {
 fn stop_actions(steps: Vec<Step>) -> Vec<Action> {
     steps.into_iter().map(Action::Stop).collect()
 }
+
+#[cfg(test)]
+mod tests;
