@@ -291,7 +291,13 @@ pub const MODES: [&Mode; 4] = [&MAIN, &SIDECAR, &PROBE, &INSTALL];
 
 /// The environment variable of an option: `wait_file` -> `SUPERVISOR_WAIT_FILE`.
 pub fn env_var(id: &str) -> String {
-    format!("SUPERVISOR_{}", id.to_ascii_uppercase().replace('-', "_"))
+    let mut var = String::with_capacity(11 + id.len());
+    var.push_str("SUPERVISOR_");
+    var.extend(id.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    var
 }
 
 /// A parsed command line: the mode, the options given (raw), and the positional arguments.
@@ -569,7 +575,8 @@ pub fn help(mode: Option<&Mode>, long: bool) -> String {
     push_options(&mut out, mode.options, long);
     push_options(&mut out, GLOBAL, long);
     if long {
-        out.push_str("\nEXAMPLES\n");
+        // The table's example text starts at its first word; the lines after it are indented.
+        out.push_str("\nEXAMPLES\n    ");
         out.push_str(mode.examples);
         out.push_str("\n\n");
         out.push_str(SHARED_SECTIONS);

@@ -138,9 +138,10 @@ impl Val {
 /// definition's default.
 struct Source<'a> {
     args: &'a cli::Args,
-    env: &'a dyn Fn(&str) -> Option<OsString>,
-    /// What could not be refused but should be said, once logging is up.
-    warnings: std::cell::RefCell<Vec<String>>,
+    /// Each option's variable, looked up once: (option id, variable, value).
+    env: Vec<(&'static str, String, OsString)>,
+    /// What should be said once logging is up: settings ignored (warnings), presets expanded.
+    notes: std::cell::RefCell<Vec<Note>>,
 }
 
 impl Source<'_> {
@@ -163,10 +164,10 @@ impl Source<'_> {
                 needs: need,
             });
         }
-        self.warnings.borrow_mut().push(format!(
+        self.notes.borrow_mut().push(Note::Warn(format!(
             "{} is set but {flag} does nothing without {need}; ignoring it",
             cli::env_var(id)
-        ));
+        )));
         Ok(false)
     }
 
@@ -175,11 +176,13 @@ impl Source<'_> {
     }
 
     fn env_value(&self, id: &'static str) -> Option<Val> {
-        let var = cli::env_var(id);
-        (self.env)(&var).map(|raw| Val {
-            raw,
-            place: Place::Env(var),
-        })
+        self.env
+            .iter()
+            .find(|(o, _, _)| *o == id)
+            .map(|(_, var, raw)| Val {
+                raw: raw.clone(),
+                place: Place::Env(var.clone()),
+            })
     }
 
     /// The value of a single-valued option, if it has one (from the command line, the
@@ -203,7 +206,7 @@ impl Source<'_> {
 
     /// Whether the option was given at all (not just its default).
     fn given(&self, id: &'static str) -> bool {
-        self.on_command_line(id) || (self.env)(&cli::env_var(id)).is_some()
+        self.on_command_line(id) || self.env.iter().any(|(o, _, _)| *o == id)
     }
 
     /// The values of a repeatable option: each occurrence on the command line is one value;
@@ -373,14 +376,23 @@ pub enum Parsed {
     Install(InstallConfig),
 }
 
+/// A line for the log, decided while reading the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A preset expanded: `--quit istio is POST http://…`.
+    Info(String),
+    /// A setting from the environment that does nothing and was ignored.
+    Warn(String),
+}
+
 /// What the process should do.
 #[derive(Debug)]
 pub enum Invocation {
     Run {
         log: LogSettings,
         mode: Box<Parsed>,
-        /// Settings from the environment that were ignored, to log once logging is up.
-        warnings: Vec<String>,
+        /// What to log once logging is up.
+        notes: Vec<Note>,
     },
     /// `--help`, `--version`, `help`: print this to stdout and exit 0.
     Print(String),
@@ -388,7 +400,42 @@ pub enum Invocation {
 
 /// Parses this process's command line and environment.
 pub fn from_process() -> Result<Invocation, ConfigError> {
-    parse(std::env::args_os(), &|var| std::env::var_os(var))
+    // One pass over the environment, copying only our variables (and RUST_LOG), rather than a
+    // getenv per option or a copy of every variable.
+    let ours: Vec<(OsString, OsString)> = our_environment();
+    parse(std::env::args_os(), &|var| {
+        ours.iter()
+            .find(|(k, _)| k.as_bytes() == var.as_bytes())
+            .map(|(_, v)| v.clone())
+    })
+}
+
+unsafe extern "C" {
+    /// The C library's environment array (POSIX).
+    static environ: *const *const std::ffi::c_char;
+}
+
+/// The `SUPERVISOR_*` and `RUST_LOG` variables of this process.
+fn our_environment() -> Vec<(OsString, OsString)> {
+    let mut out = Vec::new();
+    // SAFETY: this runs at start-up, before any thread exists, so nothing changes the environment
+    // while it is read; `environ` is a NULL-terminated array of NUL-terminated strings.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if bytes.starts_with(b"SUPERVISOR_") || bytes.starts_with(b"RUST_LOG=") {
+                if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                    out.push((
+                        OsStr::from_bytes(&bytes[..eq]).to_os_string(),
+                        OsStr::from_bytes(&bytes[eq + 1..]).to_os_string(),
+                    ));
+                }
+            }
+            entry = entry.add(1);
+        }
+    }
+    out
 }
 
 /// Parses and validates a whole `supervisor` command line (`argv[0]` included) exactly as the
@@ -432,10 +479,20 @@ where
         cli::Request::Print(text) => return Ok(Invocation::Print(text)),
         cli::Request::Run(args) => args,
     };
+    let env_values = args
+        .mode
+        .options
+        .iter()
+        .chain(cli::GLOBAL)
+        .filter_map(|o| {
+            let var = cli::env_var(o.id);
+            env(&var).map(|v| (o.id, var, v))
+        })
+        .collect();
     let s = Source {
         args: &args,
-        env,
-        warnings: Default::default(),
+        env: env_values,
+        notes: Default::default(),
     };
     let mode = match args.mode.name {
         "main" => Parsed::Main(main_config(&s)?),
@@ -446,7 +503,7 @@ where
     Ok(Invocation::Run {
         log: log_settings(&s, env)?,
         mode: Box::new(mode),
-        warnings: s.warnings.into_inner(),
+        notes: s.notes.into_inner(),
     })
 }
 
@@ -474,7 +531,17 @@ fn log_settings(
 }
 
 fn targets(s: &Source, id: &'static str) -> Result<Vec<Target>, ConfigError> {
-    s.many(id)?.iter().map(Val::target).collect()
+    let mut out = Vec::new();
+    for v in s.many(id)? {
+        let t = v.target()?;
+        if crate::presets::ready_url(v.text()?).is_some() {
+            s.notes
+                .borrow_mut()
+                .push(Note::Info(format!("{} {} is GET {t}", v.place, v.text()?)));
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 fn paths(s: &Source, id: &'static str) -> Result<Vec<PathBuf>, ConfigError> {
@@ -528,6 +595,11 @@ fn quit_urls(s: &Source) -> Result<Vec<HttpUrl>, ConfigError> {
     }
     for v in s.many("quit")? {
         let url = crate::presets::quit_url(v.text()?).map_err(|m| v.invalid(m))?;
+        s.notes.borrow_mut().push(Note::Info(format!(
+            "{} {} is POST {url}",
+            v.place,
+            v.text()?
+        )));
         urls.push(http::parse_url(&url).map_err(|e| v.invalid(e.to_string()))?);
     }
     s.needs(

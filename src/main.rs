@@ -4,14 +4,9 @@ use supervisor::{config, exit, logging, modes};
 
 fn main() {
     let outcome = match config::from_process() {
-        Ok(config::Invocation::Run {
-            log,
-            mode,
-            warnings,
-        }) => {
+        Ok(config::Invocation::Run { log, mode, notes }) => {
             logging::init(log.level, log.format);
-            warnings.iter().for_each(|w| tracing::warn!("{w}"));
-            modes::run(*mode)
+            modes::run(*mode, &notes)
         }
         Ok(config::Invocation::Print(text)) => {
             print!("{text}");

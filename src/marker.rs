@@ -298,6 +298,20 @@ mod tests {
         }
     }
 
+    /// The README's table of reasons names every reason, in order.
+    #[test]
+    fn readme_lists_every_reason() {
+        let readme = include_str!("../README.md");
+        let listed: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|name| Reason::ALL.iter().any(|r| r.as_str() == *name))
+            .collect();
+        let all: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, all);
+    }
+
     #[test]
     fn long_commands_never_push_the_marker_past_what_readers_read() {
         let mut m = Marker {

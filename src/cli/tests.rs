@@ -212,7 +212,10 @@ pub fn man_page() -> String {
             roff(m.description)
         ));
         push_man_options(&mut out, m.options);
-        out.push_str(&format!(".SS Examples\n.nf\n{}\n.fi\n", roff(m.examples)));
+        out.push_str(&format!(
+            ".SS Examples\n.nf\n    {}\n.fi\n",
+            roff(m.examples)
+        ));
     }
     out.push_str(".SH GLOBAL OPTIONS\n");
     push_man_options(&mut out, GLOBAL);
@@ -263,5 +266,88 @@ fn man_page_is_current() {
     assert!(
         have == want,
         "docs/supervisor.1 is stale: run UPDATE_DOCS=1 cargo test --lib man_page_is_current"
+    );
+}
+
+/// The command-line reference in Markdown, from the same table as `--help`.
+pub fn markdown_reference() -> String {
+    let mut out = String::from(
+        "# Command-line reference\n\n\
+         Generated from the option table in `src/cli.rs` (the same source as `--help` and\n\
+         `man supervisor`); a test fails when this file is stale. Regenerate with\n\
+         `UPDATE_DOCS=1 cargo test --lib reference_is_current`.\n\n\
+         Every option also reads `SUPERVISOR_<OPTION>` when it is not on the command line: see\n\
+         [Environment](#environment).\n",
+    );
+    for m in MODES {
+        let args = match m.name {
+            "main" | "sidecar" => format!("[--] {}...", m.args.0),
+            _ => format!("{}...", m.args.0),
+        };
+        out.push_str(&format!(
+            "\n## `supervisor {} [OPTIONS] {args}`\n\n{}\n\n",
+            m.name,
+            m.description
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        push_markdown_options(&mut out, m.options);
+        let examples: Vec<&str> = m
+            .examples
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect();
+        out.push_str(&format!(
+            "\nExamples:\n\n```\n{}\n```\n",
+            examples.join("\n")
+        ));
+    }
+    out.push_str("\n## Global options\n\n");
+    push_markdown_options(&mut out, GLOBAL);
+    for section in SHARED_SECTIONS.split("\n\n") {
+        let (title, body) = section.split_once('\n').unwrap_or((section, ""));
+        let mut t = title.trim().to_lowercase();
+        if let Some(c) = t.get_mut(0..1) {
+            c.make_ascii_uppercase();
+        }
+        out.push_str(&format!("\n## {t}\n\n```\n{}\n```\n", body.trim_end()));
+    }
+    out
+}
+
+fn push_markdown_options(out: &mut String, options: &[Opt]) {
+    out.push_str("| option | default | environment | meaning |\n| --- | --- | --- | --- |\n");
+    for o in options {
+        let name = match o.kind {
+            Kind::Flag => format!("`{}`", o.flag_name()),
+            _ => format!("`{} {}`", o.flag_name(), o.value),
+        }
+        .replace('|', "\\|");
+        let text = format!("{} {}", o.help, o.more)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push_str(&format!(
+            "| {name} | {} | `{}` | {} |\n",
+            o.default.map_or("".to_string(), |d| format!("`{d}`")),
+            env_var(o.id),
+            text.replace('|', "\\|")
+        ));
+    }
+}
+
+/// docs/cli.md is what the table generates.
+#[test]
+fn reference_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/cli.md");
+    let want = markdown_reference();
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/cli.md is stale: run UPDATE_DOCS=1 cargo test --lib reference_is_current"
     );
 }

@@ -13,7 +13,7 @@ pub mod sidecar;
 
 use crate::child::Child;
 use crate::clock;
-use crate::config::Parsed;
+use crate::config::{Note, Parsed};
 use crate::ending::Ending;
 use crate::events::{Events, Timer};
 use crate::exit::{self, Outcome};
@@ -29,17 +29,23 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use tracing::Level;
 
-/// Runs a validated command line.
-pub fn run(mode: Parsed) -> Outcome {
+/// Runs a validated command line, after logging what reading it had to say.
+pub fn run(mode: Parsed, notes: &[Note]) -> Outcome {
+    crate::logging::set_mode(match mode {
+        Parsed::Main(_) => "main",
+        Parsed::Sidecar(_) => "sidecar",
+        Parsed::Probe(_) => "probe",
+        Parsed::Install(_) => "install",
+    });
+    for n in notes {
+        match n {
+            Note::Info(t) => tracing::info!("{t}"),
+            Note::Warn(t) => tracing::warn!("{t}"),
+        }
+    }
     match mode {
-        Parsed::Main(cfg) => {
-            crate::logging::set_mode("main");
-            main::run(cfg)
-        }
-        Parsed::Sidecar(cfg) => {
-            crate::logging::set_mode("sidecar");
-            sidecar::run(cfg)
-        }
+        Parsed::Main(cfg) => main::run(cfg),
+        Parsed::Sidecar(cfg) => sidecar::run(cfg),
         Parsed::Probe(cfg) => probe::run(cfg),
         Parsed::Install(cfg) => install::run(&cfg.dir, cfg.allow_dynamic),
     }
@@ -243,25 +249,30 @@ pub struct Finishing {
 pub fn finish(f: Finishing, ending: Ending) -> Outcome {
     let elapsed = f.started.elapsed();
     let code = exit::ending_code(&ending);
-    let marker = Marker {
-        version: 1,
-        role: f.role,
-        exit_code: code,
-        reason: ending.reason(),
-        signal: ending.signal().map(|s| s.to_string()),
-        command_exit_code: ending.status().map(|s| s.code()),
-        started_at: clock::rfc3339(f.started_at),
-        finished_at: clock::rfc3339(SystemTime::now()),
-        duration_ms: elapsed.as_millis() as u64,
-        command: f
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        error: ending.error(),
-        dependency: ending.dependency().cloned(),
+    // Only built where someone reads it: nothing for a plain `main -- CMD`.
+    let json = if f.done_file.is_some() || f.termination_log.is_some() {
+        Marker {
+            version: 1,
+            role: f.role,
+            exit_code: code,
+            reason: ending.reason(),
+            signal: ending.signal().map(|s| s.to_string()),
+            command_exit_code: ending.status().map(|s| s.code()),
+            started_at: clock::rfc3339(f.started_at),
+            finished_at: clock::rfc3339(SystemTime::now()),
+            duration_ms: elapsed.as_millis() as u64,
+            command: f
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            error: ending.error(),
+            dependency: ending.dependency().cloned(),
+        }
+        .to_json()
+    } else {
+        Vec::new()
     };
-    let json = marker.to_json();
     let mut marker_lost = false;
     let note = match &f.done_file {
         None => String::new(),
