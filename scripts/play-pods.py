@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turns an example manifest into the pods `podman kube play` runs here: scripts/play.sh's helper.
 
-    play-pods.py --out DIR --id ID --prefix PREFIX [--standin IMAGE-PREFIX=LOCAL]... [--fail] FILE
+    play-pods.py --out DIR --id ID --prefix PREFIX [--standin IMAGE-PREFIX=LOCAL]... [--fail]
+                 [--as NAME] FILE
 
 Theory of operation. A file is read as Kubernetes YAML (any number of documents, `kind: List`
 included), as a Buildkite pipeline (a document with `steps`), or as a lone container spec in
@@ -405,6 +406,7 @@ def parse_args(argv):
     p.add_argument("--prefix", required=True)
     p.add_argument("--standin", action="append", default=[], metavar="IMAGE-PREFIX=LOCAL")
     p.add_argument("--fail", action="store_true")
+    p.add_argument("--as", dest="shown", metavar="NAME", help="the file's name in messages and pod names")
     p.add_argument("file")
     return p.parse_args(argv)
 
@@ -412,18 +414,19 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     standins = [tuple(s.split("=", 1)) for s in args.standin]
+    shown = args.shown or args.file
     try:
         docs = load_documents(args.file)
         pods, configmaps, skipped = find_pods(docs)
         configmaps += sibling_configmaps(args.file)
-        stem = os.path.splitext(os.path.basename(args.file))[0]
+        stem = os.path.splitext(os.path.basename(shown))[0]
         results = [playable(src, stem, f"{args.id}{i}" if len(pods) > 1 else args.id, standins,
                             args.prefix, configmaps, args.fail) for i, src in enumerate(pods)]
     except Unplayable as e:
-        print(f"play: {args.file}: {e}", file=sys.stderr)
+        print(f"play: {shown}: {e}", file=sys.stderr)
         return 2
     except OSError as e:
-        print(f"play: {args.file}: {e.strerror}", file=sys.stderr)
+        print(f"play: {shown}: {e.strerror}", file=sys.stderr)
         return 2
     for n, (pod, meta, cms) in enumerate(results):
         if skipped:

@@ -3,6 +3,8 @@
 #
 #   scripts/play.sh examples/dind-job.yaml          # a Job's pod: the build and its dind sidecar
 #   scripts/play.sh --fail examples/demo-pod.yaml   # the main fails: the sidecar still stops
+#   kubectl supervise inject -f examples/unwired/demo-pod.yaml --main job \
+#       --ready redis=tcp://127.0.0.1:6379 | scripts/play.sh -      # FILE - : the manifest on stdin
 #
 # Any Pod, Job, CronJob (one run of its job), `kind: List` or multi-document file, the Buildkite
 # step of examples/buildkite/ and the sidecar spec of examples/pipeline-sidecar/ becomes a pod
@@ -43,13 +45,14 @@ while [ $# -gt 0 ]; do
     --bin) [ $# -gt 1 ] || usage "--bin needs a path (try --help)"; BIN=$2 BIN_FROM="--bin "; shift ;;
     --bin=*) BIN=${1#--bin=} BIN_FROM="--bin " ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
+    -) [ -z "$FILE" ] || usage "one file at a time: $FILE and -"; FILE=- ;;
     -*) usage "unknown option $1 (try --help)" ;;
     *) [ -z "$FILE" ] || usage "one file at a time: $FILE and $1"; FILE=$1 ;;
     esac
     shift
 done
 [ -n "$FILE" ] || usage "which example? scripts/play.sh FILE, e.g. scripts/play.sh examples/dind-job.yaml"
-[ -f "$FILE" ] || usage "no such file: $FILE"
+[ "$FILE" = - ] || [ -f "$FILE" ] || usage "no such file: $FILE"
 [ -z "$BIN" ] || { [ -f "$BIN" ] && [ -x "$BIN" ]; } || usage "$BIN_FROM$BIN: no executable supervisor binary there"
 
 # duration_s DUR: seconds of 90, 90s, 2m, 1h, 1m30s; nothing when it is not one.
@@ -106,9 +109,15 @@ standins=()
 for ((i = 0; i < ${#SV_STANDINS[@]}; i += 2)); do standins+=(--standin "${SV_STANDINS[i]}=${SV_STANDINS[i + 1]}"); done
 fail_arg=()
 [ -z "$FAIL" ] || fail_arg=(--fail)
+SHOWN=$FILE
+if [ "$FILE" = - ]; then
+    # The manifest on stdin, e.g. from kubectl supervise inject: read once, shown as "stdin".
+    mkdir "$WORK/in" && FILE=$WORK/in/stdin.yaml SHOWN=stdin && cat >"$FILE" ||
+        die "cannot read the manifest from stdin"
+fi
 RUN_ID=$(printf '%x%x' $$ "$(date +%s)")
 "$PYTHON" "$REPO/scripts/play-pods.py" --out "$WORK" --id "$RUN_ID" --prefix "$SV_PREFIX" \
-    "${standins[@]}" "${fail_arg[@]}" "$FILE" || exit 2
+    --as "$SHOWN" "${standins[@]}" "${fail_arg[@]}" "$FILE" || exit 2
 
 sv_podman_ok || die "podman is installed but cannot run here (see the line above)"
 
@@ -283,10 +292,15 @@ play_loop() {
         fi
         ! all_done "${PLAY_CONTAINERS[@]}" || return
         if [ "$(now_ms)" -ge "$deadline" ]; then
-            local running=()
-            for c in "${PLAY_CONTAINERS[@]}"; do done_ "$c" || running+=("$c"); done
+            local running=() finished=()
+            for c in "${PLAY_CONTAINERS[@]}"; do
+                if done_ "$c"; then finished+=("$c"); else running+=("$c"); fi
+            done
             event "$(now_ms)" pod "timeout: not complete after $TIMEOUT (${running[*]} still running)"
             RESULT=124 VERDICT="the pod did not complete within $TIMEOUT (still running: ${running[*]})"
+            # What supervisor is for: on Kubernetes too, such a pod would never complete.
+            [ ${#finished[@]} -eq 0 ] ||
+                VERDICT+="; ${finished[*]} ended, but nothing stops ${running[*]} (a sidecar without supervisor? see kubectl supervise inject)"
             return
         fi
         sleep 0.1
@@ -304,7 +318,7 @@ play_pod() {
     for c in "${PLAY_CONTAINERS[@]}"; do in_list "$c" "${PLAY_NATIVES[@]}" || OTHERS+=("$c"); done
     for c in "${ALL[@]}"; do [ ${#c} -le "$w" ] || w=${#c}; done
     TIMELINE_WHO_WIDTH=$w
-    echo "${B}pod $PLAY_POD${N}: $PLAY_WHAT, from $FILE (podman $(podman --version | cut -d' ' -f3))"
+    echo "${B}pod $PLAY_POD${N}: $PLAY_WHAT, from $SHOWN (podman $(podman --version | cut -d' ' -f3))"
     for c in "${ALL[@]}"; do echo "  ${c}: $(role_of "$c")"; done
     for c in "${PLAY_NOTES[@]}"; do echo "  ${D}note: $c${N}"; done
     PLAYED+=("$1")
