@@ -42,6 +42,15 @@ const PLAYED: &[(&str, &str)] = &[
         "pipeline-sidecar/fluent-bit-sidecar.json",
         "play_pipeline_sidecar_spec",
     ),
+    (
+        "unwired/cronjob-cloud-sql-proxy.yaml",
+        "play_unwired_examples_injected",
+    ),
+    (
+        "unwired/demo-pod.yaml",
+        "play_unwired_demo_pod_as_is_and_injected",
+    ),
+    ("unwired/dind-job.yaml", "play_unwired_examples_injected"),
 ];
 
 /// The files of examples/ that play.sh refuses, with the line that says why.
@@ -118,6 +127,24 @@ fn player_cmd(args: &[&str]) -> Command {
     let mut cmd = play_cmd(args);
     cmd.env("SUPERVISOR_STATIC_BIN", static_bin());
     cmd
+}
+
+/// [`player_cmd`] for `scripts/play.sh -` with `file` on its stdin (which util::start would
+/// close: a shell redirects it).
+fn player_cmd_stdin(file: &Path) -> Command {
+    let cmd = player_cmd(&[]);
+    let mut sh = Command::new("bash");
+    sh.arg("-c")
+        .arg(r#"exec bash scripts/play.sh - <"$0""#)
+        .arg(file)
+        .current_dir(examples::repo());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh
 }
 
 fn play(args: &[&str]) -> Outcome {
@@ -359,12 +386,105 @@ fn every_example_is_played_or_says_why() {
             "examples/{f} is new: play it in a test here, or list why it cannot be played"
         );
     }
-    // A newcomer finds the command for each example in examples/README.md.
-    let readme = std::fs::read_to_string(examples::examples_dir().join("README.md"))
-        .expect("examples/README.md");
+    // A newcomer finds the command for each example in examples/README.md (an un-wired one's
+    // is its inject command piped into play.sh, which readme_inject() finds).
+    let readme = examples::read("README.md");
     for (f, _) in PLAYED {
-        let cmd = format!("scripts/play.sh examples/{f}");
-        assert!(readme.contains(&cmd), "examples/README.md lacks `{cmd}`");
+        if f.starts_with("unwired/") {
+            readme_inject(f);
+        } else {
+            let cmd = format!("scripts/play.sh examples/{f}");
+            assert!(readme.contains(&cmd), "examples/README.md lacks `{cmd}`");
+        }
+    }
+}
+
+/// The `kubectl supervise inject` arguments examples/README.md pipes into `scripts/play.sh -`
+/// for an un-wired example, as arguments for kubectl-supervise's `cli::run`.
+fn readme_inject(file: &str) -> Vec<String> {
+    const RUN: &str = "`cargo run -q -p kubectl-supervise -- ";
+    const PIPE: &str = " | scripts/play.sh -`";
+    let readme = examples::read("README.md");
+    let needle = format!("inject -f examples/{file} ");
+    let line = readme
+        .lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("examples/README.md has no inject command for {file}"));
+    let start = line.find(RUN).expect("a cargo run command") + RUN.len();
+    let end = line.find(PIPE).expect("piped into scripts/play.sh -");
+    let words = kubectl_supervise::command::shell_words(&line[start..end]);
+    let mut args = vec!["kubectl-supervise".to_string()];
+    for w in words.into_iter().flatten() {
+        // Relative to the repository, where the README's command runs.
+        let path = examples::repo().join(&w);
+        args.push(if w.starts_with("examples/") {
+            util::path_str(&path)
+        } else {
+            w
+        });
+    }
+    args
+}
+
+/// Plays `file` from examples/unwired/ as its README line does: inject, piped into play.sh.
+fn play_injected(file: &str) -> Outcome {
+    let args = readme_inject(file);
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = kubectl_supervise::cli::run(&args, &mut std::io::empty(), &mut out, &mut err);
+    assert_eq!(code, 0, "{args:?}: {}", String::from_utf8_lossy(&err));
+    let dir = util::tempdir();
+    let manifest = dir.path().join("injected.yaml");
+    std::fs::write(&manifest, out).expect("write");
+    util::start(player_cmd_stdin(&manifest)).finish_with(PLAY_DEADLINE)
+}
+
+#[test]
+fn play_unwired_demo_pod_as_is_and_injected() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    // As people write it: the job ends (succeeds, or fails when it ran before Redis listened:
+    // nothing makes it wait), nothing stops Redis, the pod never completes.
+    assert_plays(
+        &["--timeout", "5s", "examples/unwired/demo-pod.yaml"],
+        124,
+        &[
+            &["job", "container exited with code"],
+            &[
+                "pod Failed: the pod did not complete within 5s (still running: redis); job ended, \
+               but nothing stops redis (a sidecar without supervisor? see kubectl supervise inject)",
+            ],
+        ],
+    );
+    let out = play_injected("unwired/demo-pod.yaml");
+    assert_eq!(out.code(), Some(0), "{out}");
+    for parts in [
+        &["from stdin"][..],
+        &["redis", "sidecar: marker /supervisor/job.done arrived"],
+        &["pod Succeeded"],
+    ] {
+        assert!(has_line(&out, parts), "no line with {parts:?}{out}");
+    }
+    assert_cleaned_up(&out);
+}
+
+#[test]
+fn play_unwired_examples_injected() {
+    let Some(_lock) = player_or_skip() else {
+        return;
+    };
+    for (file, line) in [
+        ("unwired/dind-job.yaml", "built image sha256:"),
+        (
+            "unwired/cronjob-cloud-sql-proxy.yaml",
+            "stand-in cloud-sql-proxy: SIGTERM",
+        ),
+    ] {
+        let out = play_injected(file);
+        assert_eq!(out.code(), Some(0), "{out}");
+        assert!(has_line(&out, &[line]), "no line with {line:?}{out}");
+        assert!(has_line(&out, &["pod Succeeded"]), "{out}");
+        assert_cleaned_up(&out);
     }
 }
 
