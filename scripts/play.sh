@@ -69,9 +69,10 @@ missing=()
 command -v podman >/dev/null || missing+=("no podman")
 command -v runc >/dev/null || missing+=("no runc")
 command -v busybox >/dev/null || missing+=("no busybox (busybox-static)")
-# Debian's python3-yaml serves the system python3, which a python3 earlier on PATH may hide.
-PYTHON=python3
-python3 -c 'import yaml' 2>/dev/null || PYTHON=/usr/bin/python3
+# Debian's python3-yaml serves the system python3, which a python3 earlier on PATH (pyenv's,
+# say) may hide; that one is also slower to start.
+PYTHON=/usr/bin/python3
+"$PYTHON" -c 'import yaml' 2>/dev/null || PYTHON=python3
 "$PYTHON" -c 'import yaml' 2>/dev/null || missing+=("no python3 with PyYAML (python3-yaml)")
 [ "$(id -u)" = 0 ] || missing+=("not root (podman runs rootful here)")
 if [ ${#missing[@]} -gt 0 ]; then
@@ -150,26 +151,26 @@ role_of() {
     else echo sidecar; fi
 }
 
-# Supervisor's own log lines become timeline events: they say, in words, what it did and when.
-# A long quoted argument in them (a script) becomes <script>: the logs above have it in full.
+# Supervisor's own log lines (in the log file of container $1) become timeline events: they
+# say, in words, what it did and when. A long quoted argument in them (a script) becomes
+# <script>: the logs printed above the timeline have it in full.
 supervisor_events() {
     local who=$1 ts level text
     while read -r ts level text; do
         [ "$level" = INFO ] || text="$level $text"
         [ ${#text} -le 160 ] || text="${text:0:157}..."
         event "$(iso_ms "$ts")" "$who" "$text"
-    done < <(podman logs "$PLAY_POD-$who" 2>&1 |
-        grep -E '^[0-9]{4}-[0-9T:.-]+Z +(INFO|WARN|ERROR) (main|sidecar|install|probe): ' |
+    done < <(grep -E '^[0-9]{4}-[0-9T:.-]+Z +(INFO|WARN|ERROR) (main|sidecar|install|probe): ' "$WORK/log.$who" |
         sed -E "s/(^|[ =])'([^']|'\\\\''){60,}'/\1<script>/g")
 }
 
 print_logs() {
     local c state
-    for c in "${PLAY_INITS[@]}" "${PLAY_CONTAINERS[@]}"; do
+    for c in "${ALL[@]}"; do
         state=${STATUS[$c]:-not created}
         [ "$state" = exited ] && state="exited with code ${CODE[$c]}"
         echo "${B}--- $c ($(role_of "$c"), $state) ---${N}"
-        podman logs "$PLAY_POD-$c" 2>&1 | sed 's/^/  /'
+        sed 's/^/  /' "$WORK/log.$c"
     done
 }
 
@@ -303,7 +304,9 @@ play_loop() {
                 VERDICT+="; ${finished[*]} ended, but nothing stops ${running[*]} (a sidecar without supervisor? see kubectl supervise inject)"
             return
         fi
-        sleep 0.1
+        # Each poll is a podman process (about 50 ms of CPU); times come from podman and
+        # supervisor's logs, not from when a poll saw them, so polling often buys nothing.
+        sleep 0.2
     done
 }
 
@@ -346,7 +349,10 @@ play_pod() {
             fi
         done
     fi
-    for c in "${ALL[@]}"; do supervisor_events "$c"; done
+    for c in "${ALL[@]}"; do
+        podman logs "$PLAY_POD-$c" >"$WORK/log.$c" 2>&1
+        supervisor_events "$c"
+    done
     print_logs
     echo "${B}timeline${N} (${D}container states from podman; the other lines are supervisor's own log${N}):"
     print_timeline

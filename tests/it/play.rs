@@ -6,11 +6,11 @@
 //! result), a few lines of the containers' logs and of the timeline, and that nothing is left
 //! behind (no pod, no volume). The script gets the static binary and the podman directory of the
 //! container tests (containers.rs: `static_bin()`, target/tmp/podman or SUPERVISOR_PODMAN_DIR),
-//! so both share one image cache; image builds hold the flock of scripts/podman-env.sh, and
-//! these tests hold a lock of their own so that one of their pods plays at a time. Tests that
-//! play need root, podman, runc and busybox: without them they are skipped with a loud message,
-//! except under CI (CI set to anything), where they fail. The failure paths that stop before
-//! podman (a bad command line, a missing file, podman missing from PATH) run everywhere.
+//! so both share one image cache, whose builds hold the flock of scripts/podman-env.sh. Plays
+//! run in parallel, as two newcomers' would: every pod and volume has a name of its own. Tests
+//! that play need root, podman, runc and busybox: without them they are skipped with a loud
+//! message, except under CI (CI set to anything), where they fail. The failure paths that stop
+//! before podman (a bad command line, a missing file, podman missing from PATH) run everywhere.
 
 use crate::containers::static_bin;
 use crate::examples;
@@ -18,7 +18,6 @@ use crate::util::{self, Outcome};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Every example, and the test that plays it.
@@ -81,9 +80,8 @@ fn on_path(name: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// The lock of the tests that play, or None (after a loud message) when they cannot run here.
-fn player_or_skip() -> Option<MutexGuard<'static, ()>> {
-    static LOCK: Mutex<()> = Mutex::new(());
+/// Whether the tests that play can run here; false after a loud message, a failure under CI.
+fn can_play() -> bool {
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     let missing: Vec<&str> = [
         ("root", root),
@@ -95,13 +93,13 @@ fn player_or_skip() -> Option<MutexGuard<'static, ()>> {
     .filter(|(_, ok)| !ok)
     .map(|(what, _)| *what)
     .collect();
-    if !missing.is_empty() {
-        let why = format!("scripts/play.sh needs {}", missing.join(", "));
-        assert!(!in_ci(), "CI is set, so this play test must run, but {why}");
-        eprintln!("\n=== SKIPPED (not in CI): {why}; see docs/containers.md\n");
-        return None;
+    if missing.is_empty() {
+        return true;
     }
-    Some(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+    let why = format!("scripts/play.sh needs {}", missing.join(", "));
+    assert!(!in_ci(), "CI is set, so this play test must run, but {why}");
+    eprintln!("\n=== SKIPPED (not in CI): {why}; see docs/containers.md\n");
+    false
 }
 
 fn podman_dir() -> PathBuf {
@@ -212,9 +210,9 @@ fn assert_plays(args: &[&str], code: i32, lines: &[&[&str]]) -> Outcome {
 
 #[test]
 fn play_demo_pod_and_its_failure() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     assert_plays(
         &["examples/demo-pod.yaml"],
         0,
@@ -243,9 +241,9 @@ fn play_demo_pod_and_its_failure() {
 
 #[test]
 fn play_dind_job() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     assert_plays(
         &["examples/dind-job.yaml"],
         0,
@@ -265,9 +263,9 @@ fn play_dind_job() {
 
 #[test]
 fn play_dind_job_native_sidecar() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     assert_plays(
         &["examples/dind-job-native-sidecar.yaml"],
         0,
@@ -286,9 +284,9 @@ fn play_dind_job_native_sidecar() {
 
 #[test]
 fn play_cronjob_cloud_sql_proxy() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     assert_plays(
         &["examples/cronjob-cloud-sql-proxy.yaml"],
         0,
@@ -307,9 +305,9 @@ fn play_cronjob_cloud_sql_proxy() {
 
 #[test]
 fn play_onfailure_job_and_its_backoff_limit() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     assert_plays(
         &["examples/onfailure-job.yaml"],
         0,
@@ -335,9 +333,9 @@ fn play_onfailure_job_and_its_backoff_limit() {
 
 #[test]
 fn play_buildkite_step() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     let out = assert_plays(
         &["examples/buildkite/pipeline.yml"],
         0,
@@ -356,9 +354,9 @@ fn play_buildkite_step() {
 
 #[test]
 fn play_pipeline_sidecar_spec() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     assert_plays(
         &["examples/pipeline-sidecar/fluent-bit-sidecar.json"],
         0,
@@ -438,24 +436,52 @@ fn play_injected(file: &str) -> Outcome {
     util::start(player_cmd_stdin(&manifest)).finish_with(PLAY_DEADLINE)
 }
 
+/// Removes the pods a `--keep` play left, however the test's assertions end.
+struct RemoveKept(Vec<String>);
+
+impl Drop for RemoveKept {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            podman(&["pod", "rm", "--force", "--time", "0", p]);
+        }
+    }
+}
+
 #[test]
 fn play_unwired_demo_pod_as_is_and_injected() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     // As people write it: the job ends (succeeds, or fails when it ran before Redis listened:
-    // nothing makes it wait), nothing stops Redis, the pod never completes.
-    assert_plays(
-        &["--timeout", "5s", "examples/unwired/demo-pod.yaml"],
-        124,
+    // nothing makes it wait), nothing stops Redis, the pod never completes. Kept, to look at.
+    let out = play(&[
+        "--keep",
+        "--timeout",
+        "5s",
+        "examples/unwired/demo-pod.yaml",
+    ]);
+    let pods = pods_of(&out);
+    let kept = RemoveKept(pods.clone());
+    assert_eq!(out.code(), Some(124), "{out}");
+    for parts in [
+        &["job", "container exited with code"][..],
         &[
-            &["job", "container exited with code"],
-            &[
-                "pod Failed: the pod did not complete within 5s (still running: redis); job ended, \
-               but nothing stops redis (a sidecar without supervisor? see kubectl supervise inject)",
-            ],
+            "pod Failed: the pod did not complete within 5s (still running: redis); job ended, \
+             but nothing stops redis (a sidecar without supervisor? see kubectl supervise inject)",
         ],
+        &["podman pod rm -f", pods.first().map_or("?", String::as_str)],
+    ] {
+        assert!(has_line(&out, parts), "no line with {parts:?}{out}");
+    }
+    let redis = format!("{}-redis", pods[0]);
+    let state = podman(&["inspect", "--format", "{{.State.Status}}", &redis]);
+    assert_eq!(
+        state.stdout.trim(),
+        "running",
+        "--keep left no running redis{state}"
     );
+    drop(kept);
+
     let out = play_injected("unwired/demo-pod.yaml");
     assert_eq!(out.code(), Some(0), "{out}");
     for parts in [
@@ -470,9 +496,9 @@ fn play_unwired_demo_pod_as_is_and_injected() {
 
 #[test]
 fn play_unwired_examples_injected() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     for (file, line) in [
         ("unwired/dind-job.yaml", "built image sha256:"),
         (
@@ -490,9 +516,9 @@ fn play_unwired_examples_injected() {
 
 #[test]
 fn unplayable_files_say_why_in_one_line() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     let fixture = examples::repo().join("tests/it/fixtures/never-ends.yaml");
     let fixture = fixture.to_str().expect("utf-8");
     let fail = format!(
@@ -600,67 +626,23 @@ fn missing_podman_is_one_clear_line() {
 const NEVER_ENDS: &str = "tests/it/fixtures/never-ends.yaml";
 
 #[test]
-fn timeout_gives_up_and_cleans_up() {
-    let Some(_lock) = player_or_skip() else {
-        return;
-    };
-    let started = std::time::Instant::now();
-    assert_plays(
-        &["--timeout", "2s", NEVER_ENDS],
-        124,
-        &[
-            &["forever: started"],
-            &["timeout: not complete after 2s (forever still running)"],
-            &["pod Failed: the pod did not complete within 2s (still running: forever)"],
-        ],
-    );
-    // The container ignores SIGTERM: waiting out podman's 10 s stop timeout would show here.
-    assert!(
-        started.elapsed() < Duration::from_secs(9),
-        "took {:?}",
-        started.elapsed()
-    );
-}
-
-#[test]
-fn keep_leaves_the_pod() {
-    let Some(_lock) = player_or_skip() else {
-        return;
-    };
-    let out = play(&["--keep", "--timeout", "1", NEVER_ENDS]);
-    let pods = pods_of(&out);
-    // Removed however the assertions end.
-    struct Remove(Vec<String>);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            for p in &self.0 {
-                podman(&["pod", "rm", "--force", "--time", "0", p]);
-            }
-        }
-    }
-    let _remove = Remove(pods.clone());
-    assert_eq!(out.code(), Some(124), "{out}");
-    assert_eq!(pods.len(), 1, "{out}");
-    assert!(
-        has_line(&out, &["podman pod rm -f", pods[0].as_str()]),
-        "no removal hint{out}"
-    );
-    let forever = format!("{}-forever", pods[0]);
-    let state = podman(&["inspect", "--format", "{{.State.Status}}", &forever]);
-    assert_eq!(state.stdout.trim(), "running", "{state}");
-}
-
-#[test]
 fn interrupted_play_cleans_up() {
-    let Some(_lock) = player_or_skip() else {
+    if !can_play() {
         return;
-    };
+    }
     let mut p = util::start(player_cmd(&[NEVER_ENDS]));
     let header = p.expect_line("pod play-never-ends-", PLAY_DEADLINE);
     p.expect_line("running (timeout 5m)", util::DEADLINE);
     p.signal(15);
+    let signalled = std::time::Instant::now();
     let out = p.finish_with(util::DEADLINE);
     assert_eq!(out.code(), Some(143), "{out}");
+    // The container ignores SIGTERM: waiting out podman's 10 s stop timeout would show here.
+    assert!(
+        signalled.elapsed() < Duration::from_secs(8),
+        "cleaning up took {:?}{out}",
+        signalled.elapsed()
+    );
     let pod = header
         .strip_prefix("pod ")
         .and_then(|l| l.split_once(':'))
