@@ -67,9 +67,12 @@ runroot = \"$dir/run\"
     export TMPDIR=${TMPDIR:-/tmp}
 }
 
+# Several scripts and tests may source this at once on a fresh DIR: each writes a temporary
+# file of its own, so a reader never sees a half-written configuration.
 sv__write_if_changed() {
     if [ ! -f "$1" ] || [ "$(cat "$1")" != "$2" ]; then
-        printf '%s\n' "$2" >"$1.tmp" && mv "$1.tmp" "$1"
+        local tmp
+        tmp=$(mktemp "$1.XXXXXX") && printf '%s\n' "$2" >"$tmp" && mv "$tmp" "$1"
     fi
 }
 
