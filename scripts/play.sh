@@ -91,7 +91,7 @@ cleanup() {
         # shellcheck source=/dev/null
         . "$pod"
         if [ -n "$KEEP" ]; then
-            echo "  podman pod rm -f $PLAY_POD && podman volume rm --force ${PLAY_VOLUMES[*]}"
+            echo "  podman pod rm -f $PLAY_POD${PLAY_VOLUMES[*]:+ && podman volume rm --force ${PLAY_VOLUMES[*]}}"
         else
             # Whatever still runs (a timeout, ^C) is killed at once: the player gave up on it.
             podman pod rm --force --ignore --time 0 "$PLAY_POD" >/dev/null 2>&1
