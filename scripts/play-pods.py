@@ -15,8 +15,9 @@ scripts/podman-env.sh (the --standin pairs), the pod and its volumes given names
 run, native sidecars (init containers with `restartPolicy: Always`) made ordinary containers
 (play.sh stops them with SIGTERM once the others are done, as the kubelet does), probes and
 ports taken out (play.sh runs exec probes itself; podman would turn ports into host mappings,
-which a pod without network cannot have), `restartPolicy: Always` played as Never (the pod
-would never end). ConfigMap volumes are served from ConfigMaps found in the file or beside it.
+which a pod without network cannot have), `restartPolicy` Never for podman (Always would never
+end; under OnFailure play.sh restarts failed containers itself, to see every attempt's exit).
+ConfigMap volumes are served from ConfigMaps found in the file or beside it.
 
 For pod N it writes DIR/pod-N.yaml (for `podman kube play`), DIR/pod-N.sh (bash assignments
 that play.sh sources: names, roles, probes, notes) and, when the pod mounts ConfigMaps,
@@ -273,20 +274,12 @@ def dns_name(s):
     return re.sub(r"[^a-z0-9-]", "-", s.lower()).strip("-") or "pod"
 
 
-def playable(src, stem, run_id, standins, prefix, configmaps, fail):
-    """Rewrites one pod (see the module doc); returns (pod, meta, configmaps to mount)."""
-    spec = copy.deepcopy(src.spec)
-    notes = []
-    # Named after the file, not the pod: the demo's test looks for containers named after
-    # demo-pod.yaml's pod, and the tests and the demo share this podman.
-    pod_name = f"play-{dns_name(stem)}-{run_id}"
-    renamed = {}
-    mounted_configmaps = []
+def rename_volumes(spec, run_id, configmaps):
+    """Gives each volume a per-run name; returns {old: new} and the ConfigMaps to mount."""
+    renamed, mounted = {}, []
     for v in spec.get("volumes") or []:
         new = f"{v['name']}-{run_id}"
-        if "emptyDir" in v:
-            renamed[v["name"]] = new
-        elif "configMap" in v:
+        if "configMap" in v:
             wanted = (v["configMap"] or {}).get("name")
             cm = next((c for c in configmaps if (c.get("metadata") or {}).get("name") == wanted), None)
             if cm is None:
@@ -296,21 +289,22 @@ def playable(src, stem, run_id, standins, prefix, configmaps, fail):
             cm = copy.deepcopy(cm)
             cm["metadata"] = {"name": new}
             v["configMap"]["name"] = new
-            renamed[v["name"]] = new
-            mounted_configmaps.append(cm)
-        else:
+            mounted.append(cm)
+        elif "emptyDir" not in v:
             kind = next((k for k in v if k != "name"), "?")
             raise Unplayable(f"volume {v['name']!r} is a {kind}: play.sh plays emptyDir and "
                              "configMap volumes only")
+        renamed[v["name"]] = new
         v["name"] = new
+    return renamed, mounted
 
+
+def split_natives(spec, notes):
+    """Moves native sidecars to the pod's containers, first (the kubelet starts them before the
+    others); returns (init containers, native sidecars, containers)."""
     init, natives = [], []
     for c in spec.pop("initContainers", None) or []:
-        if c.pop("restartPolicy", None) == "Always":
-            natives.append(c)
-        else:
-            init.append(c)
-    # Native sidecars first: the kubelet starts them before the pod's containers.
+        (natives if c.pop("restartPolicy", None) == "Always" else init).append(c)
     containers = natives + (spec.get("containers") or [])
     spec["containers"] = containers
     if init:
@@ -318,24 +312,32 @@ def playable(src, stem, run_id, standins, prefix, configmaps, fail):
     for c in natives:
         notes.append(f"{c['name']} is a native sidecar: played as an ordinary container that "
                      "play.sh stops with SIGTERM once the others have exited, as the kubelet does")
+    return init, natives, containers
 
+
+def restart_policy(spec, backoff_limit, notes):
+    """The pod's restartPolicy as play.sh plays it; podman gets Never either way, since play.sh
+    does the restarting itself, so that it sees every attempt's exit."""
     restart = spec.get("restartPolicy") or "Always"
     if restart == "Always":
         restart = "Never"
         notes.append("restartPolicy Always would restart the containers forever: played as Never")
     elif restart == "OnFailure":
-        limit = "" if src.backoff_limit is None else f", up to the Job's backoffLimit ({src.backoff_limit})"
+        limit = "" if backoff_limit is None else f", up to the Job's backoffLimit ({backoff_limit})"
         notes.append("restartPolicy OnFailure: play.sh restarts a failed container in place, as the "
                      f"kubelet does (without its back-off delay){limit}")
-    # play.sh does the restarting itself, so that it sees every attempt's exit.
     spec["restartPolicy"] = "Never"
+    return restart
 
+
+def localize(containers, renamed, standins, prefix, notes):
+    """Local images, renamed volume mounts, no probes (returned, as (container, kind, command),
+    for play.sh to run) and no ports."""
     probes = []
-    for c in init + containers:
+    for c in containers:
         c["image"] = local_image(c.get("image") or "", standins, prefix)
         for m in c.get("volumeMounts") or []:
-            if m.get("name") in renamed:
-                m["name"] = renamed[m["name"]]
+            m["name"] = renamed.get(m.get("name"), m.get("name"))
         for kind in ("startup", "readiness", "liveness"):
             probe = c.pop(f"{kind}Probe", None)
             cmd = ((probe or {}).get("exec") or {}).get("command")
@@ -344,20 +346,36 @@ def playable(src, stem, run_id, standins, prefix, configmaps, fail):
             elif probe:
                 notes.append(f"{c['name']}'s {kind}Probe is not an exec probe: not run")
         c.pop("ports", None)
+    return probes
 
-    images = sorted({c["image"].rsplit("/", 1)[1] for c in init + containers})
-    native_names = [c["name"] for c in natives]
-    mains = [c["name"] for c in containers
-             if c["name"] not in native_names and supervisor_mode(c) == "main"]
-    if not mains:
-        mains = [c["name"] for c in containers if c["name"] not in native_names]
+
+def main_containers(containers, native_names, fail, notes):
+    """The containers whose result is the pod's: those running `supervisor main`, else every
+    one but the native sidecars. With --fail, their commands are made to exit 3."""
+    others = [c for c in containers if c["name"] not in native_names]
+    mains = [c for c in others if supervisor_mode(c) == "main"] or others
     if fail:
-        failed = [c["name"] for c in containers if c["name"] in mains and make_fail(c)]
+        failed = [c["name"] for c in mains if make_fail(c)]
         if not failed:
             raise Unplayable("--fail: no container runs `supervisor main ... -- COMMAND` whose "
                              "command could be made to fail")
         notes.append(f"--fail: the command of {', '.join(failed)} exits 3")
+    return [c["name"] for c in mains]
 
+
+def playable(src, stem, run_id, standins, prefix, configmaps, fail):
+    """Rewrites one pod (see the module doc); returns (pod, meta, configmaps to mount)."""
+    spec = copy.deepcopy(src.spec)
+    notes = []
+    # Named after the file, not the pod: the demo's test looks for containers named after
+    # demo-pod.yaml's pod, and the tests and the demo share this podman.
+    pod_name = f"play-{dns_name(stem)}-{run_id}"
+    renamed, mounted_configmaps = rename_volumes(spec, run_id, configmaps)
+    init, natives, containers = split_natives(spec, notes)
+    restart = restart_policy(spec, src.backoff_limit, notes)
+    probes = localize(init + containers, renamed, standins, prefix, notes)
+    native_names = [c["name"] for c in natives]
+    mains = main_containers(containers, native_names, fail, notes)
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -375,10 +393,10 @@ def playable(src, stem, run_id, standins, prefix, configmaps, fail):
         "PLAY_CONTAINERS": [c["name"] for c in containers],
         "PLAY_MAINS": mains,
         "PLAY_NATIVES": native_names,
-        "PLAY_IMAGES": images,
+        "PLAY_IMAGES": sorted({c["image"].rsplit("/", 1)[1] for c in init + containers}),
         "PLAY_VOLUMES": [v["name"] for v in spec.get("volumes") or []],
         "PLAY_RESTART": restart,
-        "PLAY_BACKOFF_LIMIT": str(src.backoff_limit if src.backoff_limit is not None else ""),
+        "PLAY_BACKOFF_LIMIT": "" if src.backoff_limit is None else str(src.backoff_limit),
         "PLAY_GRACE": str(spec.get("terminationGracePeriodSeconds", 30)),
         "PLAY_PROBE_CONTAINER": [p[0] for p in probes],
         "PLAY_PROBE_KIND": [p[1] for p in probes],
