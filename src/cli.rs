@@ -234,6 +234,11 @@ pub struct InstallArgs {
     /// Directory to copy the binary into (created if needed).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
+
+    /// Copy the binary even if it is not statically linked (it then runs only in images that
+    /// have its loader and libraries); without this, install refuses such a binary (exit 125).
+    #[arg(long)]
+    pub allow_dynamic: bool,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod asyncfd;
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod elf;
 pub mod exit;
 pub mod http;
 pub mod lease;

@@ -53,7 +53,7 @@ fn run() -> i32 {
             Ok(cfg) => modes::probe::run(cfg),
             Err(e) => return usage(&e.to_string()),
         },
-        Command::Install(a) => modes::install::run(&a.dir),
+        Command::Install(a) => modes::install::run(&a.dir, a.allow_dynamic),
     };
     exit::code(outcome)
 }
