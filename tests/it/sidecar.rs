@@ -521,6 +521,8 @@ fn real_dockerd_supervised_through_its_whole_life() {
     let sock = root.join("docker.sock");
     // A stale ready file from an earlier run must go before the daemon starts.
     std::fs::write(&ready, "stale").unwrap();
+    let config = root.join("daemon.json");
+    std::fs::write(&config, "{}").unwrap();
     let sidecar = [
         "sidecar",
         "--wait-file",
@@ -541,12 +543,30 @@ fn real_dockerd_supervised_through_its_whole_life() {
         &path_str(&root.join("data")),
         "--exec-root",
         &path_str(&root.join("exec")),
+        "--config-file",
+        &path_str(&config),
         "--pidfile",
         &path_str(&root.join("docker.pid")),
         "-H",
         &format!("unix://{}", path_str(&sock)),
     ];
-    let mut p = start(sup(sidecar));
+    // Only what this test owns: its own config file (not /etc/docker/daemon.json), data and exec
+    // roots, pid file and socket. A host that runs containerd has its socket at
+    // /run/containerd/containerd.sock, and dockerd would use that containerd instead of starting
+    // its own; an empty tmpfs there, in a mount namespace of the test's own, hides it.
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        r#"if [ -d /run/containerd ]; then mount -t tmpfs tmpfs /run/containerd || exit 99; fi; exec "$0" "$@""#,
+        bin(),
+    ])
+    .args(sidecar);
+    sup_env(&mut c);
+    let mut p = start(c);
     let cleanup = Unmount(root.to_path_buf());
     assert!(
         wait_until(Duration::from_secs(60), || std::fs::read_to_string(&ready)
