@@ -9,9 +9,10 @@
 //! std::process::Command is used for the fork/exec and its error pipe (which turns exec failures
 //! into ENOENT/EACCES we can map to 127/126), but never to wait: the reaper owns waitpid.
 
-use crate::exit::{ChildStatus, Outcome};
+use crate::ending::{Ending, ExecFailure};
+use crate::signals::Sig;
 use nix::errno::Errno;
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, killpg};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::io;
@@ -30,12 +31,19 @@ pub enum SpawnError {
 }
 
 impl SpawnError {
-    /// How the supervisor ends when its command cannot be started.
-    pub fn outcome(&self) -> Outcome {
+    /// How the run ends when its command cannot be started.
+    pub fn ending(&self) -> Ending {
+        let error = self.to_string();
         match self {
-            SpawnError::NotFound { .. } => Outcome::NotFound,
-            SpawnError::NotExecutable { .. } => Outcome::NotExecutable,
-            SpawnError::Other { .. } => Outcome::Internal,
+            SpawnError::NotFound { .. } => Ending::ExecFailed {
+                failure: ExecFailure::NotFound,
+                error,
+            },
+            SpawnError::NotExecutable { .. } => Ending::ExecFailed {
+                failure: ExecFailure::NotExecutable,
+                error,
+            },
+            SpawnError::Other { .. } => Ending::SupervisorError(error),
         }
     }
 }
@@ -122,13 +130,14 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
 
 impl Child {
     /// Sends `sig` to the child's process group. A group that is already gone is not an error
-    /// worth more than a debug line: the child may exit at any moment.
-    pub fn signal_group(&self, sig: Signal) {
-        match killpg(self.pid, sig) {
+    /// worth more than a debug line: the child may exit at any moment. The raw `kill` is used
+    /// because nix's `Signal` cannot name the real-time signals.
+    pub fn signal_group(&self, sig: Sig) {
+        match kill(-self.pid.as_raw(), sig.number()) {
             Ok(()) => tracing::debug!("sent {sig} to process group {}", self.pid),
             Err(Errno::ESRCH) => {
                 // The leader may have called setsid, or the group emptied; try the leader alone.
-                match nix::sys::signal::kill(self.pid, sig) {
+                match kill(self.pid.as_raw(), sig.number()) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => tracing::warn!("could not send {sig} to pid {}: {e}", self.pid),
                 }
@@ -140,21 +149,20 @@ impl Child {
     /// SIGKILLs whatever is left of the process group. Used after the grace period, and after a
     /// daemon exits, so no straggler of its group outlives the supervisor.
     pub fn kill_group(&self) {
-        match killpg(self.pid, Signal::SIGKILL) {
+        match kill(-self.pid.as_raw(), Sig::KILL.number()) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => tracing::warn!("could not SIGKILL process group {}: {e}", self.pid),
         }
     }
+
+    /// Whether any process is left in the child's process group (after the leader exited).
+    pub fn group_alive(&self) -> bool {
+        kill(-self.pid.as_raw(), 0).is_ok()
+    }
 }
 
-/// Describes a child status in words for logs.
-pub fn describe(status: ChildStatus) -> String {
-    match status {
-        ChildStatus::Exited(c) => format!("exited with code {c}"),
-        ChildStatus::Signaled(s) => format!(
-            "was killed by signal {} (exit code {})",
-            crate::config::signal_name(s),
-            crate::exit::status_code(status)
-        ),
-    }
+/// `kill(2)` with a raw signal number (0 probes).
+fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill has no memory-safety requirements.
+    Errno::result(unsafe { nix::libc::kill(pid, sig) }).map(drop)
 }

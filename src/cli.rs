@@ -1,272 +1,645 @@
-//! The command line, as clap sees it. Only strings and flags live here: `config` validates them
-//! into plain types, so clap never leaks into the core.
+//! The command line: one table of every option ([`MODES`], [`GLOBAL`]), the parser that reads
+//! argv against it, and the help printed from it. The man page (docs/supervisor.1) is generated
+//! from the same table by a test, so `--help`, `man supervisor` and the code cannot drift.
+//!
+//! Why not clap: it was 130 KiB of a binary whose budget is 1 MiB, and the supervisor needs
+//! things it does not do (an error that names the environment variable a value came from, lists
+//! in the environment with an escape for the separator, one-line errors). The grammar is small:
+//! `supervisor [GLOBAL] MODE [OPTIONS] [--] ARGS...`, options as `--name VALUE` or
+//! `--name=VALUE`, flags as `--name`. Everything after `--`, or from the first word that is not an
+//! option, is the command's, flags included. Values are kept raw (`OsString`); `config` validates
+//! them and reads each option's environment variable ([`env_var`]).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "supervisor",
-    version = crate::VERSION,
-    about = "PID 1 for the containers of a pod: run the job, stop the sidecars when it ends.",
-    propagate_version = true,
-    disable_help_subcommand = true
-)]
-pub struct Cli {
-    /// Log level: error, warn, info, debug or trace. RUST_LOG is read when this is not set.
-    #[arg(
-        long,
-        global = true,
-        env = "SUPERVISOR_LOG_LEVEL",
-        value_name = "LEVEL"
-    )]
-    pub log_level: Option<String>,
-
-    /// Log format on stderr.
-    #[arg(
-        long,
-        global = true,
-        env = "SUPERVISOR_LOG_FORMAT",
-        value_enum,
-        default_value_t = LogFormat::Text
-    )]
-    pub log_format: LogFormat,
-
-    #[command(subcommand)]
-    pub command: Command,
+/// How an option takes values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `--name`, no value.
+    Flag,
+    /// `--name VALUE`; given twice, the last wins.
+    One,
+    /// `--name VALUE`, repeatable: each occurrence is one value.
+    Many,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
+/// One option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opt {
+    /// `wait_file`: the option is `--wait-file`, its variable `SUPERVISOR_WAIT_FILE`.
+    pub id: &'static str,
+    pub kind: Kind,
+    /// The value's name in help (`PATH`); empty for flags.
+    pub value: &'static str,
+    pub default: Option<&'static str>,
+    pub heading: &'static str,
+    /// One sentence, for `-h`.
+    pub help: &'static str,
+    /// More, for `--help` and the man page (may be empty).
+    pub more: &'static str,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Run the main container's command; write a done-marker when it ends, however it ends.
-    Main(MainArgs),
-    /// Run a sidecar daemon until the main container is done, then stop it and exit 0.
-    Sidecar(SidecarArgs),
-    /// Check targets once (for Kubernetes exec probes): exit 0 if all are ready, 1 otherwise.
-    Probe(ProbeArgs),
-    /// Copy this binary to DIR/supervisor (for init containers).
-    Install(InstallArgs),
+impl Opt {
+    /// `--wait-file`.
+    pub fn flag_name(&self) -> String {
+        format!("--{}", self.id.replace('_', "-"))
+    }
 }
 
-#[derive(Args, Debug)]
-pub struct MainArgs {
-    /// Where to write the JSON done-marker when CMD ends (on the volume shared with the sidecars).
-    #[arg(long, env = "SUPERVISOR_DONE_FILE", value_name = "PATH")]
-    pub done_file: Option<PathBuf>,
-
-    /// After SIGTERM/SIGINT is forwarded, how long CMD has before its process group is SIGKILLed.
-    #[arg(
-        long,
-        env = "SUPERVISOR_GRACE",
-        default_value = "25s",
-        value_name = "DURATION"
-    )]
-    pub grace: String,
-
-    /// Start CMD only when this target is ready: file:PATH, tcp://HOST:PORT,
-    /// http://HOST:PORT/PATH or unix:PATH. Repeatable; comma-separated in the environment.
-    #[arg(
-        long = "wait-for",
-        env = "SUPERVISOR_WAIT_FOR",
-        value_delimiter = ',',
-        value_name = "TARGET"
-    )]
-    pub wait_for: Vec<String>,
-
-    /// Give up waiting for --wait-for targets after this long: CMD is not run, exit 124.
-    #[arg(long, env = "SUPERVISOR_WAIT_TIMEOUT", value_name = "DURATION")]
-    pub wait_timeout: Option<String>,
-
-    /// POST to this URL after CMD ends and the marker is written (e.g. a proxy's quitquitquit).
-    #[arg(
-        long = "quit-url",
-        env = "SUPERVISOR_QUIT_URL",
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
-    pub quit_url: Vec<String>,
-
-    /// Allow --quit-url hosts other than loopback.
-    #[arg(long, env = "SUPERVISOR_ALLOW_REMOTE_QUIT")]
-    pub allow_remote_quit: bool,
-
-    /// Refresh the lease file beside the marker at this interval (for sidecars using
-    /// --stale-after on filesystems without working locks).
-    #[arg(long, env = "SUPERVISOR_HEARTBEAT", value_name = "DURATION")]
-    pub heartbeat: Option<String>,
-
-    /// The command to run, after `--`.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        value_name = "CMD",
-        value_parser = clap::value_parser!(OsString)
-    )]
-    pub command: Vec<OsString>,
+/// A mode (subcommand).
+#[derive(Debug)]
+pub struct Mode {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    /// The positional arguments' name and help (`CMD...`), and whether at least one is needed.
+    pub args: (&'static str, &'static str),
+    pub options: &'static [Opt],
+    pub examples: &'static str,
 }
 
-#[derive(Args, Debug)]
-pub struct SidecarArgs {
-    /// A done-marker to wait for. Repeatable: the daemon is stopped when all of them exist.
-    /// Without any (a native sidecar), only SIGTERM/SIGINT stops it.
-    #[arg(
-        long = "wait-file",
-        env = "SUPERVISOR_WAIT_FILE",
-        value_delimiter = ',',
-        value_name = "PATH"
-    )]
-    pub wait_file: Vec<PathBuf>,
-
-    /// Which markers count: any, or only those with exit_code 0 (restartPolicy OnFailure).
-    #[arg(long, env = "SUPERVISOR_ON", value_enum, default_value_t = OnArg::Any)]
-    pub on: OnArg,
-
-    /// The signal sent once to the daemon's process group to stop it.
-    #[arg(
-        long,
-        env = "SUPERVISOR_STOP_SIGNAL",
-        default_value = "TERM",
-        value_name = "SIG"
-    )]
-    pub stop_signal: String,
-
-    /// How long the daemon has to stop before its process group is SIGKILLed.
-    #[arg(
-        long,
-        env = "SUPERVISOR_GRACE",
-        default_value = "10s",
-        value_name = "DURATION"
-    )]
-    pub grace: String,
-
-    /// POST to this URL to stop the daemon instead of sending the stop signal. Repeatable.
-    #[arg(
-        long = "quit-url",
-        env = "SUPERVISOR_QUIT_URL",
-        value_delimiter = ',',
-        value_name = "URL"
-    )]
-    pub quit_url: Vec<String>,
-
-    /// Allow --quit-url hosts other than loopback.
-    #[arg(long, env = "SUPERVISOR_ALLOW_REMOTE_QUIT")]
-    pub allow_remote_quit: bool,
-
-    /// Exit code after a marker-triggered stop: zero, the main's code, or the daemon's status.
-    #[arg(long, env = "SUPERVISOR_EXIT_CODE", value_enum, default_value_t = ExitCodeArg::Zero)]
-    pub exit_code: ExitCodeArg,
-
-    /// Polling interval, used only when inotify is unavailable.
-    #[arg(
-        long,
-        env = "SUPERVISOR_POLL",
-        default_value = "1s",
-        value_name = "DURATION"
-    )]
-    pub poll: String,
-
-    /// The daemon is ready when this target is: file:PATH, tcp://, http://, unix:PATH. Repeatable.
-    #[arg(
-        long = "ready-when",
-        env = "SUPERVISOR_READY_WHEN",
-        value_delimiter = ',',
-        value_name = "TARGET"
-    )]
-    pub ready_when: Vec<String>,
-
-    /// Write this file (JSON, atomically) once the daemon is ready.
-    #[arg(long, env = "SUPERVISOR_READY_FILE", value_name = "PATH")]
-    pub ready_file: Option<PathBuf>,
-
-    /// Treat the main as vanished when its lease was not refreshed for this long
-    /// (use with `main --heartbeat`).
-    #[arg(long, env = "SUPERVISOR_STALE_AFTER", value_name = "DURATION")]
-    pub stale_after: Option<String>,
-
-    /// The daemon to run, after `--`.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        value_name = "DAEMON",
-        value_parser = clap::value_parser!(OsString)
-    )]
-    pub command: Vec<OsString>,
+const fn opt(
+    id: &'static str,
+    kind: Kind,
+    value: &'static str,
+    default: Option<&'static str>,
+    heading: &'static str,
+    help: &'static str,
+    more: &'static str,
+) -> Opt {
+    Opt {
+        id,
+        kind,
+        value,
+        default,
+        heading,
+        help,
+        more,
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnArg {
-    Any,
-    Success,
+use Kind::{Flag, Many, One};
+
+// The options both supervising modes share.
+#[rustfmt::skip]
+const QUIT_URL: Opt = opt("quit_url", Many, "URL", None, "Quit endpoints",
+    "POST here to make a proxy exit (main: after CMD ends; sidecar: instead of the stop signal). \
+     Repeatable.",
+    "For sidecars that cannot be wrapped (a mesh proxy). Loopback only unless \
+     --allow-remote-quit; 2 s timeout each; redirects are not followed. A sidecar whose URLs all \
+     fail sends the stop signal at once.");
+#[rustfmt::skip]
+const QUIT: Opt = opt("quit", Many, "PRESET", None, "Quit endpoints",
+    "POST a known proxy's quit endpoint: istio, envoy[:PORT], linkerd, cloud-sql-proxy.", "");
+#[rustfmt::skip]
+const ALLOW_REMOTE_QUIT: Opt = opt("allow_remote_quit", Flag, "", None, "Quit endpoints",
+    "Allow --quit-url hosts other than loopback.", "");
+#[rustfmt::skip]
+const TERM_SIGNALS: Opt = opt("term_signals", One, "LIST", Some("TERM,INT"), "Stopping",
+    "The signals that count as a request to stop (e.g. TERM,QUIT,RTMIN+3).",
+    "Set it to the image's STOPSIGNAL when that is not TERM: the grace period, the marker and a \
+     sidecar's stop-and-exit-0 then follow whatever signal the runtime sends.");
+#[rustfmt::skip]
+const TERMINATION_LOG: Opt = opt("termination_log", One, "PATH", None, "Kubernetes",
+    "Write the Kubernetes termination message here.",
+    "By default /dev/termination-log, when this container has a writable one (the kubelet \
+     mounts it): one sentence saying how the run ended, then the marker's JSON if it fits in the \
+     4096 bytes the kubelet reads. An empty value turns it off.");
+
+#[rustfmt::skip]
+pub const GLOBAL: &[Opt] = &[
+    opt("log_level", One, "LEVEL", None, "Global options",
+        "Log level: error, warn, info (the default) or debug.",
+        "RUST_LOG is read when this is not set (a directive list like info,supervisor=debug works)."),
+    opt("log_format", One, "FORMAT", Some("text"), "Global options",
+        "Log format on stderr: text or json.", ""),
+];
+
+#[rustfmt::skip]
+const MAIN_OPTIONS: &[Opt] = &[
+    opt("done_file", One, "PATH", None, "Marker and lease",
+        "Write the JSON done-marker here when CMD ends, however it ends.",
+        "Put it on the volume shared with the sidecars. While running, the supervisor holds the \
+         lease PATH.lease (a kernel lock the sidecars wait on, released however the process \
+         dies); a second main for the same PATH refuses to start (exit 125)."),
+    opt("heartbeat", One, "DURATION", None, "Marker and lease",
+        "Refresh the lease's mtime this often (for sidecar --stale-after).",
+        "Only needed where flock does not work across containers (some network filesystems)."),
+    opt("wait_for", Many, "TARGET", None, "Readiness gate",
+        "Start CMD only when this target is ready. Repeatable.",
+        "file:PATH (exists), tcp://HOST:PORT (accepts), http://HOST:PORT/PATH (answers 200-399), \
+         unix:PATH (accepts), or a preset: istio, envoy[:PORT], linkerd, cloud-sql-proxy. \
+         Probes retry every 10-100 ms; file targets wait on inotify."),
+    opt("wait_timeout", One, "DURATION", None, "Readiness gate",
+        "Give up waiting for the --wait-for targets after this long.",
+        "Then, by default, CMD never runs and the exit code is 124 (see --on-wait-timeout)."),
+    opt("on_wait_timeout", One, "fail|continue", Some("fail"), "Readiness gate",
+        "When --wait-timeout expires: fail (exit 124), or continue (start CMD, with a warning).",
+        "continue suits a manifest that must work with or without a mesh."),
+    opt("requires", Many, "PATH", None, "Dependencies",
+        "A sidecar's --done-file: if that sidecar ends while CMD runs, stop CMD (exit 122).",
+        "Repeatable. The sidecar ended when its marker appears, or when its lease is released \
+         without one (its container was SIGKILLed or OOM-killed). A required sidecar that has not \
+         started yet is not a failure: gate on it with --wait-for."),
+    opt("timeout", One, "DURATION", None, "Stopping",
+        "Stop CMD once it has run this long (exit 123).", ""),
+    opt("grace", One, "DURATION", Some("25s"), "Stopping",
+        "After CMD is asked to stop, how long it has before its process group is SIGKILLed.",
+        "Keep --stop-delay plus --grace below the pod's terminationGracePeriodSeconds (30s by \
+         default), so the marker is written before the kubelet's SIGKILL."),
+    opt("stop_signal", One, "SIG", Some("TERM"), "Stopping",
+        "The signal that stops CMD when the supervisor decides to (--timeout, --requires).",
+        "A stop request from outside is forwarded as the signal that arrived."),
+    opt("stop_delay", One, "DURATION", Some("0s"), "Stopping",
+        "Forward a stop request from outside only after this delay, while CMD keeps running.",
+        "The grace period starts after the delay."),
+    TERM_SIGNALS,
+    QUIT_URL,
+    QUIT,
+    ALLOW_REMOTE_QUIT,
+    TERMINATION_LOG,
+];
+
+#[rustfmt::skip]
+const SIDECAR_OPTIONS: &[Opt] = &[
+    opt("wait_file", Many, "PATH", None, "Waiting for the mains",
+        "A done-marker to wait for. Repeatable: the daemon stops when all have arrived.",
+        "A main's --done-file, or another sidecar's for ordered stops. A marker counts only once \
+         its lease is released. Without any --wait-file the daemon runs until a term signal (a \
+         native sidecar)."),
+    opt("on", One, "any|success", Some("any"), "Waiting for the mains",
+        "Which markers count: any, or only those with exit code 0.",
+        "success suits restartPolicy: OnFailure: a failed or vanished main will be restarted."),
+    opt("stale_after", One, "DURATION", None, "Waiting for the mains",
+        "Treat a main as vanished when its lease was not refreshed for this long.",
+        "Use with main --heartbeat, where flock does not work across containers."),
+    opt("poll", One, "DURATION", Some("1s"), "Waiting for the mains",
+        "Polling interval, used only when inotify is unavailable.", ""),
+    opt("ready_when", Many, "TARGET", None, "Readiness",
+        "The daemon is ready when this target is (as main --wait-for). Repeatable.", ""),
+    opt("ready_file", One, "PATH", None, "Readiness",
+        "Write this file (JSON, atomically) once every --ready-when target is ready.",
+        "A stale one is removed at start; its directory must be writable (checked at start)."),
+    opt("stop_signal", One, "SIG", Some("TERM"), "Stopping",
+        "The signal sent once to the daemon's process group to stop it (then SIGCONT).", ""),
+    opt("grace", One, "DURATION", Some("10s"), "Stopping",
+        "How long the daemon has to stop before its process group is SIGKILLed.", ""),
+    opt("stop_delay", One, "DURATION", Some("0s"), "Stopping",
+        "Stop the daemon only this long after a stop request from outside.",
+        "For proxies that must keep serving while the pod's endpoints are removed. Stops because \
+         the mains are done are never delayed."),
+    TERM_SIGNALS,
+    QUIT_URL,
+    QUIT,
+    ALLOW_REMOTE_QUIT,
+    opt("exit_code", One, "zero|main|daemon", Some("zero"), "Exit",
+        "Exit code after the mains are done: 0, the main's code, or the daemon's status.",
+        "main gives 137 when a main vanished without a marker."),
+    opt("done_file", One, "PATH", None, "Exit",
+        "Write a done-marker here when the daemon ends, however it ends, and hold PATH.lease.",
+        "What main --requires and other sidecars' --wait-file watch."),
+    TERMINATION_LOG,
+];
+
+#[rustfmt::skip]
+const PROBE_OPTIONS: &[Opt] = &[opt("timeout", One, "DURATION", Some("1s"), "Options",
+    "Timeout of each check.", "")];
+
+#[rustfmt::skip]
+const INSTALL_OPTIONS: &[Opt] = &[opt("allow_dynamic", Flag, "", None, "Options",
+    "Install even when this binary is dynamically linked.",
+    "A dynamic binary does not run in scratch or distroless images.")];
+
+pub const MAIN: Mode = Mode {
+    name: "main",
+    summary: "Run the main container's command; write a done-marker when it ends, however it ends.",
+    description: "Runs CMD as PID 1 of the main container: waits for the --wait-for targets, runs \
+        CMD in its own process group, reaps every zombie, forwards every signal, and exits with \
+        CMD's code. However CMD ends, the JSON done-marker (--done-file) is written atomically so \
+        the sidecars stop; while the supervisor lives it holds PATH.lease, so they also notice a \
+        SIGKILL or an OOM kill.",
+    args: ("CMD", "The command to run, after --."),
+    options: MAIN_OPTIONS,
+    examples: "\
+    The job of a CI pod, gated on its docker:dind sidecar and stopped if dockerd dies:
+        supervisor main --done-file /shared/build.done --wait-for unix:/var/run/docker.sock \\
+            --wait-timeout 2m --requires /shared/dind.done -- ./ci.sh
+
+    A job behind Istio and the Cloud SQL proxy, which it tells to quit when it ends:
+        supervisor main --wait-for istio --quit istio --quit cloud-sql-proxy -- ./migrate.sh
+
+    A batch Job with a wall-clock limit, stopped with the signal its program expects:
+        supervisor main --done-file /shared/done --timeout 1h --stop-signal INT -- python job.py",
+};
+
+pub const SIDECAR: Mode = Mode {
+    name: "sidecar",
+    summary: "Run a sidecar's daemon until the mains are done, then stop it and exit 0.",
+    description: "Runs DAEMON as PID 1 of a sidecar container, announces its readiness \
+        (--ready-when, --ready-file), and when every --wait-file marker has arrived (or a main \
+        vanished) stops it once, gracefully, and exits 0 so the pod completes. Without \
+        --wait-file it runs until a term signal (a native sidecar). A daemon that ends on its own \
+        before the mains are done is a failure the pod shows.",
+    args: ("DAEMON", "The daemon to run, after --."),
+    options: SIDECAR_OPTIONS,
+    examples: "\
+    docker:dind beside a CI job, with a marker of its own so the job learns if dockerd dies:
+        supervisor sidecar --wait-file /shared/build.done --done-file /shared/dind.done \\
+            --ready-when unix:/var/run/docker.sock --ready-file /shared/dind.ready \\
+            -- dockerd-entrypoint.sh
+
+    nginx (its image's STOPSIGNAL is QUIT) for a restartPolicy: OnFailure Job:
+        supervisor sidecar --wait-file /shared/done --on success --stop-signal QUIT \\
+            --term-signals TERM,QUIT -- nginx -g 'daemon off;'
+
+    A native sidecar (initContainers, restartPolicy: Always), probed without a shell:
+        supervisor sidecar -- dockerd-entrypoint.sh
+        startupProbe: {exec: {command: [supervisor, probe, unix:/var/run/docker.sock]}}
+
+    A log shipper that stops only after the proxy in front of it has ended:
+        supervisor sidecar --wait-file /shared/envoy.done -- fluent-bit -c /etc/fb.conf",
+};
+
+pub const PROBE: Mode = Mode {
+    name: "probe",
+    summary: "Check targets once (for exec probes): exit 0 if all are ready, 1 otherwise.",
+    description: "One attempt at each target, concurrently. Silent when all are ready; one line \
+        per failing target on stderr otherwise. For Kubernetes exec probes in images with no \
+        shell or curl.",
+    args: ("TARGET", "file:PATH, tcp://HOST:PORT, http://HOST:PORT/PATH, unix:PATH or a preset."),
+    options: PROBE_OPTIONS,
+    examples: "\
+    A native sidecar's startup probe:
+        startupProbe: {exec: {command: [/supervisor/bin/supervisor, probe, unix:/var/run/docker.sock]}}",
+};
+
+pub const INSTALL: Mode = Mode {
+    name: "install",
+    summary: "Copy this binary to DIR/supervisor (for init containers).",
+    description: "Copies the running binary into DIR (created if needed), atomically, mode 0755, \
+        and prints the installed path. Idempotent, and safe over a copy that is running.",
+    args: ("DIR", "The directory to install into."),
+    options: INSTALL_OPTIONS,
+    examples: "\
+    An init container that shares the binary with the others through an emptyDir:
+        command: [/usr/local/bin/supervisor, install, /supervisor/bin]",
+};
+
+/// Every mode, in the order of the documentation.
+pub const MODES: [&Mode; 4] = [&MAIN, &SIDECAR, &PROBE, &INSTALL];
+
+/// The environment variable of an option: `wait_file` -> `SUPERVISOR_WAIT_FILE`.
+pub fn env_var(id: &str) -> String {
+    format!("SUPERVISOR_{}", id.to_ascii_uppercase().replace('-', "_"))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ExitCodeArg {
-    Zero,
-    Main,
-    Daemon,
+/// A parsed command line: the mode, the options given (raw), and the positional arguments.
+#[derive(Debug)]
+pub struct Args {
+    pub mode: &'static Mode,
+    given: Vec<(&'static Opt, OsString)>,
+    pub positional: Vec<OsString>,
 }
 
-#[derive(Args, Debug)]
-pub struct ProbeArgs {
-    /// Targets to check once: file:PATH, tcp://HOST:PORT, http://HOST:PORT/PATH, unix:PATH.
-    #[arg(required = true, value_name = "TARGET")]
-    pub targets: Vec<String>,
+impl Args {
+    /// The values given on the command line for option `id`, in order (a flag gives one empty
+    /// value per occurrence).
+    pub fn values(&self, id: &str) -> Vec<OsString> {
+        self.given
+            .iter()
+            .filter(|(o, _)| o.id == id)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
 
-    /// Timeout of each check.
-    #[arg(
-        long,
-        env = "SUPERVISOR_PROBE_TIMEOUT",
-        default_value = "1s",
-        value_name = "DURATION"
-    )]
-    pub timeout: String,
+    /// The option `id` of this mode (or a global one).
+    pub fn spec(&self, id: &str) -> Option<&'static Opt> {
+        self.mode.options.iter().chain(GLOBAL).find(|o| o.id == id)
+    }
 }
 
-#[derive(Args, Debug)]
-pub struct InstallArgs {
-    /// Directory to copy the binary into (created if needed).
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    Run(Args),
+    /// `--help`, `-h`, `help [MODE]`, `--version`: print this and exit 0.
+    Print(String),
+}
 
-    /// Copy the binary even if it is not statically linked (it then runs only in images that
-    /// have its loader and libraries); without this, install refuses such a binary (exit 125).
-    #[arg(long)]
-    pub allow_dynamic: bool,
+/// Parses argv (argv[0] included) against the table.
+pub fn parse<I, T>(argv: I) -> Result<Request, String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let mut words = argv.into_iter().map(Into::into).skip(1).peekable();
+    let mut given = Vec::new();
+    let mode = loop {
+        let Some(w) = words.next() else {
+            return Err(
+                "a mode is required: main, sidecar, probe or install (see supervisor --help)"
+                    .into(),
+            );
+        };
+        let text = w.to_string_lossy();
+        if let Some(p) = asks_for_help(&text, None) {
+            return Ok(p);
+        }
+        match text.as_ref() {
+            "help" => {
+                let m = words
+                    .next()
+                    .map(|m| find_mode(&m.to_string_lossy()))
+                    .transpose()?;
+                return Ok(Request::Print(help(m, true)));
+            }
+            t if t.starts_with('-') => take_option(&w, &mut words, &[GLOBAL], &mut given)?,
+            t => break find_mode(t)?,
+        }
+    };
+    let mut positional = Vec::new();
+    while let Some(w) = words.next() {
+        let text = w.to_string_lossy().into_owned();
+        if let Some(p) = asks_for_help(&text, Some(mode)) {
+            return Ok(p);
+        }
+        match text.as_str() {
+            "--" => {
+                positional.extend(words.by_ref());
+                break;
+            }
+            t if t.starts_with('-') && t.len() > 1 => {
+                take_option(&w, &mut words, &[mode.options, GLOBAL], &mut given)?;
+            }
+            _ => {
+                // The first word that is not an option starts the arguments (the command's
+                // flags are its own: `main ls -l`).
+                positional.push(w);
+                positional.extend(words.by_ref());
+                break;
+            }
+        }
+    }
+    if positional.is_empty() {
+        return Err(format!(
+            "missing {} ({})",
+            mode.args.0,
+            if matches!(mode.name, "main" | "sidecar") {
+                "the command goes after --"
+            } else {
+                mode.args.1
+            }
+        ));
+    }
+    Ok(Request::Run(Args {
+        mode,
+        given,
+        positional,
+    }))
+}
+
+/// `-h`, `--help`, `-V`, `--version`.
+fn asks_for_help(word: &str, mode: Option<&Mode>) -> Option<Request> {
+    match word {
+        "-h" => Some(Request::Print(help(mode, false))),
+        "--help" => Some(Request::Print(help(mode, true))),
+        "-V" | "--version" => Some(Request::Print(version())),
+        _ => None,
+    }
+}
+
+fn find_mode(name: &str) -> Result<&'static Mode, String> {
+    MODES
+        .iter()
+        .find(|m| m.name == name)
+        .copied()
+        .ok_or_else(|| {
+            let hint = suggest(name, MODES.iter().map(|m| m.name.to_string()))
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            format!("unknown mode {name:?}{hint}: use main, sidecar, probe or install")
+        })
+}
+
+/// Reads one option (`--name`, `--name=value`, `--name value`) into `given`. The value keeps its
+/// raw bytes: paths need not be UTF-8.
+fn take_option(
+    word: &OsStr,
+    rest: &mut impl Iterator<Item = OsString>,
+    tables: &[&'static [Opt]],
+    given: &mut Vec<(&'static Opt, OsString)>,
+) -> Result<(), String> {
+    let bytes = word.as_bytes();
+    let (name, inline) = match bytes.iter().position(|&b| b == b'=') {
+        Some(i) => (&bytes[..i], Some(OsStr::from_bytes(&bytes[i + 1..]))),
+        None => (bytes, None),
+    };
+    let name = String::from_utf8_lossy(name).into_owned();
+    let all = || tables.iter().flat_map(|t| t.iter());
+    let Some(spec) = all().find(|o| o.flag_name() == name) else {
+        let hint = suggest(&name, all().map(Opt::flag_name))
+            .map(|s| format!(" (did you mean {s}?)"))
+            .unwrap_or_else(|| {
+                " (options go before --; everything after it belongs to the command)".into()
+            });
+        // Escaped: whatever was typed must not split the one-line error.
+        return Err(format!("unknown option {}{hint}", name.escape_debug()));
+    };
+    let value = match (spec.kind, inline) {
+        (Flag, None) => OsString::new(),
+        (Flag, Some(_)) => return Err(format!("{name} takes no value")),
+        (_, Some(v)) => v.to_os_string(),
+        (_, None) => rest
+            .next()
+            .ok_or_else(|| format!("{name} needs a value ({})", spec.value))?,
+    };
+    given.push((spec, value));
+    Ok(())
+}
+
+/// The closest name within two edits, if any.
+fn suggest(typed: &str, names: impl Iterator<Item = String>) -> Option<String> {
+    names
+        .map(|n| (distance(typed, &n), n))
+        .filter(|(d, n)| *d <= 2.max(typed.len() / 4) && *d < n.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+fn version() -> String {
+    format!("supervisor {}\n", crate::VERSION)
+}
+
+const SHARED_SECTIONS: &str = "\
+DURATIONS
+    500ms, 10s, 1.5s, 2m, 1h, 1m30s, 1h2m3s (as Kubernetes and Go write them), or a bare
+    number of seconds.
+
+SIGNALS
+    TERM, SIGTERM, 15, QUIT, RTMIN+3 (RTMIN is 34, as glibc, Docker and Kubernetes count).
+    Every signal the supervisor can receive is forwarded to the command's process group,
+    real-time ones included, except KILL and STOP (the kernel acts on them), the faults SEGV,
+    BUS, ILL, FPE, TRAP, SYS and ABRT (they keep their default action), CHLD (it reaps) and
+    32 and 33 (the C library's own).
+
+ENVIRONMENT
+    Every option can be set as SUPERVISOR_<OPTION> (--wait-file is SUPERVISOR_WAIT_FILE); the
+    command line wins. A repeatable option takes a comma-separated list there, with \\, for a
+    comma and \\\\ for a backslash inside an item. Flags take true/false, 1/0, yes/no, on/off.
+
+EXIT CODES
+    N    the command's own code, or 128+N when signal N killed it
+    0    sidecar: daemon stopped as asked; probe: all ready; install: done
+    1    probe: a target is not ready
+    2    usage error: nothing was started
+    121  sidecar: the daemon exited 0 but left processes running (it daemonized)
+    122  main: a --requires sidecar ended first; the command was stopped
+    123  main: --timeout expired; the command was stopped
+    124  main: --wait-timeout expired; the command never ran
+    125  the supervisor could not do its job (volume not writable, lease taken, marker lost)
+    126  the command is not executable
+    127  the command was not found
+    137  sidecar --exit-code main: the main vanished without a marker
+
+FILES
+    PATH (--done-file)   the done-marker: one line of JSON, written atomically
+    PATH.lease           locked while the supervisor lives; released after the marker
+    --ready-file         written once the daemon is ready
+    /dev/termination-log what kubectl describe pod shows: a sentence, then the marker
+
+SEE ALSO
+    man supervisor (docs/supervisor.1); the README and docs/ of the source.
+";
+
+/// Help: `-h` (`long` false: one line per option) or `--help` (everything).
+pub fn help(mode: Option<&Mode>, long: bool) -> String {
+    let mut out = String::new();
+    let Some(mode) = mode else {
+        out.push_str("PID 1 for the containers of a Kubernetes pod: run the job, stop the sidecars when it ends.\n\n");
+        out.push_str("Usage: supervisor [GLOBAL OPTIONS] MODE [OPTIONS] [--] ARGS...\n\nModes:\n");
+        for m in MODES {
+            out.push_str(&format!("  {:<9} {}\n", m.name, m.summary));
+        }
+        out.push_str("  help      Print the help of a mode: supervisor help sidecar\n");
+        push_options(&mut out, GLOBAL, long);
+        if long {
+            out.push('\n');
+            out.push_str(SHARED_SECTIONS);
+        } else {
+            out.push_str("\n(-h: short help; --help: all of it)\n");
+        }
+        return out;
+    };
+    out.push_str(mode.summary);
+    out.push_str("\n\n");
+    let args = if matches!(mode.name, "main" | "sidecar") {
+        format!("[--] {}...", mode.args.0)
+    } else {
+        format!("{}...", mode.args.0)
+    };
+    out.push_str(&format!(
+        "Usage: supervisor {} [OPTIONS] {args}\n",
+        mode.name
+    ));
+    if long {
+        out.push('\n');
+        out.push_str(&wrap(mode.description, 4));
+        out.push_str(&format!(
+            "\nArguments:\n    {}...  {}\n",
+            mode.args.0, mode.args.1
+        ));
+    }
+    push_options(&mut out, mode.options, long);
+    push_options(&mut out, GLOBAL, long);
+    if long {
+        // The table's example text starts at its first word; the lines after it are indented.
+        out.push_str("\nEXAMPLES\n    ");
+        out.push_str(mode.examples);
+        out.push_str("\n\n");
+        out.push_str(SHARED_SECTIONS);
+    } else {
+        out.push_str("\n(-h: short help; --help: all of it, with examples)\n");
+    }
+    out
+}
+
+fn push_options(out: &mut String, options: &[Opt], long: bool) {
+    let mut heading = "";
+    for o in options {
+        if o.heading != heading {
+            heading = o.heading;
+            out.push_str(&format!("\n{heading}:\n"));
+        }
+        let mut name = o.flag_name();
+        if o.kind != Flag {
+            name.push_str(&format!(" <{}>", o.value));
+        }
+        if !long {
+            out.push_str(&format!("  {name:<30} {}\n", o.help));
+            continue;
+        }
+        let mut text = o.help.to_string();
+        if !o.more.is_empty() {
+            text.push(' ');
+            text.push_str(o.more);
+        }
+        if let Some(d) = o.default {
+            text.push_str(&format!(" [default: {d}]"));
+        }
+        text.push_str(&format!(" [env: {}]", env_var(o.id)));
+        out.push_str(&format!("  {name}\n{}", wrap(&text, 10)));
+    }
+}
+
+/// `text` wrapped at 96 columns, each line indented by `indent`. A bracketed note (`[env: X]`)
+/// is never split.
+pub fn wrap(text: &str, indent: usize) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut open = false;
+    for w in text.split_whitespace() {
+        match words.last_mut() {
+            Some(last) if open => {
+                last.push(' ');
+                last.push_str(w);
+            }
+            _ => words.push(w.to_string()),
+        }
+        open = (open || w.starts_with('[')) && !w.ends_with(']');
+    }
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in words {
+        if !line.is_empty() && indent + line.len() + 1 + word.len() > 96 {
+            out.push_str(&format!("{:indent$}{line}\n", ""));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        out.push_str(&format!("{:indent$}{line}\n", ""));
+    }
+    out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn clap_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn flags_after_double_dash_belong_to_the_child() {
-        let cli = Cli::try_parse_from(["supervisor", "main", "--", "ls", "--grace", "-l"]).unwrap();
-        let Command::Main(m) = cli.command else {
-            panic!("not main")
-        };
-        assert_eq!(m.command, ["ls", "--grace", "-l"]);
-        assert_eq!(m.grace, "25s");
-    }
-
-    #[test]
-    fn sidecar_without_wait_file_is_a_native_sidecar() {
-        let cli = Cli::try_parse_from(["supervisor", "sidecar", "--", "sleep", "1"]).unwrap();
-        let Command::Sidecar(s) = cli.command else {
-            panic!("not sidecar")
-        };
-        assert!(s.wait_file.is_empty());
-    }
-}
+mod tests;

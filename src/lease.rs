@@ -1,22 +1,39 @@
-//! The main's lease: a file beside the marker, locked by the main's supervisor for its whole life.
+//! The lease: a file beside a marker, locked by the supervisor that will write the marker, for its
+//! whole life.
 //!
-//! Theory of operation: a marker is written by a living supervisor. When the whole main container
-//! dies at once (OOM kill of the cgroup, the kubelet's SIGKILL, a runtime crash) no marker ever
-//! comes, and a sidecar waiting for one would wait forever. A lock is held by the kernel, not by the
-//! process: it is released however the process dies. So the main takes an exclusive flock on
+//! Theory of operation: a marker is written by a living supervisor. When a whole container dies at
+//! once (OOM kill of the cgroup, the kubelet's SIGKILL, a runtime crash) no marker ever comes, and
+//! whoever waits for one would wait forever. A lock is held by the kernel, not by the process: it
+//! is released however the process dies. So the writer takes an exclusive flock on
 //! `<done-file>.lease` (created as a locked temp file and renamed into place, so the path never
-//! shows an unlocked lease of a live main; close-on-exec, so the command cannot inherit and
-//! outlive it), and a sidecar blocks on a shared flock of the same file in a helper thread. When
-//! that call returns, the main is gone. Sidecar and main share one kernel and the emptyDir is one
-//! filesystem, so this works across containers; network filesystems (NFS, CIFS, some FUSE) may not
-//! honour flock, which is what `--heartbeat`/`--stale-after` are for.
+//! shows an unlocked lease of a live writer; close-on-exec, so the command cannot inherit and
+//! outlive it), and a reader blocks on a shared flock of the same file in a helper thread: when
+//! that call returns, the writer is gone. Containers of a pod share one kernel and the emptyDir is
+//! one filesystem, so this works across containers; network filesystems (NFS, CIFS, some FUSE) may
+//! not honour flock, which is what `--heartbeat`/`--stale-after` are for.
 //!
-//! flock needs no write access: a sidecar whose view of the volume is read-only can still wait on
-//! a read-only descriptor.
+//! The lock also says whether a marker counts yet: the writer renames its marker into place and
+//! only then releases the lease, so a marker that appears while the lease is still held
+//! exclusively was not written by the holder (anyone who can write the volume can drop a file
+//! there) and waits until the lease is released.
+//!
+//! One writer per lease: a writer also holds an open-file-description write lock (`F_OFD_SETLK`)
+//! on its lease, a lock family of its own that readers' flocks never touch (so a reader's passing
+//! shared flock cannot make a restarted writer believe the lease is taken). A new lease is
+//! published with `link()`, which fails if a lease is already there; the newcomer then takes the
+//! same write lock on the existing lease: if that fails, a live writer holds it and the newcomer
+//! refuses to start; if it succeeds, the old writer is dead and the newcomer replaces the lease
+//! while holding the lock, so two writers starting at the same instant cannot both win.
+//!
+//! flock needs no write access: a reader whose view of the volume is read-only waits on a
+//! read-only descriptor.
 
-use crate::marker;
+use crate::clock;
+use crate::fsutil;
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
-use std::fs::{File, OpenOptions};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -26,12 +43,20 @@ use std::time::SystemTime;
 
 /// `<done-file>.lease`.
 pub fn lease_path(done: &Path) -> PathBuf {
-    let mut s = done.as_os_str().to_os_string();
-    s.push(".lease");
-    PathBuf::from(s)
+    fsutil::with_suffix(done, ".lease")
 }
 
-/// The main's side: a held lock.
+/// The lease's content: who holds it. It never changes while held (a heartbeat only touches the
+/// mtime), which is what tells one lease from its replacement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Body {
+    pub pid: u32,
+    pub started_at: String,
+    /// The heartbeat interval, when the holder refreshes the mtime (`--heartbeat`); null otherwise.
+    pub heartbeat_ms: Option<u64>,
+}
+
+/// The holder's side: the held locks.
 pub struct Lease {
     path: PathBuf,
     lock: Flock<File>,
@@ -39,45 +64,53 @@ pub struct Lease {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create the lease {path}: {source}")]
-pub struct LeaseError {
-    path: String,
-    #[source]
-    source: io::Error,
+pub enum LeaseError {
+    #[error("cannot create the lease {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another supervisor holds the lease {path} ({holder}); refusing to start a second one for the same marker"
+    )]
+    Taken { path: String, holder: String },
 }
 
 impl Lease {
-    /// Creates, locks and publishes a fresh lease for the marker at `done`.
-    pub fn acquire(done: &Path, heartbeat_ms: Option<u128>) -> Result<Lease, LeaseError> {
+    /// Creates, locks and publishes a fresh lease for the marker at `done`, unless a live writer
+    /// holds the one already there.
+    pub fn acquire(done: &Path, heartbeat_ms: Option<u64>) -> Result<Lease, LeaseError> {
         let path = lease_path(done);
-        let tmp = marker::sibling(&path, &format!("tmp.{}", std::process::id()));
-        let err = |source| LeaseError {
+        let err = |source| LeaseError::Io {
             path: path.display().to_string(),
             source,
         };
-        let file = marker::create_exclusive(&tmp, 0o644).map_err(err)?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => l,
-            Err((_, e)) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(err(io::Error::from(e)));
-            }
+        let body = Body {
+            pid: std::process::id(),
+            started_at: clock::rfc3339(SystemTime::now()),
+            heartbeat_ms,
         };
-        let body = format!(
-            "{{\"pid\":{},\"started_at\":\"{}\",\"heartbeat_ms\":{}}}\n",
-            std::process::id(),
-            marker::rfc3339(SystemTime::now()),
-            heartbeat_ms.map_or("null".to_string(), |h| h.to_string())
-        );
-        let published = lock
-            .write_all(body.as_bytes())
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = published {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(err(e));
+        let tmp = fsutil::sibling(&path, &format!("tmp.{}", std::process::id()));
+        let lock = locked_temp(&tmp, &body).map_err(err)?;
+        let published = publish(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match published {
+            Ok(()) => {}
+            Err(Publish::Taken) => {
+                return Err(LeaseError::Taken {
+                    path: path.display().to_string(),
+                    holder: describe_holder(&path),
+                });
+            }
+            Err(Publish::Io(e)) => return Err(err(e)),
         }
         let inode = lock.metadata().map(|m| m.ino()).unwrap_or(0);
         Ok(Lease { path, lock, inode })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Refreshes the lease's mtime (the heartbeat for filesystems without working locks).
@@ -89,7 +122,7 @@ impl Lease {
     }
 
     /// Removes the lease at a clean end (after the marker is written). Only our own lease is
-    /// removed: a newer main may already have replaced it.
+    /// removed: a volume shared by mistake could hold another writer's by now.
     pub fn release(self) {
         if let Ok(m) = std::fs::symlink_metadata(&self.path) {
             if m.ino() == self.inode {
@@ -100,42 +133,132 @@ impl Lease {
     }
 }
 
-/// What a sidecar found at a lease path.
+/// The new lease, as a temp file holding both locks and the body.
+fn locked_temp(tmp: &Path, body: &Body) -> io::Result<Flock<File>> {
+    let file = fsutil::create_exclusive(tmp, 0o644)?;
+    let cleanup = |e: io::Error| {
+        let _ = std::fs::remove_file(tmp);
+        e
+    };
+    write_lock(&file).map_err(|e| cleanup(io::Error::from(e)))?;
+    let mut lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| cleanup(io::Error::from(e)))?;
+    let mut text = serde_json::to_vec(body).unwrap_or_default();
+    text.push(b'\n');
+    lock.write_all(&text).map_err(cleanup)?;
+    Ok(lock)
+}
+
+/// Takes the writers' lock (an OFD write lock on the whole file) without waiting.
+fn write_lock(file: &File) -> Result<(), Errno> {
+    // SAFETY: an all-zero flock is a valid value of this plain C struct; the fields that matter
+    // are set below.
+    let mut fl: nix::libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = nix::libc::F_WRLCK as i16;
+    fl.l_whence = nix::libc::SEEK_SET as i16;
+    nix::fcntl::fcntl(file.as_raw_fd(), nix::fcntl::FcntlArg::F_OFD_SETLK(&fl)).map(drop)
+}
+
+enum Publish {
+    Taken,
+    Io(io::Error),
+}
+
+/// Puts the locked temp file at `path`: `link()` when nothing is there; over a dead writer's
+/// lease (whose writers' lock we then hold) otherwise. A few rounds: a lease may vanish between
+/// the failed link and our look at it (its writer ended cleanly).
+fn publish(tmp: &Path, path: &Path) -> Result<(), Publish> {
+    for _ in 0..8 {
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Publish::Io(e)),
+        }
+        // A write lock needs a descriptor open for writing.
+        let existing = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+            .open(path);
+        let verdict = match existing {
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => write_lock(&f),
+            // Gone meanwhile: try the link again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            // Not ours to write (another user's lease): its flock still tells whether it lives.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match open(path) {
+                Found::Lease { file, .. } => match is_held(file).0 {
+                    true => Err(Errno::EAGAIN),
+                    false => Ok(()),
+                },
+                Found::Absent => Ok(()),
+            },
+            // Not a regular file (a planted symlink or FIFO): no writer's lease; replace it.
+            _ => Ok(()),
+        };
+        match verdict {
+            Ok(()) => return std::fs::rename(tmp, path).map_err(Publish::Io),
+            Err(Errno::EAGAIN | Errno::EACCES) => return Err(Publish::Taken),
+            Err(e) => return Err(Publish::Io(io::Error::from(e))),
+        }
+    }
+    Err(Publish::Io(io::Error::other(
+        "the lease kept changing under us",
+    )))
+}
+
+/// "pid 42 in its container, since 2026-…" from the lease, or what could not be read of it.
+fn describe_holder(lease: &Path) -> String {
+    match read_body(lease) {
+        Some(b) => format!("pid {} in its container, since {}", b.pid, b.started_at),
+        None => "holder unknown: the lease cannot be read".to_string(),
+    }
+}
+
+fn read_body(path: &Path) -> Option<Body> {
+    serde_json::from_slice(&fsutil::read_bounded(path).ok()?).ok()
+}
+
+/// What a reader found at a lease path.
 #[derive(Debug)]
 pub enum Found {
     Absent,
-    /// A lease file, opened read-only. `id` tells one lease from its replacement: the inode
-    /// number alone does not (a filesystem may give a new file the number of one just freed), so
-    /// it is combined with the lease's content, which names its holder and start time and never
-    /// changes (a heartbeat only touches the mtime).
+    /// A lease file, opened read-only. `id` tells one lease from its replacement: the inode number
+    /// alone does not (a filesystem may give a new file the number of one just freed), so it is
+    /// combined with the content, which names the holder and its start and never changes.
     Lease {
         file: File,
         id: u64,
+        body: Option<Body>,
     },
 }
 
 /// Opens the lease at `path` for watching, without following symlinks or blocking on FIFOs.
 pub fn open(path: &Path) -> Found {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(_) => return Found::Absent,
+    let Ok(file) = fsutil::open_regular(path) else {
+        return Found::Absent;
     };
-    match file.metadata() {
-        Ok(m) if m.is_file() => {
-            let mut head = Vec::with_capacity(256);
-            let _ = (&file).take(512).read_to_end(&mut head);
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (m.dev(), m.ino(), head).hash(&mut h);
-            Found::Lease {
-                id: h.finish(),
-                file,
-            }
-        }
-        _ => Found::Absent,
+    let Ok(m) = file.metadata() else {
+        return Found::Absent;
+    };
+    let mut head = Vec::with_capacity(256);
+    let _ = (&file).take(512).read_to_end(&mut head);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (m.dev(), m.ino(), &head).hash(&mut h);
+    Found::Lease {
+        id: h.finish(),
+        body: serde_json::from_slice(&head).ok(),
+        file,
+    }
+}
+
+/// Whether the lease behind `file` is held exclusively right now (its writer is alive). Takes and
+/// drops a shared lock without waiting; gives the file back either way.
+pub fn is_held(file: File) -> (bool, Option<File>) {
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(lock) => (false, lock.unlock().ok()),
+        Err((file, Errno::EWOULDBLOCK)) => (true, Some(file)),
+        // Locks unsupported here (some FUSE): nothing to wait on; the heartbeat is the guard.
+        Err((file, _)) => (false, Some(file)),
     }
 }
 
@@ -143,23 +266,9 @@ pub fn open(path: &Path) -> Found {
 /// thread: there is no async flock, and a thread blocked in the kernel costs no wake-ups.
 pub fn wait_released(file: File) -> io::Result<()> {
     match Flock::lock(file, FlockArg::LockShared) {
-        // The lock itself is dropped at once: a restarted main takes a lock on a new file anyway.
+        // Dropped at once: a restarted writer takes its lock on a new file anyway.
         Ok(_lock) => Ok(()),
         Err((_, e)) => Err(io::Error::from(e)),
-    }
-}
-
-/// Whether the lease says its main refreshes it (`"heartbeat_ms": N`). A main without
-/// `--heartbeat` writes `null`: its lease never gets younger, and calling it stale would stop the
-/// daemon of a healthy job. A lease that cannot be read or parsed counts as refreshed, so
-/// `--stale-after` still guards it.
-pub fn has_heartbeat(path: &Path) -> bool {
-    let Ok(bytes) = marker::read_bounded(path) else {
-        return true;
-    };
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Ok(v) => !v.get("heartbeat_ms").is_some_and(|h| h.is_null()),
-        Err(_) => true,
     }
 }
 
@@ -182,5 +291,44 @@ mod tests {
             lease_path(Path::new("/shared/done")),
             PathBuf::from("/shared/done.lease")
         );
+    }
+
+    #[test]
+    fn one_holder_per_lease_and_readers_see_it_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let done = dir.path().join("done");
+        let first = Lease::acquire(&done, None).unwrap();
+        match Lease::acquire(&done, Some(5)) {
+            Err(LeaseError::Taken { holder, .. }) => {
+                assert!(
+                    holder.contains(&format!("pid {}", std::process::id())),
+                    "{holder}"
+                )
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let Found::Lease { file, body, .. } = open(first.path()) else {
+            panic!("no lease")
+        };
+        assert_eq!(body.unwrap().heartbeat_ms, None);
+        let (held, file) = is_held(file);
+        assert!(held);
+        first.release();
+        assert!(!lease_path(&done).exists());
+        assert!(!is_held(file.unwrap()).0);
+        // Released: the next holder gets it; a dead holder's lease left behind is taken over.
+        Lease::acquire(&done, None).unwrap().release();
+        std::fs::write(lease_path(&done), b"{}").unwrap();
+        let again = Lease::acquire(&done, None).unwrap();
+        assert!(matches!(
+            Lease::acquire(&done, None),
+            Err(LeaseError::Taken { .. })
+        ));
+        again.release();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
     }
 }

@@ -6,26 +6,44 @@
 //! lease file beside the marker. Each sidecar runs `supervisor sidecar`, which runs its daemon and
 //! watches (inotify) for the marker and (a blocked flock) for the lease's release; when the main is
 //! done or gone it stops the daemon (signal once or quit URL, grace, SIGKILL) and exits 0, so the
-//! pod completes. `probe` and `install` serve Kubernetes exec probes and init containers.
+//! pod completes. A sidecar with `--done-file` leaves a marker and a lease of its own, which a main
+//! with `--requires` (or another sidecar) watches the same way: death travels both ways.
 //!
-//! The library holds every module; `main.rs` only parses, sets up logging, runs a mode and exits
-//! with the code `exit` decides. (The split lets the fuzzers in `fuzz/` call the parsers.)
+//! The module map, from policy to mechanism (arrows never point back):
+//! - `main.rs` parses ([`config`], over [`cli`]), sets up [`logging`], runs a mode and exits with
+//!   the code [`exit`] decides.
+//! - [`modes`]: each supervising mode is a recipe (set up, then: next event, decide, act) and a
+//!   pure policy (state + event → actions), which decides how the run ends ([`ending`]).
+//! - [`events`]: the one stream a recipe reads: [`signals`], the [`reaper`], [`peers`] (other
+//!   containers' [`marker`]s and [`lease`]s, through [`watch`]), readiness ([`readiness`]),
+//!   timers.
+//! - Mechanism: [`child`] (spawn, signal the group), [`stop`] (the one stop lifecycle, quit URLs
+//!   over [`http`]), [`fsutil`] (files on a shared volume), [`termlog`], [`clock`], [`presets`].
+//!
+//! (The library split lets the fuzzers in `fuzz/` and `kubectl-supervise` call the parsers.)
 
 pub mod asyncfd;
 pub mod child;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod elf;
+pub mod ending;
+pub mod events;
 pub mod exit;
+pub mod fsutil;
 pub mod http;
 pub mod lease;
 pub mod logging;
 pub mod marker;
 pub mod modes;
+pub mod peers;
+pub mod presets;
 pub mod readiness;
 pub mod reaper;
 pub mod signals;
 pub mod stop;
+pub mod termlog;
 pub mod watch;
 
 /// `--version`: the crate version and the git commit it was built from.

@@ -5,12 +5,11 @@
 //! a level filter and two line formats, nothing else (no spans, no per-target filters, no ANSI),
 //! and the general-purpose formatter cost about 100 KiB of a 1 MiB static binary.
 
-use crate::cli::LogFormat;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::OnceLock;
 use tracing::field::{Field, Visit};
-use tracing::level_filters::LevelFilter;
+pub use tracing::level_filters::LevelFilter;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
@@ -42,16 +41,23 @@ pub fn parse_level(s: &str) -> Option<LevelFilter> {
     found
 }
 
+/// The line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
 /// The mode name printed on every line (`main`, `sidecar`, ...).
 static MODE: OnceLock<&'static str> = OnceLock::new();
 
 struct Logger {
     level: LevelFilter,
-    format: LogFormat,
+    format: Format,
 }
 
-/// Installs the logger. `mode` names the supervisor's role in every line.
-pub fn init(level: LevelFilter, format: LogFormat) {
+/// Installs the logger.
+pub fn init(level: LevelFilter, format: Format) {
     let _ = tracing::subscriber::set_global_default(Logger { level, format });
 }
 
@@ -87,7 +93,7 @@ impl Visit for Fields {
 
 /// One log line, without the trailing newline.
 pub fn format_line(
-    format: LogFormat,
+    format: Format,
     timestamp: &str,
     level: &Level,
     mode: &str,
@@ -95,7 +101,7 @@ pub fn format_line(
     extra: &[(&str, String)],
 ) -> String {
     match format {
-        LogFormat::Text => {
+        Format::Text => {
             // One event, one line: control characters (a multi-line script in the command, text
             // from a marker) are escaped so they can neither split nor forge log lines.
             let mut escaped = String::with_capacity(message.len());
@@ -112,7 +118,7 @@ pub fn format_line(
             }
             line
         }
-        LogFormat::Json => {
+        Format::Json => {
             let mut obj = serde_json::Map::new();
             obj.insert("timestamp".into(), timestamp.into());
             obj.insert("level".into(), level.as_str().into());
@@ -146,7 +152,7 @@ impl Subscriber for Logger {
     fn event(&self, event: &Event<'_>) {
         let mut fields = Fields::default();
         event.record(&mut fields);
-        let now = crate::marker::rfc3339(std::time::SystemTime::now());
+        let now = crate::clock::rfc3339(std::time::SystemTime::now());
         let mode = MODE.get().copied().unwrap_or("supervisor");
         let mut line = format_line(
             self.format,
@@ -185,17 +191,10 @@ mod tests {
 
     #[test]
     fn line_formats() {
-        let text = format_line(
-            LogFormat::Text,
-            "T",
-            &Level::INFO,
-            "main",
-            "started sh",
-            &[],
-        );
+        let text = format_line(Format::Text, "T", &Level::INFO, "main", "started sh", &[]);
         assert_eq!(text, "T  INFO main: started sh");
         let json = format_line(
-            LogFormat::Json,
+            Format::Json,
             "T",
             &Level::WARN,
             "sidecar",

@@ -1,28 +1,19 @@
-//! The done-marker: an atomic JSON file that tells the sidecars the main container has finished.
+//! The done-marker: a JSON file that tells the other containers a supervised command has ended.
 //!
-//! Theory of operation: the marker lives on a volume other containers can write to, so it is
-//! written as a temp file in the same directory (created with O_EXCL|O_NOFOLLOW, so nothing planted
-//! there is followed), fsynced, then renamed over the final name. rename() replaces whatever is at
-//! the path, a symlink included, without following it; readers see either nothing or the whole
-//! file. Readers in turn open with O_NOFOLLOW|O_NONBLOCK and read at most [`MAX_READ`] bytes, so a
-//! hostile marker (a FIFO, a sparse multi-GiB file, a symlink to a secret) cannot hang, exhaust or
-//! leak anything.
+//! Theory of operation: `main` writes one when its command ends, however it ends; a `sidecar`
+//! with `--done-file` writes one when its daemon ends. The file is published atomically
+//! ([`fsutil::write_atomic`]) on a volume other containers can write to, so the reading side
+//! ([`inspect`]) trusts nothing: it never follows a symlink, never blocks on a FIFO, reads a
+//! bounded prefix, and anything that exists counts as a marker with what could be decoded of it
+//! (a plain `touch` is "done, code unknown"). Whether a marker counts yet is the lease's business
+//! (see `lease`), not this module's.
 
-use nix::fcntl::OFlag;
-use serde::Serialize;
-use std::ffi::OsStr;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::fsutil;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
 
-/// Readers never look at more than this much of a marker or ready file.
-pub const MAX_READ: u64 = 64 * 1024;
-
-/// Why the main's command ended, as written in the marker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(test, derive(serde::Deserialize))]
+/// Why the command ended, as written in the marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// The command exited by itself with `exit_code`.
@@ -31,41 +22,112 @@ pub enum Reason {
     Signaled,
     /// The command could not be executed (not found: 127, not executable: 126).
     ExecFailed,
-    /// The command outlived `--grace` after SIGTERM and its process group was SIGKILLed.
+    /// The command outlived `--grace` after being asked to stop, and its group was SIGKILLed.
     GraceKilled,
     /// `--wait-timeout` expired before the `--wait-for` targets were ready; the command never ran.
     NotReady,
-    /// The supervisor was stopped (SIGTERM/SIGINT) before the command started.
+    /// The supervisor was asked to stop before the command started.
     Cancelled,
     /// The supervisor could not start the command for another reason (fork failed, ...).
     SupervisorError,
+    /// `main --timeout` expired: the command was stopped.
+    TimedOut,
+    /// A sidecar named by `main --requires` ended first: the command was stopped.
+    DependencyFailed,
+    /// A sidecar's daemon was stopped because the mains were done or the sidecar was asked to.
+    Stopped,
+    /// A sidecar's daemon exited 0 before the mains were done and left processes behind.
+    Daemonized,
+}
+
+impl Reason {
+    /// Every reason, in the order of the documentation.
+    pub const ALL: [Reason; 11] = [
+        Reason::Exited,
+        Reason::Signaled,
+        Reason::ExecFailed,
+        Reason::GraceKilled,
+        Reason::NotReady,
+        Reason::Cancelled,
+        Reason::SupervisorError,
+        Reason::TimedOut,
+        Reason::DependencyFailed,
+        Reason::Stopped,
+        Reason::Daemonized,
+    ];
+
+    /// The name written in the marker (`grace-killed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Exited => "exited",
+            Reason::Signaled => "signaled",
+            Reason::ExecFailed => "exec-failed",
+            Reason::GraceKilled => "grace-killed",
+            Reason::NotReady => "not-ready",
+            Reason::Cancelled => "cancelled",
+            Reason::SupervisorError => "supervisor-error",
+            Reason::TimedOut => "timed-out",
+            Reason::DependencyFailed => "dependency-failed",
+            Reason::Stopped => "stopped",
+            Reason::Daemonized => "daemonized",
+        }
+    }
+}
+
+/// Which kind of supervisor wrote a marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Main,
+    Sidecar,
+}
+
+/// The dependency a `dependency-failed` marker names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The sidecar's `--done-file`.
+    pub path: String,
+    /// How it ended, from its marker; absent when it vanished without one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// What it ran (its marker's command), for people.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub command: Option<String>,
 }
 
 /// The marker's content.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[cfg_attr(test, derive(serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Marker {
     pub version: u32,
+    pub role: Role,
+    /// What the supervisor (the container) exits with.
     pub exit_code: i32,
     pub reason: Reason,
+    /// The signal that ended the command (or cancelled its start), without `SIG`.
     pub signal: Option<String>,
+    /// How the command itself ended, as a shell reports it; null when it never ran.
+    pub command_exit_code: Option<i32>,
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
     pub command: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dependency: Option<Dependency>,
 }
 
-/// The most of the command line a marker records, as JSON. Readers stop at [`MAX_READ`]; a marker
-/// cut there is not JSON and loses its exit code, so a long command (an inline script, 100k
-/// arguments, a 128 KiB argv[0]) must never push the marker past it.
+/// The most of the command line a marker records, as JSON. Readers stop at
+/// [`fsutil::MAX_READ`]; a marker cut there is not JSON and loses its exit code, so a long command
+/// (an inline script, 100k arguments, a 128 KiB argv[0]) must never push the marker past it.
 const MAX_COMMAND_JSON: usize = 8 * 1024;
 /// The most characters of one argument, or of the error, a marker records.
 const MAX_FIELD_CHARS: usize = 1024;
 
 /// `s` cut to `max` characters, with `…` marking the cut.
-fn bounded(s: &str, max: usize) -> String {
+pub fn bounded(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
@@ -92,10 +154,16 @@ fn bounded_command(command: &[String]) -> Vec<String> {
 }
 
 impl Marker {
+    /// The marker as written: one line of JSON, every unbounded field bounded.
     pub fn to_json(&self) -> Vec<u8> {
         let bounded = Marker {
             command: bounded_command(&self.command),
             error: self.error.as_deref().map(|e| bounded(e, MAX_FIELD_CHARS)),
+            dependency: self.dependency.clone().map(|d| Dependency {
+                path: bounded(&d.path, MAX_FIELD_CHARS),
+                command: d.command.map(|c| bounded(&c, MAX_FIELD_CHARS)),
+                ..d
+            }),
             ..self.clone()
         };
         // Serialising a struct of strings and numbers cannot fail; fall back to a minimal valid
@@ -108,37 +176,44 @@ impl Marker {
     }
 }
 
-/// What a sidecar learns from a marker it found. Anything that exists counts as a marker: a plain
-/// `touch` (empty) or non-JSON content gives an unknown code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a reader learns from a marker it found. Anything that exists counts as a marker: a plain
+/// `touch` (empty) or non-JSON content gives an unknown code. Every text field is sanitised: it
+/// was written by whoever can write the volume, and it goes into our logs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Seen {
     pub exit_code: Option<i64>,
     pub reason: Option<String>,
+    /// The command's first word (its program), for messages like "dockerd exited with code 1".
+    pub program: Option<String>,
+    /// How the command itself ended, when the marker says.
+    pub command_exit_code: Option<i64>,
 }
 
-/// Extracts what a sidecar needs from marker bytes. Never fails: garbage means "unknown".
+/// Printable, one line, bounded: no newline (forged log lines), no escape sequence.
+fn clean(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// Extracts what a reader needs from marker bytes. Never fails: garbage means "unknown".
 pub fn decode(bytes: &[u8]) -> Seen {
-    let value: serde_json::Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        Err(_) => {
-            return Seen {
-                exit_code: None,
-                reason: None,
-            };
-        }
+    let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(bytes) else {
+        return Seen::default();
     };
+    let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(|s| clean(s, 64));
     Seen {
-        exit_code: value.get("exit_code").and_then(|c| c.as_i64()),
-        reason: value
-            .get("reason")
-            .and_then(|r| r.as_str())
-            // Whoever can write the volume writes this text into our logs: no newlines (forged
-            // log lines) and no escape sequences (a terminal's, or a log viewer's).
-            .map(|r| r.chars().filter(|c| !c.is_control()).take(64).collect()),
+        exit_code: o.get("exit_code").and_then(|c| c.as_i64()),
+        reason: text("reason"),
+        program: o
+            .get("command")
+            .and_then(|c| c.get(0))
+            .and_then(|c| c.as_str())
+            .map(|p| clean(p.rsplit('/').next().unwrap_or(p), 64))
+            .filter(|p| !p.is_empty()),
+        command_exit_code: o.get("command_exit_code").and_then(|c| c.as_i64()),
     }
 }
 
-/// The state of a marker path, as a sidecar sees it.
+/// The state of a marker path, as a reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence {
     Absent,
@@ -153,220 +228,112 @@ pub fn inspect(path: &Path) -> Presence {
         Ok(m) => m,
         Err(_) => return Presence::Absent,
     };
-    let unknown = Seen {
-        exit_code: None,
-        reason: None,
-    };
     if meta.is_dir() {
         return Presence::NotAFile;
     }
     if !meta.is_file() {
-        // A symlink, FIFO or socket: it exists, so the main said "done", but its content is not
+        // A symlink, FIFO or socket: it exists, so the writer said "done", but its content is not
         // ours to read.
-        return Presence::Present(unknown);
+        return Presence::Present(Seen::default());
     }
-    match read_bounded(path) {
+    match fsutil::read_bounded(path) {
         Ok(bytes) => Presence::Present(decode(&bytes)),
-        Err(_) => Presence::Present(unknown),
+        Err(_) => Presence::Present(Seen::default()),
     }
-}
-
-/// Reads at most [`MAX_READ`] bytes of a regular file, never following a symlink and never
-/// blocking on a FIFO.
-pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
-    let f = OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    let mut buf = Vec::new();
-    f.take(MAX_READ).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// The directory a path lives in (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// A sibling path: `.NAME.SUFFIX` in the same directory (hidden, so globbing users skip it).
-pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let name = path.file_name().unwrap_or(OsStr::new("marker"));
-    let mut s = std::ffi::OsString::from(".");
-    s.push(name);
-    s.push(".");
-    s.push(suffix);
-    parent_dir(path).join(s)
-}
-
-/// Creates a fresh file for writing: any stale entry at `path` (a temp file left by an earlier
-/// container with the same PID, or a planted symlink) is unlinked first, then the file is created
-/// with O_EXCL|O_NOFOLLOW so nothing is ever written through a link.
-pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-        .open(path)?;
-    // The umask may have narrowed the mode; readers in other containers (other UIDs) need it.
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    Ok(f)
-}
-
-/// Writes `contents` to `path` atomically: temp file, fsync, rename.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let tmp = sibling(path, &format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = create_exclusive(&tmp, 0o644)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        drop(f);
-        // No fsync of the directory: the rename is visible at once to every reader on this
-        // kernel (all of a pod's containers), and an emptyDir does not outlive a node crash, so
-        // it would only add a disk flush to every job's end.
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Makes a rename durable. Best effort: some filesystems refuse fsync on directories, and the
-/// rename itself is already visible to every reader on this kernel.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-/// Removes a marker left by an earlier run, so sidecars never see a stale one. A missing marker
-/// is fine; anything else that cannot be removed (a directory, a read-only volume) is an error.
-pub fn remove_stale(path: &Path) -> io::Result<bool> {
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-        Ok(m) if m.is_dir() => {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "the marker path is a directory",
-            ));
-        }
-        Ok(_) => {}
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-24T00:41:00.123Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (y, mo, da) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day). Howard Hinnant's
-/// well-known civil-from-days algorithm (public-domain arithmetic, written out here).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(951_782_400_123); // leap day 2000
-        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.123Z");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_481_999); // checked with date -u -d @
-        assert_eq!(rfc3339(t), "2026-11-24T00:59:59.000Z");
-        let t = UNIX_EPOCH + Duration::from_secs(4_107_542_400); // 2100-03-01, not a leap year
-        assert_eq!(rfc3339(t), "2100-03-01T00:00:00.000Z");
+    fn sample() -> Marker {
+        Marker {
+            version: 1,
+            role: Role::Main,
+            exit_code: 143,
+            reason: Reason::Signaled,
+            signal: Some("TERM".into()),
+            command_exit_code: Some(143),
+            started_at: "a".into(),
+            finished_at: "b".into(),
+            duration_ms: 5,
+            command: vec!["/bin/sh".into(), "-c".into(), "exit \"1\"".into()],
+            error: None,
+            dependency: None,
+        }
     }
 
     #[test]
     fn marker_round_trip() {
-        let m = Marker {
-            version: 1,
-            exit_code: 143,
-            reason: Reason::Signaled,
-            signal: Some("TERM".into()),
-            started_at: "a".into(),
-            finished_at: "b".into(),
-            duration_ms: 5,
-            command: vec!["sh".into(), "-c".into(), "exit \"1\"".into()],
-            error: None,
-        };
+        let m = sample();
         let bytes = m.to_json();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.contains(r#""reason":"signaled""#), "{text}");
+        assert!(text.contains(r#""role":"main""#), "{text}");
         assert!(text.contains(r#""signal":"TERM""#), "{text}");
-        assert!(!text.contains("error"), "{text}");
+        assert!(
+            !text.contains("error") && !text.contains("dependency"),
+            "{text}"
+        );
         let back: Marker = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, m);
         assert_eq!(
             decode(&bytes),
             Seen {
                 exit_code: Some(143),
-                reason: Some("signaled".into())
+                reason: Some("signaled".into()),
+                program: Some("sh".into()),
+                command_exit_code: Some(143),
             }
         );
     }
 
     #[test]
+    fn reasons_are_named_as_serde_writes_them() {
+        for r in Reason::ALL {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
+        }
+    }
+
+    /// The README's table of reasons names every reason, in order.
+    #[test]
+    fn readme_lists_every_reason() {
+        let readme = include_str!("../README.md");
+        let listed: Vec<&str> = readme
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .filter(|name| Reason::ALL.iter().any(|r| r.as_str() == *name))
+            .collect();
+        let all: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, all);
+    }
+
+    #[test]
     fn long_commands_never_push_the_marker_past_what_readers_read() {
         let mut m = Marker {
-            version: 1,
             exit_code: 3,
             reason: Reason::Exited,
-            signal: None,
-            started_at: "a".into(),
-            finished_at: "b".into(),
-            duration_ms: 5,
             command: vec!["x".into(); 100_000],
             error: Some("\u{1}".repeat(200_000)),
+            dependency: Some(Dependency {
+                path: "p".repeat(100_000),
+                exit_code: Some(1),
+                reason: None,
+                command: Some("c".repeat(100_000)),
+            }),
+            ..sample()
         };
         m.command[0] = "\u{1}é".repeat(100_000);
         let bytes = m.to_json();
-        assert!(bytes.len() < MAX_READ as usize / 2, "{}", bytes.len());
+        assert!(
+            bytes.len() < fsutil::MAX_READ as usize / 2,
+            "{}",
+            bytes.len()
+        );
         assert_eq!(decode(&bytes).exit_code, Some(3));
         let back: Marker = serde_json::from_slice(&bytes).unwrap();
         assert!(back.command[0].ends_with('…'));
@@ -377,10 +344,6 @@ mod tests {
 
     #[test]
     fn decode_is_total() {
-        let unknown = Seen {
-            exit_code: None,
-            reason: None,
-        };
         for junk in [
             &b""[..],
             b"\n",
@@ -390,10 +353,14 @@ mod tests {
             b"{\"exit_code\":\"0\"}",
             b"{\"exit_code\":1.5}",
             b"\xff\xfe",
+            b"null",
+            b"{\"command\":[]}",
+            b"{\"command\":\"sh\"}",
         ] {
-            assert_eq!(decode(junk).exit_code, None, "{junk:?}");
+            let seen = decode(junk);
+            assert_eq!(seen.exit_code, None, "{junk:?}");
+            assert_eq!(seen.program, None, "{junk:?}");
         }
-        assert_eq!(decode(b"null"), unknown);
         let forged = decode(b"{\"reason\":\"x\\n2026 ERROR forged\\u001b[31m\"}");
         assert_eq!(forged.reason.as_deref(), Some("x2026 ERROR forged[31m"));
         assert_eq!(decode(b"{\"exit_code\":0}").exit_code, Some(0));
@@ -401,17 +368,7 @@ mod tests {
             decode(b" {\"exit_code\": 3 , \"x\": [1]} ").exit_code,
             Some(3)
         );
-    }
-
-    #[test]
-    fn sibling_paths() {
-        assert_eq!(
-            sibling(Path::new("/shared/done"), "lease"),
-            PathBuf::from("/shared/.done.lease")
-        );
-        assert_eq!(
-            sibling(Path::new("done"), "tmp.1"),
-            PathBuf::from("./.done.tmp.1")
-        );
+        let p = decode(b"{\"command\":[\"/usr/bin/dock\\u001berd\",\"-H\"]}");
+        assert_eq!(p.program.as_deref(), Some("dockerd"));
     }
 }

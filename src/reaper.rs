@@ -5,9 +5,10 @@
 //! until the kernel says there is nothing left (0 or ECHILD). The supervised child's status is
 //! picked out of the stream here; nobody else may wait, or its status would be stolen.
 
-use crate::exit::ChildStatus;
+use crate::ending::ChildStatus;
+use crate::signals::Sig;
 use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 /// Reaps every exited child. Returns the status of `watched` if it was among them, and the number
@@ -16,30 +17,36 @@ pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
     let mut found = None;
     let mut others = 0;
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-            Ok(WaitStatus::Exited(pid, code)) => {
-                if Some(pid) == watched {
-                    found = Some(ChildStatus::Exited(code));
-                } else {
-                    others += 1;
+        let mut status = 0;
+        // The raw call, not nix's waitpid: nix turns a death by a real-time signal into EINVAL
+        // after the kernel has already reaped the child, and its status would be lost.
+        // SAFETY: waitpid writes one int into a live local.
+        let pid = unsafe { nix::libc::waitpid(-1, &mut status, nix::libc::WNOHANG) };
+        if pid == 0 {
+            break;
+        }
+        if pid < 0 {
+            match Errno::last() {
+                Errno::ECHILD => break,
+                Errno::EINTR => continue,
+                e => {
+                    tracing::warn!("waitpid failed: {e}");
+                    break;
                 }
             }
-            Ok(WaitStatus::Signaled(pid, sig, _core)) => {
-                if Some(pid) == watched {
-                    found = Some(ChildStatus::Signaled(sig));
-                } else {
-                    others += 1;
-                }
-            }
-            // Stopped/continued children are not ended; without WUNTRACED we do not see them,
-            // but stay total.
-            Ok(_) => {}
-            Err(Errno::EINTR) => {}
-            Err(e) => {
-                tracing::warn!("waitpid failed: {e}");
-                break;
-            }
+        }
+        let ended = if nix::libc::WIFEXITED(status) {
+            Some(ChildStatus::Exited(nix::libc::WEXITSTATUS(status)))
+        } else if nix::libc::WIFSIGNALED(status) {
+            Sig::new(nix::libc::WTERMSIG(status)).map(ChildStatus::Signaled)
+        } else {
+            // Stopped/continued children are not ended; without WUNTRACED we do not see them.
+            None
+        };
+        match ended {
+            Some(st) if Some(Pid::from_raw(pid)) == watched => found = Some(st),
+            Some(_) => others += 1,
+            None => {}
         }
     }
     (found, others)
@@ -54,38 +61,73 @@ pub fn reap_child(child: Pid) -> Option<ChildStatus> {
     status
 }
 
-/// SIGKILLs every remaining child of the supervisor (processes that left the daemon's process
-/// group and re-parented to us as subreaper or PID 1), then reaps them. Returns how many.
-pub fn kill_leftover_children() -> usize {
-    let me = std::process::id();
-    let mut killed = 0;
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{me}/task")) else {
-        return 0;
+/// Whether the supervisor has any child left (running or not yet reaped). Asks the kernel
+/// (`waitid` with WNOWAIT, which reaps nothing), so it holds whatever /proc shows.
+pub fn has_children() -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
+    let mut info: nix::libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes into a live, properly sized siginfo_t.
+    let r = unsafe {
+        nix::libc::waitid(
+            nix::libc::P_ALL,
+            0,
+            &mut info,
+            nix::libc::WEXITED | nix::libc::WNOHANG | nix::libc::WNOWAIT,
+        )
     };
-    for t in tasks.flatten() {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        for pid in children
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-        {
-            let pid = Pid::from_raw(pid);
+    r == 0
+}
+
+/// The supervisor's living children, from `/proc/self/task/*/children`, when /proc belongs to
+/// the supervisor's PID namespace (it may not: `unshare --pid` without a fresh /proc shows the
+/// outer namespace's numbers, which must not be signalled from inside).
+fn children_from_proc() -> Option<Vec<Pid>> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let own = stat.split(' ').next()?.parse::<u32>().ok()?;
+    if own != std::process::id() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+                .map(Pid::from_raw),
+        );
+    }
+    Some(out)
+}
+
+/// SIGKILLs every remaining child of the supervisor (processes that left the daemon's process
+/// group and re-parented to us as subreaper or PID 1), and the group each leads, then reaps them.
+/// As PID 1 that is everything else in the PID namespace: `kill(-1)` takes them all at once.
+/// Returns how many were killed (at least 1 when any was, if they could not be counted).
+pub fn kill_leftover_children() -> usize {
+    if !has_children() {
+        return 0;
+    }
+    let killed = if nix::unistd::getpid().as_raw() == 1 {
+        // SAFETY: kill has no memory-safety requirements.
+        unsafe { nix::libc::kill(-1, nix::libc::SIGKILL) };
+        children_from_proc().map_or(1, |c| c.len().max(1))
+    } else {
+        let list = children_from_proc().unwrap_or_default();
+        for &pid in &list {
             // The whole group too: a leftover that made itself a group leader took its own
             // children with it.
             let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).is_ok() {
-                killed += 1;
-            }
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        list.len()
+    };
+    // Blocking waits: everything left was just SIGKILLed, so each returns promptly.
+    while has_children() {
+        if waitpid(Pid::from_raw(-1), None).is_err() {
+            break;
         }
     }
-    if killed > 0 {
-        // Blocking waits: each was just SIGKILLed, so each returns at once.
-        for _ in 0..killed {
-            if waitpid(Pid::from_raw(-1), None).is_err() {
-                break;
-            }
-        }
-        reap(None);
-    }
+    reap(None);
     killed
 }
 

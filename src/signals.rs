@@ -1,93 +1,373 @@
-//! Which signals the supervisor takes, forwards, or never touches.
+//! Signals: their numbers and names, which ones the supervisor takes, and the signalfd it reads.
 //!
 //! Theory of operation: before anything else runs (and before any thread exists, so every thread
 //! inherits it) the supervisor blocks every signal it handles and reads them from a signalfd. A
-//! blocked signal is queued even for PID 1 (the kernel drops signals with a default disposition
-//! for init only when they are not blocked), nothing runs in signal-handler context, and SIGCHLDs
-//! that merge into one are fine because the reaper drains every exited child on each one.
+//! blocked signal is queued even for PID 1 (the kernel drops signals with a default disposition for
+//! the init of a PID namespace only when they are not blocked), nothing runs in signal-handler
+//! context, and SIGCHLDs that merge into one are fine because the reaper drains every exited child
+//! on each one.
 //!
-//! Synchronous signals (SEGV, BUS, ILL, FPE, TRAP, SYS, ABRT) are the supervisor's own faults and
-//! keep their default action. SIGCHLD is consumed, never forwarded. SIGPIPE is blocked so that a
-//! closed stderr makes writes fail with EPIPE instead of killing PID 1; it is not forwarded, since
-//! the one we see is almost always our own. KILL and STOP cannot be caught.
+//! Signals are kernel numbers ([`Sig`], 1 to 64), not nix's `Signal`, which cannot name the
+//! real-time range. Which of them do what ([`Handling`]):
+//! - KILL and STOP cannot be caught.
+//! - The synchronous faults (SEGV, BUS, ILL, FPE, TRAP, SYS, ABRT) are the supervisor's own bugs
+//!   and keep their default action: blocking them would not stop a real fault from killing us, and
+//!   forwarding a fault to the child makes no sense.
+//! - 32 and 33 belong to the C library (glibc's thread cancellation and set*id broadcast; musl
+//!   uses 32-34 the same way): no program sends them to another on purpose, so they are blocked
+//!   (they cannot kill us) and dropped, never forwarded.
+//! - CHLD is consumed by the reaper, never forwarded. PIPE is ours when our own write to a closed
+//!   stderr raised it (dropped), and forwarded when another process sent it.
+//! - Everything else, the real-time range included, is forwarded to the child's process group.
+//!
+//! The real-time range is named the way glibc, `kill -l`, Docker and Kubernetes name it: RTMIN is
+//! 34 (not musl's 35), so `STOPSIGNAL SIGRTMIN+3` (systemd images) means 37 here as everywhere.
+//! Masks are built as raw 64-bit kernel masks and set with raw syscalls, because both C libraries
+//! refuse to add their reserved signals to a `sigset_t`.
 
 use crate::asyncfd::{self, Owned};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 
-/// Signals forwarded to the child's process group.
-pub const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP,
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGALRM,
-    Signal::SIGTERM,
-    Signal::SIGSTKFLT,
-    Signal::SIGCONT,
-    Signal::SIGTSTP,
-    Signal::SIGTTIN,
-    Signal::SIGTTOU,
-    Signal::SIGURG,
-    Signal::SIGXCPU,
-    Signal::SIGXFSZ,
-    Signal::SIGVTALRM,
-    Signal::SIGPROF,
-    Signal::SIGWINCH,
-    Signal::SIGIO,
-    Signal::SIGPWR,
+/// A signal number the kernel can deliver: 1 to 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sig(u8);
+
+/// The first real-time signal, as glibc and every container runtime number it.
+pub const RTMIN: i32 = 34;
+/// The last signal the kernel has.
+pub const RTMAX: i32 = 64;
+
+/// Names of the standard signals, indexed by number (without the `SIG` prefix).
+const NAMES: [&str; 32] = [
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
+    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
+    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
 ];
 
-/// Every signal the supervisor blocks and reads from its signalfd.
-pub fn handled() -> SigSet {
-    let mut set = SigSet::empty();
-    for &s in FORWARDED {
-        set.add(s);
+impl Sig {
+    pub const HUP: Sig = Sig(1);
+    pub const INT: Sig = Sig(2);
+    pub const QUIT: Sig = Sig(3);
+    pub const ABRT: Sig = Sig(6);
+    pub const KILL: Sig = Sig(9);
+    pub const USR1: Sig = Sig(10);
+    pub const SEGV: Sig = Sig(11);
+    pub const USR2: Sig = Sig(12);
+    pub const PIPE: Sig = Sig(13);
+    pub const TERM: Sig = Sig(15);
+    pub const CHLD: Sig = Sig(17);
+    pub const CONT: Sig = Sig(18);
+    pub const STOP: Sig = Sig(19);
+    pub const TSTP: Sig = Sig(20);
+    pub const WINCH: Sig = Sig(28);
+
+    /// The signal numbered `n`, if the kernel has one.
+    pub fn new(n: i32) -> Option<Sig> {
+        (1..=RTMAX).contains(&n).then_some(Sig(n as u8))
     }
-    set.add(Signal::SIGCHLD);
-    set.add(Signal::SIGPIPE);
-    set
+
+    pub fn number(self) -> i32 {
+        i32::from(self.0)
+    }
+
+    /// Every signal, 1 to 64.
+    pub fn all() -> impl Iterator<Item = Sig> {
+        (1..=RTMAX as u8).map(Sig)
+    }
+
+    /// What the supervisor does with this signal when it arrives.
+    pub fn handling(self) -> Handling {
+        match self.0 {
+            9 | 19 => Handling::Uncatchable,
+            4 | 5 | 6 | 7 | 8 | 11 | 31 => Handling::Fault,
+            32 | 33 => Handling::Reserved,
+            17 => Handling::Reap,
+            _ => Handling::Forward,
+        }
+    }
+
+    fn bit(self) -> u64 {
+        1u64 << (self.0 - 1)
+    }
 }
 
-/// Whether a signal asks the supervisor to shut down (and so starts the grace period).
-pub fn is_termination(sig: Signal) -> bool {
-    matches!(sig, Signal::SIGTERM | Signal::SIGINT)
+impl std::fmt::Display for Sig {
+    /// `TERM`, `RTMIN`, `RTMIN+3`, `RTMAX-1`, `RTMAX`; 32 and 33, which have no name, as numbers.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.number();
+        match n {
+            1..=31 => f.write_str(NAMES[n as usize]),
+            32 | 33 => write!(f, "{n}"),
+            RTMIN => f.write_str("RTMIN"),
+            RTMAX => f.write_str("RTMAX"),
+            _ if n - RTMIN <= (RTMAX - RTMIN) / 2 => write!(f, "RTMIN+{}", n - RTMIN),
+            _ => write!(f, "RTMAX-{}", RTMAX - n),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid signal {input:?}: {why}")]
+pub struct SigError {
+    input: String,
+    why: &'static str,
+}
+
+impl std::str::FromStr for Sig {
+    type Err = SigError;
+
+    /// `TERM`, `SIGTERM`, `sigterm`, `15`, `RTMIN`, `RTMIN+3`, `SIGRTMAX-2`, `37`.
+    fn from_str(s: &str) -> Result<Sig, SigError> {
+        let err = |why| SigError {
+            input: s.to_string(),
+            why,
+        };
+        let t = s.trim();
+        if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+            return t
+                .parse::<i32>()
+                .ok()
+                .and_then(Sig::new)
+                .ok_or(err("signals are numbered 1 to 64"));
+        }
+        let upper = t.to_ascii_uppercase();
+        let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+            return name.parse::<Sig>();
+        }
+        if let Some(i) = NAMES.iter().skip(1).position(|n| *n == name) {
+            return Ok(Sig(i as u8 + 1));
+        }
+        let offset = |rest: &str, sign: i32| -> Option<Sig> {
+            let n: i32 = match rest {
+                "" => 0,
+                _ => rest
+                    .strip_prefix(if sign > 0 { '+' } else { '-' })?
+                    .parse()
+                    .ok()?,
+            };
+            let base = if sign > 0 { RTMIN } else { RTMAX };
+            Sig::new(base + sign * n).filter(|s| (RTMIN..=RTMAX).contains(&s.number()))
+        };
+        let rt = if let Some(rest) = name.strip_prefix("RTMIN") {
+            offset(rest, 1)
+        } else if let Some(rest) = name.strip_prefix("RTMAX") {
+            offset(rest, -1)
+        } else {
+            return Err(err(
+                "expected a name like TERM, QUIT or RTMIN+3, or a number",
+            ));
+        };
+        rt.ok_or(err("the real-time range is RTMIN (34) to RTMAX (64)"))
+    }
+}
+
+/// What arriving at the supervisor does to a signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handling {
+    /// KILL, STOP: the kernel acts on them directly.
+    Uncatchable,
+    /// A synchronous fault: left at its default action, never blocked.
+    Fault,
+    /// Reserved by the C library: blocked and dropped.
+    Reserved,
+    /// CHLD: reap.
+    Reap,
+    /// Forwarded to the child's process group (PIPE only when another process sent it).
+    Forward,
+}
+
+/// A set of signals (a raw kernel mask).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SigSet(u64);
+
+impl SigSet {
+    pub fn empty() -> SigSet {
+        SigSet(0)
+    }
+
+    pub fn with(mut self, sig: Sig) -> SigSet {
+        self.0 |= sig.bit();
+        self
+    }
+
+    pub fn contains(self, sig: Sig) -> bool {
+        self.0 & sig.bit() != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Sig> {
+        Sig::all().filter(move |s| self.contains(*s))
+    }
+
+    /// Every signal the supervisor blocks and reads from its signalfd.
+    pub fn handled() -> SigSet {
+        Sig::all()
+            .filter(|s| !matches!(s.handling(), Handling::Uncatchable | Handling::Fault))
+            .fold(SigSet::empty(), SigSet::with)
+    }
+}
+
+impl std::fmt::Display for SigSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.iter().map(|s| s.to_string()).collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// Parses a list like `TERM,QUIT,RTMIN+3` (names or numbers). Only signals the supervisor reads
+/// can be in it: not KILL or STOP (the kernel acts on them), the faults (never blocked), CHLD, or
+/// the C library's 32 and 33.
+pub fn parse_list(s: &str) -> Result<SigSet, SigError> {
+    let mut set = SigSet::empty();
+    for part in s.split(',') {
+        let sig: Sig = part.parse()?;
+        if sig.handling() != Handling::Forward {
+            return Err(SigError {
+                input: part.trim().to_string(),
+                why: "the supervisor never receives it as a request to stop",
+            });
+        }
+        set = set.with(sig);
+    }
+    Ok(set)
 }
 
 /// Blocks the handled signals in the calling thread. Call first, before any thread is created.
 pub fn block() -> io::Result<()> {
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&handled()), None).map_err(io::Error::from)
+    let mask = SigSet::handled().0;
+    // SAFETY: rt_sigprocmask reads one 8-byte kernel mask from a live local and writes nothing
+    // (no old mask requested). The raw call is used because the C library would filter out its
+    // reserved signals.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_rt_sigprocmask,
+            nix::libc::SIG_BLOCK,
+            &mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One signal as the signalfd reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub sig: Sig,
+    /// The sending process (0 for the kernel).
+    pub from: u32,
+}
+
+impl Received {
+    /// A SIGPIPE our own write raised (the kernel names us as its sender): not news for the child.
+    pub fn is_own_pipe(&self) -> bool {
+        self.sig == Sig::PIPE && self.from == std::process::id()
+    }
+}
+
+/// The kernel's `struct signalfd_siginfo`: 128 bytes, of which we read the first fields.
+#[repr(C)]
+struct SigInfo {
+    signo: u32,
+    errno: i32,
+    code: i32,
+    pid: u32,
+    rest: [u8; 112],
+}
+
+/// A signalfd for the handled signals, opened with a raw kernel mask.
+struct RawSignalFd(OwnedFd);
+
+impl AsFd for RawSignalFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl RawSignalFd {
+    fn open(mask: SigSet) -> io::Result<RawSignalFd> {
+        let flags = nix::libc::SFD_NONBLOCK | nix::libc::SFD_CLOEXEC;
+        // SAFETY: signalfd4 with fd -1 creates a new descriptor; it reads an 8-byte mask from a
+        // live local.
+        let fd = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_signalfd4,
+                -1,
+                &mask.0 as *const u64,
+                8usize,
+                flags,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+        Ok(RawSignalFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    /// Reads one pending signal, or `None` when none is pending.
+    fn read(&self) -> io::Result<Option<Received>> {
+        let mut info = SigInfo {
+            signo: 0,
+            errno: 0,
+            code: 0,
+            pid: 0,
+            rest: [0; 112],
+        };
+        let size = std::mem::size_of::<SigInfo>();
+        // SAFETY: reads at most `size` bytes into a live, properly sized #[repr(C)] buffer.
+        let n = unsafe {
+            nix::libc::read(self.0.as_raw_fd(), (&mut info as *mut SigInfo).cast(), size)
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock => Ok(None),
+                _ => Err(e),
+            };
+        }
+        if n as usize != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short read from the signalfd",
+            ));
+        }
+        Ok(Sig::new(info.signo as i32).map(|sig| Received {
+            sig,
+            from: info.pid,
+        }))
+    }
 }
 
 /// Blocked signals, delivered one at a time through a non-blocking signalfd.
 pub struct Signals {
-    fd: AsyncFd<Owned<SignalFd>>,
+    fd: AsyncFd<Owned<RawSignalFd>>,
 }
 
 impl Signals {
     pub fn new() -> io::Result<Self> {
-        let sfd = SignalFd::with_flags(&handled(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(io::Error::from)?;
         Ok(Signals {
-            fd: asyncfd::readable(sfd)?,
+            fd: asyncfd::readable(RawSignalFd::open(SigSet::handled())?)?,
         })
     }
 
     /// Waits for the next signal.
-    pub async fn recv(&mut self) -> io::Result<Signal> {
+    pub async fn recv(&mut self) -> io::Result<Received> {
         loop {
             let mut guard = self.fd.readable_mut().await?;
-            match guard.get_inner_mut().0.read_signal() {
-                Ok(Some(info)) => {
-                    if let Ok(sig) = Signal::try_from(info.ssi_signo as i32) {
-                        return Ok(sig);
-                    }
-                }
-                Ok(None) => guard.clear_ready(),
-                Err(e) => return Err(io::Error::from(e)),
+            match guard.get_inner().0.read()? {
+                Some(r) => return Ok(r),
+                None => guard.clear_ready(),
             }
         }
     }
@@ -98,39 +378,111 @@ mod tests {
     use super::*;
 
     #[test]
-    fn never_forward_chld_or_synchronous_signals() {
-        for s in [
-            Signal::SIGCHLD,
-            Signal::SIGSEGV,
-            Signal::SIGBUS,
-            Signal::SIGILL,
-            Signal::SIGFPE,
-            Signal::SIGTRAP,
-            Signal::SIGSYS,
-            Signal::SIGABRT,
-            Signal::SIGKILL,
-            Signal::SIGSTOP,
-            Signal::SIGPIPE,
-        ] {
-            assert!(!FORWARDED.contains(&s), "{s:?} must not be forwarded");
+    fn names_round_trip_for_every_signal() {
+        for s in Sig::all() {
+            let name = s.to_string();
+            assert_eq!(name.parse::<Sig>(), Ok(s), "{name}");
+            assert_eq!(format!("SIG{name}").parse::<Sig>(), Ok(s), "{name}");
+            assert_eq!(s.number().to_string().parse::<Sig>(), Ok(s));
         }
-        let set = handled();
-        for s in [
-            Signal::SIGSEGV,
-            Signal::SIGBUS,
-            Signal::SIGILL,
-            Signal::SIGFPE,
-        ] {
-            assert!(!set.contains(s), "{s:?} must keep its default action");
+    }
+
+    #[test]
+    fn names_follow_the_glibc_and_container_runtime_convention() {
+        let cases = [
+            ("TERM", 15),
+            ("sigterm", 15),
+            ("term", 15),
+            (" 15 ", 15),
+            ("QUIT", 3),
+            ("RTMIN", 34),
+            ("RTMIN+3", 37),
+            ("SIGRTMIN+3", 37),
+            ("rtmax", 64),
+            ("RTMAX-1", 63),
+            ("RTMIN+30", 64),
+            ("37", 37),
+            ("32", 32),
+        ];
+        for (s, n) in cases {
+            assert_eq!(s.parse::<Sig>().map(Sig::number), Ok(n), "{s}");
         }
+        assert_eq!(Sig::new(37).unwrap().to_string(), "RTMIN+3");
+        assert_eq!(Sig::new(63).unwrap().to_string(), "RTMAX-1");
+        assert_eq!(Sig::new(49).unwrap().to_string(), "RTMIN+15");
+        assert_eq!(Sig::new(50).unwrap().to_string(), "RTMAX-14");
         for s in [
-            Signal::SIGTERM,
-            Signal::SIGINT,
-            Signal::SIGHUP,
-            Signal::SIGWINCH,
-            Signal::SIGCHLD,
+            "", "NOPE", "0", "65", "99", "-15", "SIG", "RTMIN+31", "RTMAX-31", "RTMIN-1",
+            "RTMAX+1", "RTMIN+", "RTMIN3", "1e1",
         ] {
-            assert!(set.contains(s));
+            let e = s.parse::<Sig>().unwrap_err();
+            assert!(e.to_string().contains(&format!("{s:?}")), "{s}: {e}");
         }
+    }
+
+    #[test]
+    fn what_is_forwarded_and_what_is_not() {
+        let handled = SigSet::handled();
+        for s in Sig::all() {
+            let n = s.number();
+            let h = s.handling();
+            match n {
+                9 | 19 => assert_eq!(h, Handling::Uncatchable),
+                4 | 5 | 6 | 7 | 8 | 11 | 31 => assert_eq!(h, Handling::Fault, "{s}"),
+                32 | 33 => assert_eq!(h, Handling::Reserved),
+                17 => assert_eq!(h, Handling::Reap),
+                _ => assert_eq!(h, Handling::Forward, "{s}"),
+            }
+            let blocked = !matches!(h, Handling::Uncatchable | Handling::Fault);
+            assert_eq!(handled.contains(s), blocked, "{s}");
+        }
+        // Every real-time signal a runtime can send is forwarded.
+        assert!((34..=64).all(|n| Sig::new(n).unwrap().handling() == Handling::Forward));
+    }
+
+    #[test]
+    fn term_signal_lists() {
+        let set = parse_list("TERM,QUIT,RTMIN+3").unwrap();
+        assert_eq!(set.to_string(), "QUIT,TERM,RTMIN+3");
+        assert!(set.contains(Sig::TERM) && !set.contains(Sig::INT));
+        assert_eq!(parse_list("15, 2").unwrap().to_string(), "INT,TERM");
+        for bad in [
+            "",
+            "TERM,",
+            "KILL",
+            "STOP",
+            "CHLD",
+            "SEGV",
+            "32",
+            "TERM,NOPE",
+        ] {
+            assert!(parse_list(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn own_sigpipe_is_recognised() {
+        let me = std::process::id();
+        assert!(
+            Received {
+                sig: Sig::PIPE,
+                from: me
+            }
+            .is_own_pipe()
+        );
+        assert!(
+            !Received {
+                sig: Sig::PIPE,
+                from: me + 1
+            }
+            .is_own_pipe()
+        );
+        assert!(
+            !Received {
+                sig: Sig::TERM,
+                from: me
+            }
+            .is_own_pipe()
+        );
     }
 }

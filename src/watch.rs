@@ -54,6 +54,15 @@ impl Watcher {
         w
     }
 
+    /// Replaces the paths of interest and re-arms: directories no longer needed lose their watch
+    /// at once (see [`Watcher::disarm`] for why that matters), new ones gain one.
+    pub fn set_paths(&mut self, paths: Vec<PathBuf>) {
+        if paths != self.paths {
+            self.paths = paths;
+            self.arm();
+        }
+    }
+
     /// True when this watcher polls instead of using inotify.
     pub fn is_polling(&self) -> bool {
         matches!(self.backend, Backend::Poll(_))
@@ -67,7 +76,7 @@ impl Watcher {
         };
         let mut dirs: Vec<PathBuf> = Vec::new();
         for p in &self.paths {
-            let d = nearest_existing_dir(crate::marker::parent_dir(p));
+            let d = nearest_existing_dir(crate::fsutil::parent_dir(p));
             if !dirs.contains(&d) {
                 dirs.push(d);
             }
@@ -104,9 +113,10 @@ impl Watcher {
     }
 
     /// Removes every watch. Closing an inotify instance waits for the kernel to retire its
-    /// watches (an SRCU grace period, 10-20 ms here), and process exit closes it too: removing the
-    /// watches as soon as they are no longer needed lets that retirement overlap the daemon's
-    /// shutdown instead of delaying the supervisor's exit.
+    /// watches (an SRCU grace period, 10-20 ms here), and process exit closes it too, so an
+    /// instance is never closed on a critical path: its watches are removed as soon as they are no
+    /// longer needed (removal only queues the retirement, which then runs in the background) and
+    /// the instance itself lives on, empty, until the process exits.
     pub fn disarm(&mut self) {
         self.paths.clear();
         if let Backend::Inotify { fd, watched } = &mut self.backend {
@@ -119,6 +129,10 @@ impl Watcher {
     /// Waits until something may have changed, then re-arms. Spurious wake-ups are allowed: the
     /// caller re-checks its paths.
     pub async fn changed(&mut self) {
+        if self.paths.is_empty() {
+            // Nothing to watch: no wake-ups, not even polling ones.
+            return std::future::pending().await;
+        }
         match &mut self.backend {
             Backend::Poll(every) => tokio::time::sleep(*every).await,
             Backend::Inotify { fd, watched } => {

@@ -4,9 +4,8 @@
 //! properties the rest of the program relies on; a panic is a finding. The same functions replay
 //! the checked-in corpus on stable (`tests/corpus.rs`), so CI runs every past input on each build.
 
-use supervisor::{cli, config, http, logging, marker, readiness};
+use supervisor::{clock, config, http, logging, marker, readiness, signals};
 
-use clap::Parser;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
@@ -14,23 +13,33 @@ fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
 
-/// `config::parse_duration`: never panics (Duration::from_secs_f64 does on overflow), accepted
-/// values stay within the year the deadline arithmetic is safe for, and every error names the input.
+/// `clock::parse_duration`: never panics (Duration::from_secs_f64 does on overflow), accepted
+/// values stay within the year the deadline arithmetic is safe for, every error names the input,
+/// and what `clock::human` prints of a duration is a duration again.
 pub fn duration(data: &[u8]) {
     let Some(s) = text(data) else { return };
-    match config::parse_duration(s) {
-        Ok(d) => assert!(d.as_secs() <= 365 * 24 * 3600, "{s:?} gave {d:?}"),
+    match clock::parse_duration(s) {
+        Ok(d) => {
+            assert!(d.as_secs() <= 365 * 24 * 3600, "{s:?} gave {d:?}");
+            let shown = clock::human(d);
+            assert!(clock::parse_duration(&shown).is_ok(), "{s:?} -> {shown:?}");
+        }
         Err(e) => assert!(e.contains(&format!("{s:?}")), "{s:?}: {e}"),
     }
 }
 
-/// `config::parse_signal`: accepted signals have a name that parses back to the same signal.
+/// `signals::Sig` and `signals::parse_list`: accepted signals have a name that parses back to the
+/// same signal, and lists print back as the same set.
 pub fn signal(data: &[u8]) {
     let Some(s) = text(data) else { return };
-    if let Ok(sig) = config::parse_signal(s) {
-        let name = config::signal_name(sig);
-        assert_eq!(config::parse_signal(name), Ok(sig), "{s:?} -> {name}");
-        assert_eq!(config::parse_signal(&(sig as i32).to_string()), Ok(sig));
+    if let Ok(sig) = s.parse::<signals::Sig>() {
+        let name = sig.to_string();
+        assert_eq!(name.parse::<signals::Sig>(), Ok(sig), "{s:?} -> {name}");
+        assert_eq!(sig.number().to_string().parse::<signals::Sig>(), Ok(sig));
+    }
+    if let Ok(set) = signals::parse_list(s) {
+        assert!(!set.is_empty());
+        assert_eq!(signals::parse_list(&set.to_string()), Ok(set), "{s:?}");
     }
 }
 
@@ -106,20 +115,23 @@ pub fn marker(data: &[u8]) {
     let error = parts.next().map(|e| e.repeat(64));
     let m = marker::Marker {
         version: 1,
+        role: marker::Role::Main,
         exit_code: code,
         reason: marker::Reason::Exited,
         signal: None,
-        started_at: marker::rfc3339(std::time::SystemTime::now()),
-        finished_at: marker::rfc3339(std::time::SystemTime::now()),
+        command_exit_code: Some(code),
+        started_at: clock::rfc3339(std::time::SystemTime::now()),
+        finished_at: clock::rfc3339(std::time::SystemTime::now()),
         duration_ms: data.len() as u64,
         command: parts
             .map(|p| p.repeat(if p.len() < 64 { 1 + p.len() * 40 } else { 1 }))
             .collect(),
         error,
+        dependency: None,
     };
     let bytes = m.to_json();
     assert!(
-        bytes.len() < marker::MAX_READ as usize,
+        bytes.len() < supervisor::fsutil::MAX_READ as usize,
         "{} bytes",
         bytes.len()
     );
@@ -128,50 +140,38 @@ pub fn marker(data: &[u8]) {
     assert_eq!(back.reason.as_deref(), Some("exited"));
 }
 
-/// The whole command line: NUL-separated arguments (any bytes, as the kernel allows) through clap
-/// and then the validation into a config. Nothing may panic, and a parsed `main`/`sidecar` always
-/// has a command.
+/// The whole command line: NUL-separated arguments (any bytes, as the kernel allows) through the
+/// parser and the validation into a config, with no environment. Nothing may panic, a parsed
+/// `main`/`sidecar` always has a command, and every error is one line.
 pub fn cli(data: &[u8]) {
     let mut args: Vec<OsString> = vec!["supervisor".into()];
     args.extend(
         data.split(|&b| b == 0)
             .map(|a| OsString::from_vec(a.to_vec())),
     );
-    match cli::Cli::try_parse_from(args) {
-        Ok(c) => {
-            if let Some(l) = &c.log_level {
-                let _ = logging::parse_level(l);
+    match config::parse(args, &|_| None) {
+        Ok(config::Invocation::Run { mode, .. }) => match *mode {
+            config::Parsed::Main(cfg) => {
+                assert!(!cfg.command.is_empty());
+                if cfg.heartbeat.is_some() {
+                    assert!(cfg.done_file.is_some());
+                }
+                if cfg.wait_timeout.is_some() {
+                    assert!(!cfg.wait_for.is_empty());
+                }
             }
-            match c.command {
-                cli::Command::Main(a) => {
-                    assert!(!a.command.is_empty());
-                    if let Ok(cfg) = config::MainConfig::from_args(a) {
-                        assert!(!cfg.command.is_empty());
-                        if cfg.heartbeat.is_some() {
-                            assert!(cfg.done_file.is_some());
-                        }
-                    }
-                }
-                cli::Command::Sidecar(a) => {
-                    // No --wait-file is allowed: a native sidecar, stopped by SIGTERM only.
-                    assert!(!a.command.is_empty());
-                    if let Ok(cfg) = config::SidecarConfig::from_args(a) {
-                        assert!(!cfg.poll.is_zero());
-                        assert_ne!(cfg.stop_signal, nix::sys::signal::Signal::SIGCHLD);
-                    }
-                }
-                cli::Command::Probe(a) => {
-                    if let Ok(cfg) = config::ProbeConfig::from_args(a) {
-                        assert!(!cfg.targets.is_empty() && !cfg.timeout.is_zero());
-                    }
-                }
-                cli::Command::Install(_) => {}
+            config::Parsed::Sidecar(cfg) => {
+                assert!(!cfg.command.is_empty());
+                assert!(!cfg.poll.is_zero());
+                assert!(cfg.ready_file.is_none() || !cfg.ready_when.is_empty());
             }
-        }
-        Err(e) => {
-            // What main() prints: rendering an error must not panic either.
-            let _ = e.render().to_string();
-        }
+            config::Parsed::Probe(cfg) => {
+                assert!(!cfg.targets.is_empty() && !cfg.timeout.is_zero());
+            }
+            config::Parsed::Install(cfg) => assert!(!cfg.dir.as_os_str().is_empty()),
+        },
+        Ok(config::Invocation::Print(text)) => assert!(!text.is_empty()),
+        Err(e) => assert!(!e.to_string().contains('\n'), "{e}"),
     }
 }
 
@@ -182,7 +182,7 @@ pub fn level(data: &[u8]) {
     let _ = logging::parse_level(s);
     let (message, value) = s.split_once('\0').unwrap_or((s, ""));
     let line = logging::format_line(
-        cli::LogFormat::Json,
+        logging::Format::Json,
         "T",
         &tracing::Level::INFO,
         "main",

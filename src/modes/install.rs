@@ -12,7 +12,7 @@
 
 use crate::elf::{self, ElfError, Linkage};
 use crate::exit::Outcome;
-use crate::marker;
+use crate::fsutil;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub fn run(dir: &Path, allow_dynamic: bool) -> Outcome {
     match install(dir, &image) {
         Ok(path) => {
             println!("{}", path.display());
-            Outcome::Child(crate::exit::ChildStatus::Exited(0))
+            Outcome::Success
         }
         Err(e) => {
             tracing::error!("install into {} failed: {e}", dir.display());
@@ -81,14 +81,14 @@ fn verdict(exe: &Path, linkage: Result<Linkage, ElfError>, allow_dynamic: bool) 
 fn install(dir: &Path, image: &[u8]) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let target = dir.join("supervisor");
-    let tmp = marker::sibling(&target, &format!("tmp.{}", std::process::id()));
+    let tmp = fsutil::sibling(&target, &format!("tmp.{}", std::process::id()));
     let result = (|| {
-        let mut out = marker::create_exclusive(&tmp, 0o755)?;
+        let mut out = fsutil::create_exclusive(&tmp, 0o755)?;
         out.write_all(image)?;
         out.sync_all()?;
         drop(out);
         std::fs::rename(&tmp, &target)?;
-        marker::sync_dir(dir);
+        fsutil::sync_dir(dir);
         Ok(target.clone())
     })();
     if result.is_err() {

@@ -1,10 +1,15 @@
 //! Integration tests: every test runs the built `supervisor` binary and checks what a user sees.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // src/ only: see Cargo.toml [lints]
+mod both_ways;
 mod containers;
 mod examples;
 mod hardening;
 mod install;
+mod kube;
 mod lease;
 mod main_mode;
 mod readiness;
 mod sidecar;
+mod signals;
+mod trust;
 mod util;

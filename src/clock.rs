@@ -1,0 +1,186 @@
+//! Durations as people write and read them, and timestamps as files record them.
+//!
+//! Durations are accepted the way Kubernetes manifests and Go programs write them (`1m30s`,
+//! `1h2m3s`, `250ms`, `1.5s`, `300us`) and as a bare number of seconds; they are printed back in
+//! the same style (`12m04s`, `1.0s`, `250ms`), so a log line can be pasted into a flag.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest duration accepted: a year is far beyond any sensible grace, delay or timeout, and
+/// the bound keeps the arithmetic of deadlines (Instant + Duration) from overflowing.
+const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Parses `500ms`, `10s`, `2m`, `1h`, `1.5s`, `1m30s`, `1h2m3s`, `300us`, `7` (seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let err = |why: String| format!("invalid duration {s:?}: {why}");
+    if t.is_empty() {
+        return Err(err("expected e.g. 500ms, 10s, 1m30s, 2h".into()));
+    }
+    if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = t
+            .parse()
+            .map_err(|_| err(format!("{t:?} is not a number")))?;
+        return bounded(secs).ok_or_else(|| err("too large".into()));
+    }
+    let mut total = 0.0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
+        if num.is_empty() {
+            return Err(err(format!(
+                "expected a number before {tail:?} (e.g. 500ms, 10s, 1m30s)"
+            )));
+        }
+        let value: f64 = num
+            .parse()
+            .map_err(|_| err(format!("{num:?} is not a number")))?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(err(format!("{num:?} needs a unit (ms, s, m or h)"))),
+            _ => return Err(err(format!("unknown unit {unit:?} (use ms, s, m or h)"))),
+        };
+        total += value * scale;
+        rest = next;
+    }
+    bounded(total).ok_or_else(|| err("too large".into()))
+}
+
+fn bounded(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && (0.0..=MAX_SECS).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+}
+
+/// A duration for people: `250ms`, `1.5s`, `12m04s`, `2h03m`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = d.as_secs();
+    if secs < 60 {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    if secs < 3600 {
+        return format!("{}m{:02}s", secs / 60, secs % 60);
+    }
+    format!("{}h{:02}m", secs / 3600, secs % 3600 / 60)
+}
+
+/// RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-24T00:41:00.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (y, mo, da) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    format!(
+        "{y:04}-{mo:02}-{da:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day). Howard Hinnant's
+/// well-known civil-from-days algorithm (public-domain arithmetic, written out here).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_in_every_form_people_write() {
+        let ok = [
+            ("500ms", 500),
+            ("10s", 10_000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("7", 7_000),
+            ("0", 0),
+            ("0s", 0),
+            ("1.5s", 1_500),
+            (" 3s ", 3_000),
+            ("1m30s", 90_000),
+            ("1h2m3s", 3_723_000),
+            ("250ms", 250),
+            ("2h45m", 9_900_000),
+            ("1.5m", 90_000),
+            ("1s500ms", 1_500),
+            ("1500000us", 1_500),
+            ("2000000000ns", 2_000),
+        ];
+        for (s, ms) in ok {
+            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        }
+        assert_eq!(parse_duration("300us"), Ok(Duration::from_micros(300)));
+        for s in [
+            "",
+            "s",
+            "10x",
+            "-1s",
+            "1.2.3s",
+            "ms",
+            "1e3",
+            "99999999h",
+            "10 s",
+            "1m30",
+            "m30s",
+            "1h-2m",
+            "..s",
+            "5d",
+        ] {
+            let err = parse_duration(s).unwrap_err();
+            assert!(err.contains(&format!("{s:?}")), "{s}: {err}");
+        }
+    }
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0, "0ms"),
+            (250, "250ms"),
+            (1_000, "1.0s"),
+            (12_340, "12.3s"),
+            (724_000, "12m04s"),
+            (3_723_000, "1h02m"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(human(Duration::from_millis(ms)), want);
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(951_782_400_123); // leap day 2000
+        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.123Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_481_999); // checked with date -u -d @
+        assert_eq!(rfc3339(t), "2026-11-24T00:59:59.000Z");
+        let t = UNIX_EPOCH + Duration::from_secs(4_107_542_400); // 2100-03-01, not a leap year
+        assert_eq!(rfc3339(t), "2100-03-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,35 @@
+"""A stand-in log shipper for the chain test: follows a file and, when told to stop (TERM), ships
+what is left of it before exiting. Prints `shipping` once it follows the file, and at the end
+`shipped N lines: FIRST..LAST`.
+"""
+import os
+import signal
+import sys
+import time
+
+path = sys.argv[1]
+stopping = False
+
+
+def stop(_n, _f):
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, stop)
+while not os.path.exists(path):
+    time.sleep(0.01)
+lines = []
+with open(path) as f:
+    os.write(1, b"shipping\n")
+    while True:
+        line = f.readline()
+        if line:
+            lines.append(line.strip())
+            continue
+        if stopping:
+            break
+        time.sleep(0.01)
+first = lines[0] if lines else "-"
+last = lines[-1] if lines else "-"
+os.write(1, ("shipped %d lines: %s..%s\n" % (len(lines), first, last)).encode())
