@@ -3,13 +3,16 @@
 # the other cores busy, and stops at the first failed run, naming the run and the failed tests.
 # The burners are started here and always killed when the script ends, however it ends.
 #
-#   scripts/flake-loop.sh [-n RUNS] [-b BURNERS] [-- ARGS for cargo test --test it]
+#   scripts/flake-loop.sh [-n RUNS] [-b BURNERS] [-- TEST-ARGS]
+#
+# TEST-ARGS go to the test binary (`cargo test --test it -- TEST-ARGS`): filters, --skip NAME.
 #
 # RUNS defaults to 20, BURNERS to the number of cores minus one (at least one). CI=1 is set, so a
 # test that would skip fails here too. Exit 0 when every run passed, 1 at the first failed run
 # (its full log is kept and named), 2 for a usage error.
 #
-# Example: scripts/flake-loop.sh -n 30 -- lease::   (only the lease tests, 30 times)
+# Examples: scripts/flake-loop.sh -n 30 -- lease::          (only the lease tests, 30 times)
+#           scripts/flake-loop.sh -- --skip containers::     (all but the container tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=20
@@ -19,7 +22,7 @@ while [ $# -gt 0 ]; do
         -n) runs=${2:?-n needs a number}; shift 2 ;;
         -b) burners=${2:?-b needs a number}; shift 2 ;;
         --) shift; break ;;
-        *) echo "flake-loop: unknown argument $1 (usage: $0 [-n RUNS] [-b BURNERS] [-- ARGS])" >&2; exit 2 ;;
+        *) echo "flake-loop: unknown argument $1 (usage: $0 [-n RUNS] [-b BURNERS] [-- TEST-ARGS])" >&2; exit 2 ;;
     esac
 done
 case $runs$burners in *[!0-9]*) echo "flake-loop: -n and -b take numbers" >&2; exit 2 ;; esac
@@ -44,11 +47,11 @@ for _ in $(seq "$burners"); do
     ( while :; do :; done ) &
     burner_pids+=($!)
 done
-echo "flake-loop: $runs runs of cargo test --test it $*, $burners CPU burner(s) (pids ${burner_pids[*]}), logs in $logdir"
+echo "flake-loop: $runs runs of cargo test --test it -- $*, $burners CPU burner(s) (pids ${burner_pids[*]}), logs in $logdir"
 for run in $(seq "$runs"); do
     log=$logdir/run-$run.log
     t0=$(date +%s)
-    if cargo test --test it "$@" >"$log" 2>&1; then
+    if cargo test --test it -- "$@" >"$log" 2>&1; then
         echo "flake-loop: run $run/$runs passed in $(( $(date +%s) - t0 ))s: $(grep -E '^test result:' "$log" | tail -1)"
         rm -f "$log"
     else
