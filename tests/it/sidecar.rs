@@ -493,9 +493,13 @@ fn real_nginx_is_stopped_with_quit() {
         "stderr",
     ]));
     assert!(wait_port(port), "nginx never listened");
-    let workers = descendants(p.pid());
+    // The master listens before it forks its workers: wait for them too.
+    let mut workers = Vec::new();
     assert!(
-        workers.len() >= 3,
+        wait_until(DEADLINE, || {
+            workers = descendants(p.pid());
+            workers.len() >= 3
+        }),
         "master + 2 workers expected: {workers:?}"
     );
     write_marker(&done, 0);
