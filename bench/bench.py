@@ -598,6 +598,9 @@ def readme_table(R):
         other = []
         if ref and mk.get(ref):
             other.append("C waiter %s" % ms3(mk[ref]["marker_to_exit"]))
+        dn = mk.get("C waiter: dnotify, exits at once (marker only)")
+        if name == SUP_MARKER and dn:
+            other.append("C waiter on dnotify %s" % ms3(dn["marker_to_exit"]))
         if name == SUP_LEASE and sh1 and sh5:
             other.append("shell loop %s (sleep 1), %s (sleep 5)" % (
                 ms3(sh1["marker_to_exit"], ("median", "p90")), ms3(sh5["marker_to_exit"], ("median", "p90"))))
@@ -773,11 +776,13 @@ class Bench:
         if include_done:
             w["supervisor main --done-file"] = [self.sup, "main", "--done-file",
                                                 os.path.join(done_dir, "done%N"), "--"]
-        # the Kubernetes termination message, written on the exit path; one path for all runs:
-        # the kubelet's file exists before the container starts, so it is rewritten in place
+        # the Kubernetes termination message, written on the exit path into an existing, empty
+        # file per run, as the kubelet's (see empty_termlogs). Not the same file for every run:
+        # truncating a file that has content costs a synchronous discard on ext4 mounted with
+        # -o discard (3-4 ms here), which no container start pays
         if include_termlog:
             w["supervisor main --termination-log"] = [self.sup, "main", "--termination-log",
-                                                      os.path.join(done_dir, "termlog"), "--"]
+                                                      os.path.join(done_dir, "termlog%N"), "--"]
         if "tini-static" in self.peers:
             w["tini-static"] = [self.peers["tini-static"], "--"]
         if "dumb-init" in self.peers:
@@ -785,6 +790,12 @@ class Bench:
         if "catatonit" in self.peers:
             w["catatonit"] = [self.peers["catatonit"], "--"]
         return w
+
+    @staticmethod
+    def empty_termlogs(d, count):
+        """D/termlog0..: the empty files the kubelet mounts at /dev/termination-log."""
+        for i in range(count):
+            open(os.path.join(d, "termlog%d" % i), "w").close()
 
     # -- 5. binary size --------------------------------------------------------
     def bench_size(self):
@@ -810,6 +821,7 @@ class Bench:
             d = self.mkd("startup", str(r))
             conts = {"/bin/true (baseline)": []}
             conts.update(self.wrappers(d, include_termlog=True))
+            self.empty_termlogs(d, per)
             order = list(conts)
             random.shuffle(order)
             for name in order:
@@ -876,6 +888,7 @@ class Bench:
                      if k not in broken}
             order = list(conts)
             random.shuffle(order)
+            self.empty_termlogs(d, per)
             for name in order:
                 sd = self.mkd("signal", str(r), re.sub(r"\W+", "_", name))
                 argv = ([self.bk, "sigbench", str(per), "1000", "5000", sd, "--"] + conts[name]
@@ -1009,6 +1022,8 @@ class Bench:
             REF_INOTIFY: ([self.bk, "waiter", "inotify-held", "%D/done", "--"] + child, 0, per_ref),
             "C waiter: inotify, exits holding its watch (marker only)":
                 ([self.bk, "waiter", "inotify", "%D/done", "--"] + child, 0, per_naive),
+            "C waiter: dnotify, exits at once (marker only)":
+                ([self.bk, "waiter", "dnotify", "%D/done", "--"] + child, 0, per_ref),
         }
         store = self._markerbench(conts, rounds, settle, "marker")
         # shell loops: seconds-scale, so run their samples concurrently (they only sleep)
@@ -1866,7 +1881,10 @@ class Bench:
                      "directory), then SIGTERM the daemon's group, reap it and exit. The one that "
                      "exits holding its watch shows the kernel's cost of destroying an inotify "
                      "instance on the exit path (an SRCU grace period); the other hands its "
-                     "instance to a holder process so its exit does not pay it.\n")
+                     "instance to a holder process so its exit does not pay it (which would not "
+                     "help a PID 1: its container ends only when the holder has). The dnotify "
+                     "waiter gets the same events through `fcntl(F_NOTIFY)` on the directory, "
+                     "whose marks belong to a group that is never destroyed.\n")
             self._marker_table(L, mk)
 
         ch = R.get("chain")

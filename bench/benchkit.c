@@ -10,10 +10,12 @@
  * %P port):
  *   spawnloop COUNT TIMEOUT_MS -- CMD... time COUNT sequential runs of CMD (stdio -> /dev/null):
  *                                        "WALL_NS CPU_NS" per run (CPU: CMD + its reaped children)
- *   child READY [RESULT]                 idle child/daemon: on TERM/INT/USR1 write the monotonic
- *                                        time (text) to RESULT and _exit(0); READY holds its pid
+ *   child READY [RESULT]                 idle child/daemon: on TERM/INT/USR1 write "T_HANDLER
+ *                                        T_EXIT" (when the handler ran, when it was about to exit)
+ *                                        to RESULT and _exit(0); READY holds its pid
  *   sigbench COUNT SMIN_US SMAX_US DIR -- CMD...
- *                                        spawn CMD (whose child is `child %R %O`), wait ready,
+ *                                        spawn CMD (whose child is `child %R %O`; %N is the
+ *                                        run's index), wait ready,
  *                                        kill(CMD, SIGTERM), report child-handler time - send time
  *   markerbench COUNT SMIN_US SMAX_US TIMEOUT_MS LEASE DIR -- CMD... [++ CMD2...]
  *                                        spawn a sidecar CMD (daemon `child %D/ready %D/stopped`),
@@ -22,7 +24,7 @@
  *                                        it right after the rename; 2: hold it and release it
  *                                        without any marker (the main vanished). CMD2 (chain
  *                                        stops) starts first; its daemon writes %D/ready2
- *   waiter inotify|inotify-held|lease DONE -- CMD...
+ *   waiter inotify|inotify-held|dnotify|lease DONE -- CMD...
  *                                        reference sidecar: run CMD in its own group, wait for DONE
  *                                        (inotify on its directory, or a blocked shared flock of
  *                                        DONE.lease), SIGTERM the group, reap CMD, exit;
@@ -398,7 +400,9 @@ static int cmd_sigbench(int argc, char **argv) {
         snprintf(out, sizeof out, "%s/s%d.out", dir, i);
         unlink(ready);
         unlink(out);
-        char **av = build_argv(argv + dd + 1, n, NULL, ready, out, NULL);
+        char idx[32];
+        snprintf(idx, sizeof idx, "%d", i);
+        char **av = build_argv(argv + dd + 1, n, idx, ready, out, NULL);
         pid_t pid = spawn(av, 1);
         free_argv(av);
         int pfd = pidfd_open_(pid);
@@ -596,6 +600,10 @@ static int cmd_waiter(int argc, char **argv) {
      * (fsnotify_destroy_group -> fsnotify_wait_marks_destroyed), 10-20 ms, and an exiting
      * process closes its files before its parent is told. The holder pays that later. */
     int held = strcmp(argv[2], "inotify-held") == 0;
+    /* dnotify: the same fsnotify events through the directory's fd and a real-time signal; its
+     * marks belong to one global group that is never destroyed, so closing the fd (at exit)
+     * does not wait for a grace period */
+    int dn = strcmp(argv[2], "dnotify") == 0;
     const char *done = argv[3];
     int dd = find_dashdash(argc, argv, 4);
     char dcopy[4096], bcopy[4096];
@@ -608,6 +616,15 @@ static int cmd_waiter(int argc, char **argv) {
         snprintf(lp, sizeof lp, "%s.lease", done);
         lfd = open(lp, O_RDONLY | O_CLOEXEC);
         if (lfd < 0) die(lp);
+    } else if (dn) {
+        sigset_t rt;
+        sigemptyset(&rt);
+        sigaddset(&rt, SIGRTMIN + 1);
+        sigprocmask(SIG_BLOCK, &rt, NULL);
+        ifd = open(dname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (ifd < 0 || fcntl(ifd, F_SETSIG, SIGRTMIN + 1) < 0 ||
+            fcntl(ifd, F_NOTIFY, DN_CREATE | DN_RENAME | DN_MULTISHOT) < 0)
+            die("dnotify");
     } else {
         ifd = inotify_init1(IN_CLOEXEC);
         if (ifd < 0 || inotify_add_watch(ifd, dname, IN_MOVED_TO | IN_CREATE) < 0) die("inotify");
@@ -631,6 +648,11 @@ static int cmd_waiter(int argc, char **argv) {
     if (lease) {
         while (flock(lfd, LOCK_SH) < 0)
             if (errno != EINTR) die("flock");
+    } else if (dn) {
+        sigset_t rt;
+        sigemptyset(&rt);
+        sigaddset(&rt, SIGRTMIN + 1);
+        while (stat(done, &sb) != 0) sigwaitinfo(&rt, NULL);
     } else {
         char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
         while (stat(done, &sb) != 0) {
