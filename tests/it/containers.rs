@@ -16,8 +16,11 @@
 //! is removed afterwards, also when an assertion fails.
 //!
 //! Podman tests run one at a time (a lock), to keep dind from starving the 2-core machine.
-//! Without podman or root they are skipped with a loud message, except in CI (CI=true), where
-//! they fail.
+//! Without podman or root they are skipped with a loud message, except in CI (CI set to any
+//! non-empty value), where they fail.
+//!
+//! The un-wired examples (examples/unwired/) are injected with the very `kubectl supervise
+//! inject` command their header comment documents, checked, and played the same way.
 
 use crate::examples::{self, ExamplePod};
 use crate::util::{self, Outcome};
@@ -33,13 +36,13 @@ use std::time::{Duration, Instant};
 const PREFIX: &str = "localhost/supervisor-it";
 
 fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
 /// Skips the test (returning None) with a loud message, or fails it in CI.
 fn skip<T>(why: &str) -> Option<T> {
     if in_ci() {
-        panic!("CI=true, so this container test must run, but: {why}");
+        panic!("CI is set, so this container test must run, but: {why}");
     }
     eprintln!(
         "\n=== SKIPPED (not in CI): {why}\n=== container tests need root, podman, runc and busybox-static; see docs/containers.md\n"
@@ -649,7 +652,9 @@ impl Played {
         let (p, natives) = playable(pod, &id);
         let dir = util::tempdir();
         let yaml = dir.path().join("pod.yaml");
-        std::fs::write(&yaml, serde_yaml::to_string(&p).expect("yaml")).expect("write pod yaml");
+        // JSON is YAML: podman reads it as is.
+        let text = serde_json::to_string_pretty(&p).expect("json");
+        std::fs::write(&yaml, text).expect("write pod yaml");
         let spec = p.spec.as_ref().expect("spec");
         let name = p.metadata.name.clone().expect("name");
         let played = Played {
@@ -909,10 +914,15 @@ fn example_dind_job_completes() {
     let Some((pm, _lock)) = podman_or_skip() else {
         return;
     };
-    let pod = example_pod("dind-job.yaml");
-    let (played, _) = play_and_check(pm, &pod, &[("build", 0)], Duration::from_secs(90));
+    dind_job_builds(pm, &example_pod("dind-job.yaml"));
+}
+
+/// Plays a dind Job's pod: the build succeeds and really built an image.
+fn dind_job_builds(pm: &'static Podman, pod: &ExamplePod) -> Played {
+    let (played, _) = play_and_check(pm, pod, &[("build", 0)], Duration::from_secs(90));
     let build = logs(pm, &played.container("build"));
     assert!(build.contains("built image sha256:"), "{build}");
+    played
 }
 
 #[test]
@@ -1048,11 +1058,16 @@ fn example_demo_pod_completes_and_fails() {
     let Some((pm, _lock)) = podman_or_skip() else {
         return;
     };
-    let pod = example_pod("demo-pod.yaml");
+    demo_completes_and_fails(pm, example_pod("demo-pod.yaml"));
+}
+
+/// Plays the demo's pod twice: the job succeeds, then (DEMO_FAIL=1) fails with 3; either way
+/// the Redis sidecar stops and the pod completes.
+fn demo_completes_and_fails(pm: &'static Podman, pod: ExamplePod) {
     let (played, _) = play_and_check(pm, &pod, &[("job", 0)], Duration::from_secs(30));
     assert!(logs(pm, &played.container("job")).contains("hello from the main container"));
     drop(played);
-    let mut failing = example_pod("demo-pod.yaml");
+    let mut failing = pod;
     let job = failing
         .spec
         .containers
@@ -1101,6 +1116,7 @@ fn pipeline_pod() -> ExamplePod {
     ExamplePod {
         file: rel.into(),
         name: "pipeline".into(),
+        kind: "Pod".into(),
         spec,
         origin: examples::Origin::Kubernetes,
     }
@@ -1174,6 +1190,10 @@ fn every_playable_example_is_played() {
         "demo-pod.yaml",
         // In the pod of example_pipeline_sidecar_probes_and_stops.
         "pipeline-sidecar/fluent-bit-sidecar.json",
+        // Played after `kubectl supervise inject`.
+        "unwired/dind-job.yaml",
+        "unwired/demo-pod.yaml",
+        "unwired/cronjob-cloud-sql-proxy.yaml",
     ];
     let not_playable: [&str; 0] = [];
     for pod in examples::all_pods() {
@@ -1193,6 +1213,185 @@ fn every_playable_example_is_played() {
             }
         }
     }
+}
+
+// --- Un-wired examples, injected --------------------------------------------------------------
+
+/// The `kubectl supervise inject ...` command an un-wired example's header comment documents
+/// (after "Wire it with"), as arguments for the binary, without its `-f FILE`.
+fn documented_inject(file: &str) -> Vec<String> {
+    let text = examples::read(file);
+    let comment: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim())
+        .collect();
+    let start = comment
+        .iter()
+        .position(|l| l.starts_with("kubectl supervise inject"))
+        .unwrap_or_else(|| panic!("{file}: no documented inject command"));
+    let mut line = String::new();
+    for l in &comment[start..] {
+        match l.strip_suffix('\\') {
+            Some(cont) => line.push_str(cont),
+            None => {
+                line.push_str(l);
+                break;
+            }
+        }
+    }
+    let line = line.split(" | ").next().unwrap_or_default();
+    let words: Vec<String> = kubectl_supervise::command::shell_words(line)
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut args = vec!["kubectl-supervise".to_string()];
+    let mut rest = words[2..].iter();
+    while let Some(w) = rest.next() {
+        if w == "-f" {
+            rest.next();
+        } else {
+            args.push(w.clone());
+        }
+    }
+    args
+}
+
+/// An un-wired example injected as documented (through the CLI's own code), checked clean,
+/// and read as a pod. `extra` are more inject arguments.
+fn injected(file: &str, extra: &[&str]) -> ExamplePod {
+    let mut args = documented_inject(file);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = kubectl_supervise::cli::run(
+        &args,
+        &mut examples::read(file).as_bytes(),
+        &mut out,
+        &mut err,
+    );
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(
+        code,
+        0,
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&err)
+    );
+    let findings = kubectl_supervise::check::check_str(&text).expect("yaml");
+    assert!(
+        findings.is_empty(),
+        "check on injected {file}: {findings:#?}\n{text}"
+    );
+    let mut pods = examples::pods_of(file, &text).expect("injected pods");
+    assert_eq!(pods.len(), 1, "{file}");
+    pods.remove(0)
+}
+
+#[test]
+fn injected_commands_are_the_documented_ones() {
+    assert_eq!(
+        documented_inject("unwired/dind-job.yaml"),
+        [
+            "kubectl-supervise",
+            "inject",
+            "--main",
+            "build",
+            "--ready",
+            "dind=unix:/var/run/dind/docker.sock",
+            "--wait-timeout",
+            "2m"
+        ]
+    );
+}
+
+#[test]
+fn injected_dind_job_completes() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    let played = dind_job_builds(pm, &injected("unwired/dind-job.yaml", &[]));
+    let dind = logs(pm, &played.container("dind"));
+    assert!(dind.contains("ready"), "{dind}");
+}
+
+#[test]
+fn injected_dind_job_with_native_sidecar_completes() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    let pod = injected("unwired/dind-job.yaml", &["--native"]);
+    let dind = pod
+        .spec
+        .init_containers
+        .iter()
+        .flatten()
+        .find(|c| c.name == "dind")
+        .expect("dind is a native sidecar");
+    assert_eq!(dind.restart_policy.as_deref(), Some("Always"));
+    assert!(dind.startup_probe.is_some());
+    dind_job_builds(pm, &pod);
+}
+
+#[test]
+fn injected_demo_pod_completes_and_fails() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    demo_completes_and_fails(pm, injected("unwired/demo-pod.yaml", &[]));
+}
+
+#[test]
+fn injected_cronjob_with_proxy_completes() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    let pod = injected("unwired/cronjob-cloud-sql-proxy.yaml", &[]);
+    let (played, _) = play_and_check(pm, &pod, &[("refresh", 0)], Duration::from_secs(30));
+    let refresh = logs(pm, &played.container("refresh"));
+    assert!(refresh.contains("psql stand-in"), "{refresh}");
+    // The proxy, wrapped by `supervisor sidecar`, was stopped when the job's marker appeared.
+    let proxy = logs(pm, &played.container("cloud-sql-proxy"));
+    assert!(
+        proxy.contains("stand-in cloud-sql-proxy: SIGTERM"),
+        "{proxy}"
+    );
+}
+
+#[test]
+fn injected_demo_pod_sidecar_death_stops_the_job() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    // inject wires death both ways: the job requires Redis's marker.
+    let pod = with_main_command(
+        injected("unwired/demo-pod.yaml", &[]),
+        "job",
+        &["sh", "-c", "echo job: waiting; exec sleep 600"],
+    );
+    let played = Played::play(pm, &pod);
+    let job = played.container("job");
+    let waiting = util::wait_until(Duration::from_secs(30), || {
+        logs(pm, &job).contains("job: waiting")
+    });
+    assert!(waiting, "the job never started\n{}", played.report());
+    // As the OOM killer would: the sidecar's supervisor dies with its daemon and writes no
+    // marker; the kernel releases its lease.
+    pm.ok(&["kill", "--signal", "KILL", &played.container("redis")]);
+    let ended = util::wait_until(Duration::from_secs(30), || {
+        played.states().get(&job).is_some_and(|s| s.0 == "exited")
+    });
+    assert!(ended, "the job outlived its sidecar\n{}", played.report());
+    let states = played.states();
+    assert_eq!(
+        states[&job].1,
+        122,
+        "the job should stop with 122\n{}",
+        played.report()
+    );
+    let log = logs(pm, &job);
+    assert!(
+        log.contains("required sidecar /supervisor/redis.done ended"),
+        "{log}"
+    );
 }
 
 // --- scripts/demo.sh -------------------------------------------------------------------------

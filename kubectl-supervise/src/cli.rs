@@ -1,0 +1,277 @@
+//! The command line: clap types, and `run`, which turns them into calls of the library and
+//! decides the exit code in one place.
+
+use crate::{check, inject};
+use clap::{Args, Parser, Subcommand};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// The exit codes, as documented in docs/kubectl-supervise.md.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// `check` found problems.
+    pub const PROBLEMS: i32 = 1;
+    /// Bad input: unreadable file, invalid YAML, unknown flag, a name that matches nothing.
+    pub const USAGE: i32 = 2;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "kubectl-supervise",
+    bin_name = "kubectl supervise",
+    version = supervisor::VERSION,
+    about = "Wire a pod's containers with supervisor, and check the wiring.",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Add the supervisor wiring to every pod in the input; write the result to stdout.
+    Inject(InjectArgs),
+    /// Report wiring mistakes, one line each: exit 0 when there are none, 1 when there are.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct Input {
+    /// A file of Kubernetes YAML or JSON (many documents, `kind: List`, a Buildkite
+    /// pipeline.yml); `-` is stdin. Repeatable.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE",
+        default_value = "-"
+    )]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InjectArgs {
+    #[command(flatten)]
+    pub input: Input,
+
+    /// A main container: the others become sidecars that stop when every main is done.
+    /// Repeatable. Default: the pod's supervisor/main annotation, else its only container.
+    #[arg(long = "main", value_name = "NAME")]
+    pub mains: Vec<String>,
+
+    /// The sidecar announces readiness once TARGET is ready (file:PATH, tcp://HOST:PORT,
+    /// http://HOST:PORT/PATH, unix:PATH); the mains start only then. Repeatable.
+    #[arg(long = "ready", value_name = "SIDECAR=TARGET")]
+    pub ready: Vec<String>,
+
+    /// Make the sidecars Kubernetes native sidecars (initContainers with restartPolicy: Always).
+    #[arg(long)]
+    pub native: bool,
+
+    /// The image of the init container that installs the binary.
+    #[arg(long, env = "KUBECTL_SUPERVISE_IMAGE", default_value = inject::DEFAULT_IMAGE, value_name = "REF")]
+    pub image: String,
+
+    /// What a container without `command` runs before its args: its image's ENTRYPOINT (and
+    /// CMD, when it has no args), as a JSON array or space-separated words. Repeatable.
+    #[arg(long = "entrypoint", value_name = "NAME=WORDS")]
+    pub entrypoints: Vec<String>,
+
+    /// How long the mains wait for the sidecars' readiness before giving up (exit 124).
+    #[arg(long, value_name = "DURATION")]
+    pub wait_timeout: Option<String>,
+
+    /// A sidecar that ends does not stop the mains. By default each sidecar leaves a marker
+    /// (--done-file) that every main --requires: a dead sidecar stops them (exit 122).
+    #[arg(long)]
+    pub no_requires: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub input: Input,
+}
+
+/// Bad input: one line for the user.
+#[derive(Debug)]
+struct Usage(String);
+
+impl InjectArgs {
+    fn options(&self) -> Result<inject::Options, Usage> {
+        let ready = self
+            .ready
+            .iter()
+            .map(|r| inject::parse_ready(r).map_err(|e| Usage(format!("--ready {e}"))))
+            .collect::<Result<_, _>>()?;
+        let entrypoints = self
+            .entrypoints
+            .iter()
+            .map(|r| inject::parse_entrypoint(r).map_err(|e| Usage(format!("--entrypoint {e}"))))
+            .collect::<Result<_, _>>()?;
+        if let Some(t) = &self.wait_timeout {
+            supervisor::clock::parse_duration(t)
+                .map_err(|e| Usage(format!("--wait-timeout: {e}")))?;
+        }
+        Ok(inject::Options {
+            mains: self.mains.clone(),
+            ready,
+            native: self.native.then_some(true),
+            image: self.image.clone(),
+            entrypoints,
+            wait_timeout: self.wait_timeout.clone(),
+            requires: self.no_requires.then_some(false),
+        })
+    }
+}
+
+fn read_input(path: &std::path::Path, stdin: &mut dyn Read) -> Result<String, Usage> {
+    let mut text = String::new();
+    let r = if path.as_os_str() == "-" {
+        stdin.read_to_string(&mut text).map(drop)
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .map(drop)
+    };
+    r.map_err(|e| Usage(format!("cannot read {}: {e}", path.display())))?;
+    Ok(text)
+}
+
+fn shown(path: &std::path::Path) -> String {
+    if path.as_os_str() == "-" {
+        "stdin".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Runs the command line; returns the exit code. Nothing is written to `out` unless the whole
+/// input was read and processed.
+pub fn run<I, T>(args: I, stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    run_styled(args, stdin, out, err, false)
+}
+
+/// [`run`]; `styled`: help goes out with colours (stdout is a terminal that wants them).
+pub fn run_styled<I, T>(
+    args: I,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    styled: bool,
+) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let text = e.render();
+            let _ = if styled {
+                write!(out, "{}", text.ansi())
+            } else {
+                write!(out, "{text}")
+            };
+            return exit::OK;
+        }
+        Err(e) => {
+            let _ = writeln!(err, "kubectl-supervise: {}", one_line(&e));
+            return exit::USAGE;
+        }
+    };
+    let result = match &cli.command {
+        Command::Inject(a) => run_inject(a, stdin, out),
+        Command::Check(a) => run_check(a, stdin, out, err),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Usage(m)) => {
+            let _ = writeln!(err, "kubectl-supervise: {m}");
+            exit::USAGE
+        }
+    }
+}
+
+/// A clap error as one line: its first line, with clap's suggestion (printed by clap as a
+/// separate `tip:` line) folded in.
+fn one_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.to_string();
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ");
+    let suggested = [
+        ContextKind::SuggestedArg,
+        ContextKind::SuggestedSubcommand,
+        ContextKind::SuggestedValue,
+    ]
+    .into_iter()
+    .find_map(|k| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    });
+    match suggested {
+        Some(s) => format!("{first} (did you mean {s}?)"),
+        None => format!("{first} (see --help)"),
+    }
+}
+
+fn run_inject(a: &InjectArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<i32, Usage> {
+    let opts = a.options()?;
+    let mut text = String::new();
+    for f in &a.input.files {
+        let t = read_input(f, stdin)?;
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        if !text.is_empty() {
+            text.push_str("---\n");
+        }
+        text.push_str(&t);
+    }
+    let result = inject::inject_str(&text, &opts).map_err(|e| Usage(e.to_string()))?;
+    out.write_all(result.as_bytes())
+        .map_err(|e| Usage(format!("cannot write stdout: {e}")))?;
+    Ok(exit::OK)
+}
+
+fn run_check(
+    a: &CheckArgs,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, Usage> {
+    let mut lines = Vec::new();
+    for f in &a.input.files {
+        let text = read_input(f, stdin)?;
+        let findings = check::check_str(&text).map_err(|e| Usage(format!("{}: {e}", shown(f))))?;
+        lines.extend(findings.iter().map(|x| format!("{}: {x}", shown(f))));
+    }
+    for l in &lines {
+        let _ = writeln!(out, "{l}");
+    }
+    if lines.is_empty() {
+        return Ok(exit::OK);
+    }
+    let _ = writeln!(err, "kubectl-supervise: {} problem(s) found", lines.len());
+    Ok(exit::PROBLEMS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,16 @@
+//! `kubectl-supervise`: a kubectl plugin (`kubectl supervise inject|check`).
+
+use std::io::IsTerminal;
+
+fn main() {
+    // Colour only for people: a terminal, and NO_COLOR (no-color.org) not set.
+    let styled = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let code = kubectl_supervise::cli::run_styled(
+        std::env::args_os(),
+        &mut std::io::stdin().lock(),
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+        styled,
+    );
+    std::process::exit(code);
+}

@@ -1,0 +1,714 @@
+//! A YAML document tree that keeps what `inject` does not own: key order, and each scalar as it
+//! was written.
+//!
+//! Theory of operation. `saphyr-parser` turns the text into events; we build a small tree of
+//! mappings (ordered key/value pairs), sequences and scalars. A scalar keeps its text and how it
+//! was quoted: Kubernetes reads manifests with a YAML 1.1 resolver (`no`, `on`, `0755` are not
+//! strings there), so re-emitting a plain scalar exactly as written, and a quoted one quoted,
+//! means the API server reads the same value from our output as from the input, whatever its
+//! resolver. New strings we add are written plain only when every resolver reads them as
+//! strings, as literal blocks when they span lines, and double-quoted otherwise. The emitter
+//! writes block style with two-space indents. Lost on the way: comments, anchors (aliases are
+//! expanded), flow style (`[a, b]` becomes a block list), folded scalars (written as literal
+//! blocks or quoted, same value), document-level directives and blank-line layout.
+//!
+//! `to_json` resolves plain scalars the way Kubernetes does (YAML 1.1 booleans, octal and hex
+//! integers), so typed views (k8s-openapi) see what the API server would.
+
+use saphyr_parser::{Event, Parser, ScalarStyle};
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Scalar(Scalar),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scalar {
+    pub value: String,
+    pub style: Style,
+    /// An explicit tag, as written (`!!str`, `!foo`).
+    pub tag: Option<String>,
+}
+
+/// How a scalar was written, or how a new one should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Written plain: re-emitted verbatim; resolved like Kubernetes does.
+    Plain,
+    Single,
+    Double,
+    Block,
+    /// A string we made: the emitter picks the plainest style that keeps it a string.
+    Text,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum YamlError {
+    #[error("invalid YAML: {info} at line {line} column {col}")]
+    Syntax {
+        info: String,
+        line: usize,
+        col: usize,
+    },
+    #[error("unsupported YAML at line {line}: {what}")]
+    Unsupported { what: &'static str, line: usize },
+    #[error("duplicate key {key:?} at line {line}")]
+    DuplicateKey { key: String, line: usize },
+}
+
+impl Node {
+    /// A string value; the emitter chooses its style.
+    pub fn text(s: impl Into<String>) -> Node {
+        Node::Scalar(Scalar {
+            value: s.into(),
+            style: Style::Text,
+            tag: None,
+        })
+    }
+
+    /// A plain scalar written as is (numbers, booleans).
+    pub fn plain(s: impl Into<String>) -> Node {
+        Node::Scalar(Scalar {
+            value: s.into(),
+            style: Style::Plain,
+            tag: None,
+        })
+    }
+
+    pub fn map() -> Node {
+        Node::Map(Vec::new())
+    }
+
+    /// The string a scalar holds when Kubernetes would read it as a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Scalar(s) => match s.resolve() {
+                serde_json::Value::String(_) => Some(&s.value),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&Vec<Node>> {
+        match self {
+            Node::Seq(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq_mut(&mut self) -> Option<&mut Vec<Node>> {
+        match self {
+            Node::Seq(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Node::Scalar(s) if s.resolve().is_null())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Map(m) => m.iter().find(|(k, _)| k.key_is(key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Node> {
+        match self {
+            Node::Map(m) => m.iter_mut().find(|(k, _)| k.key_is(key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Follows a path of keys.
+    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+        path.iter().try_fold(self, |n, k| n.get(k))
+    }
+
+    pub fn at_mut(&mut self, path: &[&str]) -> Option<&mut Node> {
+        path.iter().try_fold(self, |n, k| n.get_mut(k))
+    }
+
+    /// Sets `key` in a mapping: in place when present (its position kept), else appended.
+    /// Does nothing on a non-mapping.
+    pub fn set(&mut self, key: &str, value: Node) {
+        if let Node::Map(m) = self {
+            match m.iter_mut().find(|(k, _)| k.key_is(key)) {
+                Some((_, v)) => *v = value,
+                None => m.push((Node::text(key), value)),
+            }
+        }
+    }
+
+    /// Sets `key`: in place when present, else right after the first of `after` that exists
+    /// (so `command` lands beside `image`, not at the end), else appended.
+    pub fn set_after(&mut self, after: &[&str], key: &str, value: Node) {
+        if let Node::Map(m) = self {
+            if let Some((_, v)) = m.iter_mut().find(|(k, _)| k.key_is(key)) {
+                *v = value;
+                return;
+            }
+            let at = after
+                .iter()
+                .find_map(|a| m.iter().position(|(k, _)| k.key_is(a)))
+                .map_or(m.len(), |i| i + 1);
+            m.insert(at, (Node::text(key), value));
+        }
+    }
+
+    /// Sets `key` (when missing) right before the first of `before` that exists, else appends.
+    pub fn set_before(&mut self, before: &[&str], key: &str, value: Node) {
+        if let Node::Map(m) = self {
+            if let Some((_, v)) = m.iter_mut().find(|(k, _)| k.key_is(key)) {
+                *v = value;
+                return;
+            }
+            let at = before
+                .iter()
+                .find_map(|b| m.iter().position(|(k, _)| k.key_is(b)))
+                .unwrap_or(m.len());
+            m.insert(at, (Node::text(key), value));
+        }
+    }
+
+    /// The value at `key`, created (as `make()`) when missing or null.
+    pub fn entry(&mut self, key: &str, make: fn() -> Node) -> &mut Node {
+        if self.get(key).is_none_or(Node::is_null) {
+            self.set(key, make());
+        }
+        match self {
+            Node::Map(m) => {
+                let i = m.iter().position(|(k, _)| k.key_is(key)).expect("just set");
+                &mut m[i].1
+            }
+            _ => panic!("entry() on a non-mapping"),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) -> Option<Node> {
+        match self {
+            Node::Map(m) => {
+                let i = m.iter().position(|(k, _)| k.key_is(key))?;
+                Some(m.remove(i).1)
+            }
+            _ => None,
+        }
+    }
+
+    fn key_is(&self, key: &str) -> bool {
+        matches!(self, Node::Scalar(s) if s.value == key)
+    }
+
+    /// The value Kubernetes reads (see the module doc).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Node::Scalar(s) => s.resolve(),
+            Node::Seq(v) => serde_json::Value::Array(v.iter().map(Node::to_json).collect()),
+            Node::Map(m) => serde_json::Value::Object(
+                m.iter()
+                    .map(|(k, v)| match k {
+                        Node::Scalar(s) => (s.value.clone(), v.to_json()),
+                        other => (emit(std::slice::from_ref(other)), v.to_json()),
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A tree from JSON (strings become [`Style::Text`]).
+    pub fn from_json(v: &serde_json::Value) -> Node {
+        use serde_json::Value as V;
+        match v {
+            V::Null => Node::plain("null"),
+            V::Bool(b) => Node::plain(b.to_string()),
+            V::Number(n) => Node::plain(n.to_string()),
+            V::String(s) => Node::text(s.clone()),
+            V::Array(a) => Node::Seq(a.iter().map(Node::from_json).collect()),
+            V::Object(o) => Node::Map(
+                o.iter()
+                    .map(|(k, v)| (Node::text(k.clone()), Node::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Scalar {
+    /// This scalar's value as Kubernetes' YAML 1.1 resolver reads it.
+    pub fn resolve(&self) -> serde_json::Value {
+        use serde_json::Value as V;
+        let plain = self.style == Style::Plain;
+        match self.tag.as_deref() {
+            Some("!!str") => return V::String(self.value.clone()),
+            Some(_) => {}
+            None if !plain => return V::String(self.value.clone()),
+            None => {}
+        }
+        resolve_plain(&self.value).unwrap_or_else(|| V::String(self.value.clone()))
+    }
+}
+
+/// The non-string value a plain scalar stands for under YAML 1.1 (a superset of 1.2's core
+/// schema), or None for a string.
+fn resolve_plain(s: &str) -> Option<serde_json::Value> {
+    use serde_json::Value as V;
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Some(V::Null),
+        "true" | "True" | "TRUE" | "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+            return Some(V::Bool(true));
+        }
+        "false" | "False" | "FALSE" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+            return Some(V::Bool(false));
+        }
+        _ => {}
+    }
+    if let Some(i) = resolve_int(s) {
+        return Some(V::from(i));
+    }
+    if is_float(s) {
+        let f: f64 = s.replace('_', "").parse().ok()?;
+        return serde_json::Number::from_f64(f).map(V::Number);
+    }
+    None
+}
+
+fn resolve_int(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let body = body.replace('_', "");
+    if body.is_empty() {
+        return None;
+    }
+    let (radix, digits) = if let Some(h) = body.strip_prefix("0x") {
+        (16, h.to_string())
+    } else if let Some(o) = body.strip_prefix("0o") {
+        (8, o.to_string())
+    } else if let Some(b) = body.strip_prefix("0b") {
+        (2, b.to_string())
+    } else if body.len() > 1 && body.starts_with('0') {
+        (8, body[1..].to_string())
+    } else {
+        (10, body)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let v = i64::from_str_radix(&digits, radix).ok()?;
+    Some(if neg { -v } else { v })
+}
+
+fn is_float(s: &str) -> bool {
+    let t = s.strip_prefix(['-', '+']).unwrap_or(s).replace('_', "");
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t.as_str(), None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |x: &str| x.chars().all(|c| c.is_ascii_digit());
+    let mantissa_ok = !(int.is_empty() && frac.is_empty()) && digits(int) && digits(frac);
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exp_ok && (mantissa.contains('.') || exp.is_some())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+enum Frame {
+    Seq(Vec<Node>, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, usize),
+}
+
+/// Parses every document of a YAML stream; empty documents are dropped.
+pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    let mut docs = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: std::collections::HashMap<usize, Node> = Default::default();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.map_err(|e| YamlError::Syntax {
+            info: e.info().to_string(),
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+        })?;
+        let line = span.start.line();
+        let done = match event {
+            Event::Scalar(value, style, anchor, tag) => {
+                let style = match style {
+                    ScalarStyle::Plain => Style::Plain,
+                    ScalarStyle::SingleQuoted => Style::Single,
+                    ScalarStyle::DoubleQuoted => Style::Double,
+                    ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
+                };
+                let tag = tag.map(|t| {
+                    if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
+                        format!("!!{}", t.suffix)
+                    } else {
+                        format!("{}{}", t.handle, t.suffix)
+                    }
+                });
+                let node = Node::Scalar(Scalar {
+                    value: value.into_owned(),
+                    style,
+                    tag,
+                });
+                if anchor > 0 {
+                    anchors.insert(anchor, node.clone());
+                }
+                Some((node, 0))
+            }
+            Event::Alias(id) => {
+                let node = anchors.get(&id).cloned().ok_or(YamlError::Unsupported {
+                    what: "an alias to an unknown anchor",
+                    line,
+                })?;
+                Some((node, 0))
+            }
+            Event::SequenceStart(anchor, _) => {
+                stack.push(Frame::Seq(Vec::new(), anchor));
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                stack.push(Frame::Map(Vec::new(), None, anchor));
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(v, anchor)) => Some((Node::Seq(v), anchor)),
+                _ => unreachable!("the parser balances sequences"),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(m, _, anchor)) => Some((Node::Map(m), anchor)),
+                _ => unreachable!("the parser balances mappings"),
+            },
+            _ => None,
+        };
+        let Some((node, anchor)) = done else {
+            continue;
+        };
+        if anchor > 0 {
+            anchors.insert(anchor, node.clone());
+        }
+        match stack.last_mut() {
+            None => {
+                if !node.is_null() {
+                    docs.push(node);
+                }
+            }
+            Some(Frame::Seq(v, _)) => v.push(node),
+            Some(Frame::Map(m, pending, _)) => match pending.take() {
+                None => {
+                    let Node::Scalar(k) = &node else {
+                        return Err(YamlError::Unsupported {
+                            what: "a mapping key that is not a scalar",
+                            line,
+                        });
+                    };
+                    if m.iter().any(|(have, _)| have.key_is(&k.value)) {
+                        return Err(YamlError::DuplicateKey {
+                            key: k.value.clone(),
+                            line,
+                        });
+                    }
+                    *pending = Some(node);
+                }
+                Some(key) => m.push((key, node)),
+            },
+        }
+    }
+    Ok(docs)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emitting
+// ---------------------------------------------------------------------------------------------
+
+/// Writes documents as one YAML stream, `---` between them.
+pub fn emit(docs: &[Node]) -> String {
+    let mut out = String::new();
+    for (i, d) in docs.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        match d {
+            Node::Map(m) if !m.is_empty() => emit_map(&mut out, m, 0, false),
+            Node::Seq(v) if !v.is_empty() => emit_seq(&mut out, v, 0, false),
+            other => {
+                out.push_str(&scalar_or_empty(other, 0));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn pad(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+/// An inline rendering for scalars and empty collections; None for the rest.
+fn inline(node: &Node, indent: usize) -> Option<String> {
+    match node {
+        Node::Scalar(s) => Some(scalar(s, indent)),
+        Node::Map(m) if m.is_empty() => Some("{}".into()),
+        Node::Seq(v) if v.is_empty() => Some("[]".into()),
+        _ => None,
+    }
+}
+
+fn scalar_or_empty(node: &Node, indent: usize) -> String {
+    inline(node, indent).unwrap_or_default()
+}
+
+fn emit_map(out: &mut String, m: &[(Node, Node)], indent: usize, first_inline: bool) {
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 || !first_inline {
+            pad(out, indent);
+        }
+        out.push_str(&scalar_or_empty(k, indent));
+        out.push(':');
+        match inline(v, indent) {
+            Some(s) if s.is_empty() => out.push('\n'),
+            Some(s) => {
+                out.push(' ');
+                out.push_str(&s);
+                out.push('\n');
+            }
+            None => {
+                out.push('\n');
+                match v {
+                    Node::Map(m) => emit_map(out, m, indent + 2, false),
+                    Node::Seq(s) => emit_seq(out, s, indent + 2, false),
+                    Node::Scalar(_) => unreachable!("scalars are inline"),
+                }
+            }
+        }
+    }
+}
+
+fn emit_seq(out: &mut String, v: &[Node], indent: usize, first_inline: bool) {
+    for (i, item) in v.iter().enumerate() {
+        if i > 0 || !first_inline {
+            pad(out, indent);
+        }
+        match inline(item, indent) {
+            Some(s) if s.is_empty() => out.push_str("-\n"),
+            Some(s) => {
+                out.push_str("- ");
+                out.push_str(&s);
+                out.push('\n');
+            }
+            None => {
+                out.push_str("- ");
+                match item {
+                    Node::Map(m) => emit_map(out, m, indent + 2, true),
+                    Node::Seq(s) => emit_seq(out, s, indent + 2, true),
+                    Node::Scalar(_) => unreachable!("scalars are inline"),
+                }
+            }
+        }
+    }
+}
+
+/// One scalar, in the style it came with when that still holds its value (see the module
+/// doc). `indent` is the column of the key or dash it follows; block content goes two deeper.
+fn scalar(s: &Scalar, indent: usize) -> String {
+    let tag = s.tag.as_ref().map(|t| format!("{t} ")).unwrap_or_default();
+    let v = &s.value;
+    let one_line = !v.contains('\n') && v.trim() == v;
+    let body = match s.style {
+        Style::Plain if one_line && !v.is_empty() => v.clone(),
+        Style::Plain if v.is_empty() && s.tag.is_none() => String::new(),
+        Style::Single if one_line && !has_control(v) => format!("'{}'", v.replace('\'', "''")),
+        Style::Text if is_plain_string(v) => v.clone(),
+        _ if v.contains('\n') && literal_ok(v) => literal(v, indent + 2),
+        _ => double_quoted(v),
+    };
+    format!("{tag}{body}")
+}
+
+fn has_control(v: &str) -> bool {
+    v.chars().any(|c| c.is_control() && c != '\n')
+}
+
+/// Whether `v` can be written plain in block context and still be read as this very string by
+/// YAML 1.1 and 1.2 resolvers.
+fn is_plain_string(v: &str) -> bool {
+    let Some(first) = v.chars().next() else {
+        return false;
+    };
+    if v.trim() != v || resolve_plain(v).is_some() || is_special_float(v) || has_control(v) {
+        return false;
+    }
+    let second = v.chars().nth(1);
+    let indicator_start = match first {
+        '-' | '?' | ':' => second.is_none_or(|c| c == ' '),
+        '[' | ']' | '{' | '}' | ',' | '#' | '&' | '*' | '!' | '|' | '>' | '\'' | '"' | '%'
+        | '@' | '`' => true,
+        _ => false,
+    };
+    !indicator_start
+        && !v.contains(": ")
+        && !v.contains(" #")
+        && !v.ends_with(':')
+        && !v.contains('\n')
+        && !v.contains('\t')
+}
+
+fn is_special_float(v: &str) -> bool {
+    let t = v.strip_prefix(['-', '+']).unwrap_or(v);
+    matches!(
+        t,
+        ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN" | "<<" | "="
+    )
+}
+
+/// Literal blocks cannot hold trailing spaces on a line (they would survive, but editors and
+/// linters strip them), control characters, or a first line starting with a space (that needs
+/// an indentation indicator).
+fn literal_ok(v: &str) -> bool {
+    !has_control(v)
+        && !v.starts_with([' ', '\n'])
+        && v.lines()
+            .all(|l| !l.ends_with([' ', '\t']) && !l.contains('\r'))
+}
+
+fn literal(v: &str, content_indent: usize) -> String {
+    let trailing = v.len() - v.trim_end_matches('\n').len();
+    let chomp = match trailing {
+        0 => "-",
+        1 => "",
+        _ => "+",
+    };
+    let mut out = format!("|{chomp}");
+    for line in v.trim_end_matches('\n').split('\n') {
+        out.push('\n');
+        if !line.is_empty() {
+            out.extend(std::iter::repeat_n(' ', content_indent));
+            out.push_str(line);
+        }
+    }
+    for _ in 1..trailing {
+        out.push('\n');
+    }
+    out
+}
+
+fn double_quoted(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() || c == '\u{feff}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(text: &str) -> String {
+        emit(&parse(text).expect("parses"))
+    }
+
+    #[test]
+    fn plain_scalars_come_back_as_written() {
+        let text = "a: no\nb: 0755\nc: 1.50\nd: on\ne: \"no\"\nf: 'x y'\ng: --flag=x:y\n";
+        assert_eq!(round(text), text);
+        let doc = &parse(text).expect("parses")[0];
+        let j = doc.to_json();
+        assert_eq!(j["a"], false);
+        assert_eq!(j["b"], 493);
+        assert_eq!(j["d"], true);
+        assert_eq!(j["e"], "no");
+        assert_eq!(j["g"], "--flag=x:y");
+    }
+
+    #[test]
+    fn new_strings_stay_strings() {
+        for s in [
+            "no",
+            "on",
+            "y",
+            "0755",
+            "1e3",
+            "",
+            " x",
+            "a: b",
+            "#c",
+            "- x",
+            "-",
+            "null",
+            "~",
+            "1_000",
+            ".inf",
+            "x:",
+            "@a",
+            "*a",
+            "a #b",
+            "tab\there",
+            "ctl\u{1}",
+        ] {
+            let doc = Node::Map(vec![(Node::text("k"), Node::text(s))]);
+            let back = parse(&emit(&[doc])).expect("parses");
+            assert_eq!(back[0].to_json()["k"], s, "{s:?} -> {}", emit(&back));
+        }
+        let doc = Node::Map(vec![(Node::text("k"), Node::text("--done-file=/x/y"))]);
+        assert_eq!(emit(&[doc]), "k: --done-file=/x/y\n");
+    }
+
+    #[test]
+    fn multi_line_strings_become_literal_blocks() {
+        for s in ["a\nb\n", "a\n\nb", "a\nb\n\n", "x:\n  - y\n"] {
+            let doc = Node::Map(vec![(Node::text("k"), Node::Seq(vec![Node::text(s)]))]);
+            let text = emit(&[doc]);
+            assert!(text.contains('|'), "{text}");
+            assert_eq!(
+                parse(&text).expect("parses")[0].to_json()["k"][0],
+                s,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn structure_order_and_documents_round_trip() {
+        let text = "z: 1\na:\n  - x\n  - k: v\n    j: []\n  - - n\nm: {}\n---\nkind: List\n";
+        assert_eq!(
+            round(text),
+            "z: 1\na:\n  - x\n  - k: v\n    j: []\n  - - n\nm: {}\n---\nkind: List\n"
+        );
+        assert_eq!(round(&round(text)), round(text));
+        // Flow style becomes block; aliases are expanded; comments go.
+        let text = "a: &x [1, 'two']  # c\nb: *x\n";
+        assert_eq!(round(text), "a:\n  - 1\n  - 'two'\nb:\n  - 1\n  - 'two'\n");
+    }
+
+    #[test]
+    fn bad_yaml_is_one_error() {
+        let e = parse("a: [\n").expect_err("unterminated");
+        assert!(e.to_string().starts_with("invalid YAML"), "{e}");
+        let e = parse("a: 1\na: 2\n").expect_err("duplicate");
+        assert!(e.to_string().contains("duplicate key \"a\""), "{e}");
+        assert_eq!(parse("---\n---\n").expect("empty docs"), vec![]);
+    }
+}

@@ -1,0 +1,372 @@
+//! Every rule of `check` fires on a good manifest broken on purpose, and only where expected.
+//!
+//! The good manifests are the repository's examples/ (clean, as tests/it/examples.rs shows);
+//! each case edits one in a single place and names the rule that must report it.
+
+use kubectl_supervise::check::{self, Finding, RULES};
+use kubectl_supervise::{inject, yaml};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn example(rel: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p:?}: {e}"))
+}
+
+fn findings(text: &str) -> Vec<Finding> {
+    check::check_str(text).expect("valid YAML")
+}
+
+/// One breakage: in `file`, replace `from` with `to`; `rule` must then report `needle`.
+struct Case {
+    rule: &'static str,
+    file: &'static str,
+    from: &'static str,
+    to: &'static str,
+    needle: &'static str,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        rule: "unknown-field",
+        file: "dind-job.yaml",
+        from: "mountPath: /var/lib/docker",
+        to: "mountpath: /var/lib/docker",
+        needle: "mountpath",
+    },
+    Case {
+        rule: "command-line",
+        file: "cronjob-cloud-sql-proxy.yaml",
+        from: "- --wait-timeout=2m",
+        to: "- --done-fil=/x\n                - --wait-timeout=2m",
+        needle: "--done-fil",
+    },
+    Case {
+        rule: "command-line",
+        file: "cronjob-cloud-sql-proxy.yaml",
+        from: "--quit-url=http://127.0.0.1:15020",
+        to: "--quit-url=http://10.0.0.7:15020",
+        needle: "loopback",
+    },
+    Case {
+        rule: "command-line",
+        file: "demo-pod.yaml",
+        from: "      env:\n        - name: DEMO_FAIL",
+        to: "      env:\n        - name: SUPERVISOR_GRACE\n          value: soon\n        - name: DEMO_FAIL",
+        needle: "(with SUPERVISOR_GRACE)",
+    },
+    Case {
+        rule: "volume-undefined",
+        file: "dind-job.yaml",
+        from: "        - name: docker-graph\n          emptyDir: {}\n",
+        to: "",
+        needle: "\"docker-graph\"",
+    },
+    Case {
+        rule: "job-restart-policy",
+        file: "dind-job.yaml",
+        from: "restartPolicy: Never",
+        to: "restartPolicy: Always",
+        needle: "not Always",
+    },
+    Case {
+        rule: "binary-not-installed",
+        file: "demo-pod.yaml",
+        from: "\"install\", \"/shared/bin\"]",
+        to: "\"install\", \"/shared/sbin\"]",
+        needle: "no earlier init container",
+    },
+    Case {
+        rule: "binary-not-installed",
+        file: "dind-job-native-sidecar.yaml",
+        from: "        - name: install-supervisor\n          image: registry.example.com/supervisor:0.1.0\n          command: [\"/usr/local/bin/supervisor\", \"install\", \"/supervisor/bin\"]\n          volumeMounts:\n            - name: supervisor\n              mountPath: /supervisor\n        - name: dind\n",
+        to: "        - name: dind\n",
+        needle: "no earlier init container",
+    },
+    Case {
+        rule: "wrong-slot",
+        file: "dind-job-native-sidecar.yaml",
+        from: "          restartPolicy: Always\n",
+        to: "",
+        needle: "blocks the pod forever",
+    },
+    Case {
+        rule: "wrong-slot",
+        file: "pipeline-sidecar/fluent-bit-sidecar.json",
+        from: "\"probe\", \"tcp://127.0.0.1:24224\"]",
+        to: "\"main\", \"--\", \"true\"]",
+        needle: "startupProbe should run `supervisor probe`",
+    },
+    Case {
+        rule: "sidecar-never-stops",
+        file: "dind-job.yaml",
+        from: "            - --wait-file=/supervisor/main.done\n",
+        to: "",
+        needle: "never stopped",
+    },
+    Case {
+        rule: "sidecar-never-stops",
+        file: "dind-job-native-sidecar.yaml",
+        from: "            - sidecar\n",
+        to: "            - sidecar\n            - --wait-file=/supervisor/main.done\n",
+        needle: "must not use --wait-file",
+    },
+    Case {
+        rule: "not-shared",
+        file: "demo-pod.yaml",
+        from: "--ready-file=/shared/redis.ready",
+        to: "--ready-file=/tmp/redis.ready",
+        needle: "is on no volume",
+    },
+    Case {
+        rule: "read-only-write",
+        file: "dind-job.yaml",
+        from: "            - name: supervisor\n              mountPath: /supervisor\n            - name: docker-sock\n              mountPath: /var/run/dind\n        - name: dind",
+        to: "            - name: supervisor\n              mountPath: /supervisor\n              readOnly: true\n            - name: docker-sock\n              mountPath: /var/run/dind\n        - name: dind",
+        needle: "mounted readOnly",
+    },
+    Case {
+        rule: "writable-mount",
+        file: "onfailure-job.yaml",
+        from: "              mountPath: /supervisor\n              readOnly: true\n",
+        to: "              mountPath: /supervisor\n",
+        needle: "mount it readOnly",
+    },
+    Case {
+        rule: "wait-file-unwritten",
+        file: "dind-job.yaml",
+        from: "--wait-file=/supervisor/main.done",
+        to: "--wait-file=/supervisor/other.done",
+        needle: "no `supervisor main --done-file` (nor another sidecar's) writes it",
+    },
+    Case {
+        rule: "requires-unwritten",
+        file: "dind-job.yaml",
+        from: "            - --done-file=/supervisor/main.done\n",
+        to: "            - --done-file=/supervisor/main.done\n            - --requires=/supervisor/dind.done\n",
+        needle: "give the sidecar --done-file=/supervisor/dind.done",
+    },
+    Case {
+        rule: "done-file-unwaited",
+        file: "dind-job.yaml",
+        from: "--wait-file=/supervisor/main.done",
+        to: "--wait-file=/supervisor/other.done",
+        needle: "nothing watches it (--wait-file)",
+    },
+    Case {
+        rule: "done-file-unwaited",
+        file: "dind-job.yaml",
+        from: "            - --wait-file=/supervisor/main.done\n",
+        to: "            - --wait-file=/supervisor/main.done\n            - --done-file=/supervisor/dind.done\n",
+        needle: "writes /supervisor/dind.done, but nothing watches it (main --requires",
+    },
+    Case {
+        rule: "ready-file-unwritten",
+        file: "demo-pod.yaml",
+        from: "--wait-for=file:/shared/redis.ready",
+        to: "--wait-for=file:/shared/redis.up",
+        needle: "the main never starts",
+    },
+    Case {
+        rule: "on-failure-any",
+        file: "onfailure-job.yaml",
+        from: "            - --on=success\n",
+        to: "",
+        needle: "needs --on success",
+    },
+    Case {
+        rule: "on-success-never",
+        file: "demo-pod.yaml",
+        from: "        - --wait-file=/shared/job.done\n",
+        to: "        - --wait-file=/shared/job.done\n        - --on=success\n",
+        needle: "never retried",
+    },
+    Case {
+        rule: "grace-too-long",
+        file: "dind-job.yaml",
+        from: "terminationGracePeriodSeconds: 30",
+        to: "terminationGracePeriodSeconds: 15",
+        needle: "--grace 20.0s is not below terminationGracePeriodSeconds 15s",
+    },
+    Case {
+        rule: "grace-too-long",
+        file: "dind-job.yaml",
+        from: "            - --grace=20s\n",
+        to: "            - --grace=20s\n            - --stop-delay=10s\n",
+        needle: "--stop-delay 10.0s plus --grace 20.0s (30.0s) is not below terminationGracePeriodSeconds 30s",
+    },
+    Case {
+        rule: "unsupervised-container",
+        file: "cronjob-cloud-sql-proxy.yaml",
+        from: "                - --quit-url=http://127.0.0.1:9091/quitquitquit\n",
+        to: "",
+        needle: "the Job never completes",
+    },
+    Case {
+        rule: "endpoint-disabled",
+        file: "cronjob-cloud-sql-proxy.yaml",
+        from: "                - --quitquitquit\n",
+        to: "",
+        needle: "needs the --quitquitquit argument",
+    },
+    Case {
+        rule: "endpoint-disabled",
+        file: "cronjob-cloud-sql-proxy.yaml",
+        from: "                - --health-check\n",
+        to: "",
+        needle: "needs the --health-check argument",
+    },
+    Case {
+        rule: "probe-target",
+        file: "pipeline-sidecar/fluent-bit-sidecar.json",
+        from: "\"probe\", \"tcp://127.0.0.1:24224\"]",
+        to: "\"probe\", \"tcp://127.0.0.1:9999\"]",
+        needle: "does not declare",
+    },
+    Case {
+        rule: "probe-target",
+        file: "pipeline-sidecar/fluent-bit-sidecar.json",
+        from: "\"probe\", \"tcp://127.0.0.1:24224\"]",
+        to: "\"probe\", \"tcp://fluent-bit.default:24224\"]",
+        needle: "on 127.0.0.1",
+    },
+];
+
+#[test]
+fn every_rule_fires_on_a_broken_example() {
+    let mut failures = Vec::new();
+    let mut proven = BTreeSet::new();
+    for case in CASES {
+        let good = example(case.file);
+        let before: Vec<String> = findings(&good).iter().map(ToString::to_string).collect();
+        assert!(before.is_empty(), "{} is not clean: {before:#?}", case.file);
+        assert!(
+            good.contains(case.from),
+            "{}: {:?} is not in the file",
+            case.file,
+            case.from
+        );
+        let bad = good.replacen(case.from, case.to, 1);
+        let after = findings(&bad);
+        let hit = after
+            .iter()
+            .any(|f| f.rule == case.rule && f.to_string().contains(case.needle));
+        if hit {
+            proven.insert(case.rule);
+        } else {
+            failures.push(format!(
+                "{} broken ({:?} -> {:?}): expected [{}] with {:?}, got:\n    {}",
+                case.file,
+                case.from,
+                case.to,
+                case.rule,
+                case.needle,
+                after
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    proven.insert(native_sidecar_without_probe_fires());
+    let all: BTreeSet<&str> = RULES.iter().map(|r| r.id).collect();
+    let missing: Vec<&&str> = all.difference(&proven).collect();
+    assert!(missing.is_empty(), "rules no test proves: {missing:?}");
+}
+
+/// The one rule whose good manifest is inject's own output: a native sidecar the mains wait
+/// for, which loses its startupProbe.
+fn native_sidecar_without_probe_fires() -> &'static str {
+    let opts = inject::Options {
+        mains: vec!["build".into()],
+        ready: vec![("dind".into(), "unix:/var/run/dind/docker.sock".into())],
+        native: Some(true),
+        ..Default::default()
+    };
+    let wired = inject::inject_str(&example("unwired/dind-job.yaml"), &opts).expect("inject");
+    assert_eq!(findings(&wired), vec![], "{wired}");
+    let mut docs = yaml::parse(&wired).expect("yaml");
+    let dind = docs[0]
+        .at_mut(&["spec", "template", "spec", "initContainers"])
+        .and_then(yaml::Node::as_seq_mut)
+        .and_then(|l| l.get_mut(1))
+        .expect("dind is the second init container");
+    assert!(dind.remove("startupProbe").is_some(), "{wired}");
+    let after = findings(&yaml::emit(&docs));
+    assert!(
+        after
+            .iter()
+            .any(|f| f.rule == "native-without-startup-probe"
+                && f.container.as_deref() == Some("dind")),
+        "{after:#?}"
+    );
+    "native-without-startup-probe"
+}
+
+#[test]
+fn findings_name_the_object_the_container_and_the_rule() {
+    let bad = example("onfailure-job.yaml").replacen("            - --on=success\n", "", 1);
+    let lines: Vec<String> = findings(&bad).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "Job/integration-tests: container redis: with restartPolicy OnFailure the sidecar needs --on success: the first failed attempt stops it, and the retry finds it gone [on-failure-any]"
+        ]
+    );
+}
+
+#[test]
+fn docs_list_every_rule_and_every_known_image() {
+    let doc = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/kubectl-supervise.md"),
+    )
+    .expect("docs/kubectl-supervise.md");
+    for r in RULES {
+        assert!(
+            doc.contains(&format!("| `{}` |", r.id)),
+            "docs/kubectl-supervise.md does not list rule {}",
+            r.id
+        );
+    }
+    for k in kubectl_supervise::images::KNOWN_IMAGES {
+        let ep = serde_json::to_string(&k.entrypoint).expect("json");
+        let cmd = serde_json::to_string(&k.cmd).expect("json");
+        let row = format!("| `{}` | `{ep}` | `{cmd}` |", k.pattern);
+        assert!(
+            doc.contains(&row),
+            "docs/kubectl-supervise.md lacks the row {row}"
+        );
+    }
+}
+
+#[test]
+fn entrypoints_annotation_shows_check_what_an_image_runs() {
+    // An image of the user's own with `supervisor sidecar` baked in: check cannot know, until
+    // the supervisor/entrypoints annotation (the one inject reads) says so.
+    let dind = example("dind-job.yaml");
+    let from = "          image: docker:27-dind\n          command:\n            - /supervisor/bin/supervisor\n            - sidecar\n            - --wait-file=/supervisor/main.done\n            # dockerd stops its own containers first; stay below terminationGracePeriodSeconds.\n            - --grace=20s\n            - --\n            - dockerd-entrypoint.sh\n";
+    assert!(dind.contains(from));
+    let baked = dind.replacen(
+        from,
+        "          image: example.org/dind-with-supervisor:1\n",
+        1,
+    );
+    let rules: Vec<&str> = findings(&baked).iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"unsupervised-container"), "{rules:?}");
+    let annotated = baked.replacen(
+        "  template:\n    spec:\n",
+        "  template:\n    metadata:\n      annotations:\n        supervisor/entrypoints: '{\"dind\": [\"/supervisor/bin/supervisor\", \"sidecar\", \"--wait-file=/supervisor/main.done\", \"--grace=20s\", \"--\", \"dockerd-entrypoint.sh\"]}'\n    spec:\n",
+        1,
+    );
+    assert_eq!(findings(&annotated), vec![]);
+    // And inject, reading the same annotation, sees it wired and changes nothing.
+    let out = inject::inject_str(&annotated, &inject::Options::default()).expect("inject");
+    assert_eq!(
+        yaml::parse(&out).expect("yaml"),
+        yaml::parse(&annotated).expect("yaml")
+    );
+}
