@@ -1830,6 +1830,14 @@ class Bench:
                  "machine); load average at start %s, at end %s" % (
                      m["machine_cpu_busy_pct_before_run"], " ".join(m["loadavg_start"]),
                      " ".join(m.get("loadavg_end", []))))
+        # the latency phases; the idle, dockerd and reap phases are seconds-scale or the bench's own
+        busy = [l.get("machine_cpu_busy_pct") or 0 for k, l in R.get("load", {}).items()
+                if k in ("startup", "signal", "marker", "chain", "death", "gates")]
+        if m["machine_cpu_busy_pct_before_run"] > 50 or (busy and max(busy) > 90):
+            L.append("- **Loaded machine**: others kept the CPUs busy (%s%% before the run, up to "
+                     "%s%% during a latency phase): latencies include their run-queue delays, tails most "
+                     "of all; compare only with runs under similar load." % (
+                         m["machine_cpu_busy_pct_before_run"], max(busy) if busy else "?"))
         L.append("- supervisor: `%s` (%s; %s)" % (m["supervisor_bin"], " ".join(m["supervisor_version"]) or "?",
                                               m["supervisor_source"] or "binary given"))
         L.append("- Peers: " + ", ".join("%s %s" % (k, v["version"]) for k, v in m["peers"].items()))
