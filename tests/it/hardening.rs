@@ -396,29 +396,58 @@ fn marker_lease_and_ready_files_are_0644_whatever_the_umask_and_readable_by_othe
     }
 }
 
-// ---- inotify unavailable ----
+// ---- inotify unavailable, nothing can watch ----
 
 #[test]
-fn without_inotify_the_sidecar_and_the_readiness_gate_poll() {
+fn without_inotify_the_sidecar_and_the_readiness_gate_still_wake_on_events() {
     let t = tempdir();
     let d = mkdir(&t.path().join("vol"));
-    // In a user namespace whose inotify instance limit is 0, inotify_init fails with EMFILE.
+    // In a user namespace whose inotify instance limit is 0, inotify_init fails with EMFILE; dnotify
+    // still works. --poll 1h: were they polling, they would not see the files for an hour.
     let script = r#"echo 0 > /proc/sys/user/max_inotify_instances || exit 90
 "$SUP" main --wait-for "file:$D/go" --wait-timeout 20s -- echo gate-passed 2>&1
 echo "main rc=$?"
-exec "$SUP" sidecar --poll 50ms --wait-file "$D/done" -- sh -c 'echo daemon-up; exec sleep 1000' 2>&1
+exec "$SUP" sidecar --poll 1h --wait-file "$D/done" -- sh -c 'echo daemon-up; exec sleep 1000' 2>&1
 "#;
     let mut c = sh_ns(&["--user", "--map-root-user"], script);
     c.env("D", &d);
     let mut p = start(c);
-    // The gate logs what it waits for, then that it polls: the file must come after that.
     p.expect_line("waiting for file:", DEADLINE);
-    p.expect_line("inotify is unavailable", DEADLINE);
     std::fs::write(d.join("go"), "").unwrap();
     p.expect_line("gate-passed", DEADLINE);
     p.expect_line("main rc=0", DEADLINE);
-    let l = p.expect_line("inotify is unavailable", DEADLINE);
-    assert!(l.contains("polling every 50ms"), "{l}");
+    p.expect_line("daemon-up", DEADLINE);
+    std::fs::write(d.join("done"), "").unwrap();
+    p.expect_line("stopping the daemon", DEADLINE);
+    let o = p.finish();
+    assert_eq!(o.code(), Some(0), "{o}");
+    assert!(!o.stdout.contains("polling"), "{o}");
+}
+
+#[test]
+fn a_directory_nothing_can_watch_is_polled() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempdir();
+    let d = mkdir(&t.path().join("vol"));
+    // Searchable but not readable by the supervisor's user: neither dnotify (it opens the
+    // directory) nor inotify (it needs read permission) can watch it; files in it can be read.
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let script = r#"exec setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c '
+"$SUP" main --wait-for "file:$D/go" --wait-timeout 20s -- echo gate-passed 2>&1
+echo "main rc=$?"
+exec "$SUP" sidecar --poll 50ms --wait-file "$D/done" -- sh -c "echo daemon-up; exec sleep 1000" 2>&1
+'"#;
+    let mut c = sh_ns(&[], script);
+    c.env("D", &d);
+    let mut p = start(c);
+    let l = p.expect_line("polling every 200ms", DEADLINE);
+    assert!(l.contains("cannot watch"), "{l}");
+    std::fs::write(d.join("go"), "").unwrap();
+    p.expect_line("gate-passed", DEADLINE);
+    p.expect_line("main rc=0", DEADLINE);
+    let l = p.expect_line("polling every 50ms", DEADLINE);
+    assert!(l.contains("Permission denied"), "{l}");
     p.expect_line("daemon-up", DEADLINE);
     std::fs::write(d.join("done"), "").unwrap();
     p.expect_line("stopping the daemon", DEADLINE);
