@@ -8,9 +8,10 @@
 #
 # Theory of operation. Rootful podman 4.3 on this kind of host needs runc (crun fails on hybrid
 # cgroups), cgroupfs, a file events logger and explicit ulimits. Everything podman keeps -
-# images, containers, volumes, its tmp dir - lives under DIR, so nothing touches
-# /var/lib/containers or /run/libpod (see sv_podman_copy for the one place podman 4.3 insists
-# on) and two checkouts never share state. No registry is
+# images, containers, volumes - lives under DIR, and its runtime state in /run/sv-podman-HASH
+# (HASH: of DIR's path), so nothing touches /var/lib/containers or /run/libpod (see
+# sv_podman_copy for the one place podman 4.3 insists on) and two checkouts never share state.
+# No registry is
 # reachable, so base images are imported from root filesystems assembled from host files:
 # busybox-static, and Debian's dockerd/containerd/runc or redis with their shared libraries.
 # Each imported image carries a label with a hash of its recipe and inputs; a re-run with the
@@ -42,7 +43,27 @@ sv_podman_init() {
     local hard
     hard=$(ulimit -Hn)
     [ "$hard" = unlimited ] && hard=1048576
-    mkdir -p "$dir/storage" "$dir/run" "$dir/tmp" "$dir/cache"
+    # Runtime state (runroot, tmp_dir: conmon's sockets and exit files) lives at a short path
+    # named after DIR: under a long DIR (.../target/x86_64-unknown-linux-musl/tmp/podman),
+    # podman 4.3 waits 20 s for every init container's exit ("Exceeded conmon timeout").
+    local short
+    short=/run/sv-podman-$(printf %s "$dir" | sha256sum | cut -c1-12)
+    mkdir -p "$short/run" "$short/tmp" 2>/dev/null || {
+        short=/tmp/${short#/run/}
+        mkdir -p "$short/run" "$short/tmp" || return 1
+    }
+    mkdir -p "$dir/storage" "$dir/cache"
+    # libpod's database pins the runroot and tmp_dir it was created with and then ignores the
+    # configuration: a DIR made before they moved gets a fresh database, once (its images stay).
+    if [ "$(cat "$dir/runtime-dir" 2>/dev/null)" != "$short" ]; then
+        (
+            flock 9
+            if [ "$(cat "$dir/runtime-dir" 2>/dev/null)" != "$short" ]; then
+                rm -f "$dir/storage/libpod/bolt_state.db"
+                printf '%s\n' "$short" >"$dir/runtime-dir"
+            fi
+        ) 9>"$dir/runtime-dir.lock"
+    fi
     sv__write_if_changed "$dir/containers.conf" "[containers]
 default_ulimits = [\"nofile=$hard:$hard\", \"nproc=4096:4096\"]
 netns = \"none\"
@@ -52,14 +73,14 @@ log_driver = \"k8s-file\"
 runtime = \"runc\"
 cgroup_manager = \"cgroupfs\"
 events_logger = \"file\"
-events_logfile_path = \"$dir/run/events.log\"
-tmp_dir = \"$dir/tmp\"
+events_logfile_path = \"$dir/events.log\"
+tmp_dir = \"$short/tmp\"
 image_copy_tmp_dir = \"$dir/cache\"
 "
     sv__write_if_changed "$dir/storage.conf" "[storage]
 driver = \"overlay\"
 graphroot = \"$dir/storage\"
-runroot = \"$dir/run\"
+runroot = \"$short/run\"
 "
     export SV_PODMAN_DIR=$dir
     export CONTAINERS_CONF=$dir/containers.conf
