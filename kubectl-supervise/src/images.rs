@@ -138,7 +138,9 @@ fn normalize(image: &str) -> &str {
 /// Glob match with `*` only.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = parts.split_first().expect("split yields one part");
+    let Some((first, rest)) = parts.split_first() else {
+        return false;
+    };
     let Some(mut tail) = name.strip_prefix(first) else {
         return false;
     };

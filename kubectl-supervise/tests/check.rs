@@ -3,6 +3,9 @@
 //! The good manifests are the repository's examples/ (clean, as tests/it/examples.rs shows);
 //! each case edits one in a single place and names the rule that must report it.
 
+// Test helpers may unwrap: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kubectl_supervise::check::{self, Finding, RULES};
 use kubectl_supervise::{inject, yaml};
 use std::collections::BTreeSet;
