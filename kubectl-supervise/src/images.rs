@@ -39,6 +39,12 @@ pub const KNOWN_IMAGES: &[KnownImage] = &[
         env: &[("SUPERVISOR_WAIT_TIMEOUT", "2m")],
     },
     KnownImage {
+        pattern: "*/kubectl-supervise:*",
+        entrypoint: &["/usr/local/bin/kubectl-supervise"],
+        cmd: &["--help"],
+        env: &[],
+    },
+    KnownImage {
         pattern: "*/supervisor:*",
         entrypoint: &["/usr/local/bin/supervisor"],
         cmd: &["--help"],

@@ -335,7 +335,7 @@ impl Server {
             if !keep {
                 stream.conn.send_close_notify();
                 let _ = stream.flush();
-                linger(&mut stream.sock);
+                linger(&mut stream.sock, timeout);
                 return Ok(());
             }
         }
@@ -387,9 +387,9 @@ fn log_answer(a: &review::Answer) {
 /// Closes our side, then reads and drops what the client still sends (the rest of a body we
 /// refused) for a moment: closing a socket with unread data makes the kernel send a reset,
 /// which can destroy the response before the client reads it.
-fn linger(sock: &mut Deadlined) {
+fn linger(sock: &mut Deadlined, timeout: Duration) {
     let _ = sock.tcp.shutdown(std::net::Shutdown::Write);
-    sock.deadline.set(Instant::now() + Duration::from_secs(1));
+    sock.deadline.set(Instant::now() + timeout);
     let mut sink = [0u8; 16 * 1024];
     let mut left = 2 * MAX_BODY;
     while left > 0 {
