@@ -213,8 +213,12 @@ fn accept_loop(server: &Arc<Server>, listener: &TcpListener) {
             .name(format!("conn-{id}"))
             .spawn(move || {
                 let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-                if let Err(e) = s.connection(id, tcp) {
-                    tracing::debug!("connection from {peer} ended: {e}");
+                match s.connection(id, tcp) {
+                    Ok(()) => {}
+                    // A client that gets a TLS alert from us, or sends one (a wrong caBundle
+                    // makes the API server refuse our certificate), is worth telling.
+                    Err(ReadOrTls::Tls(e)) => tracing::warn!("TLS with {peer} failed: {e}"),
+                    Err(e) => tracing::debug!("connection from {peer} ended: {e}"),
                 }
                 s.unregister(id);
             });
@@ -299,7 +303,10 @@ impl Server {
         let conn = ServerConnection::new(Arc::clone(&self.tls))?;
         let mut stream = StreamOwned::new(conn, sock);
         while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock)?;
+            stream
+                .conn
+                .complete_io(&mut stream.sock)
+                .map_err(tls_error)?;
         }
         let limits = http::Limits {
             max_head: MAX_HEAD,
@@ -406,13 +413,28 @@ fn peer(tcp: &TcpStream) -> String {
         .unwrap_or_else(|_| "a client".into())
 }
 
-/// Why a connection ended early (logged at debug level: clients hang up all the time).
+/// Why a connection ended early: TLS errors are logged, I/O errors (clients hang up all the
+/// time, a deadline passed) only at debug level.
 #[derive(Debug, thiserror::Error)]
 enum ReadOrTls {
     #[error(transparent)]
     Io(#[from] io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] rustls::Error),
+}
+
+/// rustls reports its own errors (alerts sent or received) wrapped in an io::Error.
+fn tls_error(e: io::Error) -> ReadOrTls {
+    if !e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+        return ReadOrTls::Io(e);
+    }
+    match e
+        .into_inner()
+        .map(|inner| inner.downcast::<rustls::Error>())
+    {
+        Some(Ok(tls)) => ReadOrTls::Tls(*tls),
+        _ => ReadOrTls::Io(io::Error::other("a TLS error")),
+    }
 }
 
 /// A TCP stream whose reads fail once `deadline` has passed, however the bytes trickle in.
