@@ -97,9 +97,13 @@ threads=$(status_kib Threads)
 hz=$(getconf CLK_TCK)
 cpu=$(awk -v t="$((ticks1 - ticks0))" -v hz="$hz" -v d="$duration" 'BEGIN { printf "%.0f", 100 * t / hz / d }')
 
-# The most it answers (10 connections, no rate limit), and a new TLS connection per review.
+# The most it answers (10 connections, no rate limit), one connection's round trips (the cost
+# of one review), a new TLS connection per review, and GET /healthz at 1,000/s: what hey, TLS
+# and this machine cost without a review.
 hey_run max -z 10s -c 10
+hey_run single -z 10s -c 1
 hey_run fresh -z 10s -c 10 -q 20 -disable-keepalive
+hey -host "$host" -z 10s -c 10 -q 100 "https://$addr/healthz" > "$tmp/healthz.txt"
 rss_hwm=$(status_kib VmHWM)
 load_after=$(cut -d' ' -f1 /proc/loadavg)
 
@@ -126,7 +130,9 @@ mkdir -p "$(dirname "$out")"
     echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
     row rate "1,000/s for ${duration} s (10 kept-alive connections x 100/s)"
     row max "as fast as it answers, 10 s (10 kept-alive connections)"
+    row single "as fast as it answers, 10 s (1 connection: one review's round trip)"
     row fresh "a new TLS connection per review, 200/s for 10 s"
+    row healthz "GET /healthz, 1,000/s for 10 s (no review: hey, TLS and the machine)"
     echo
     echo "Memory (RSS): ${rss_idle} KiB idle, ${rss_peak} KiB at most during the 1,000/s run,"
     echo "${rss_hwm} KiB high-water mark over the whole benchmark. CPU during the 1,000/s run: ${cpu}%"
