@@ -6,17 +6,45 @@
  * deadline the process group we spawned is SIGKILLed, so a broken contender cannot
  * hang the benchmark or leak processes.
  *
- * Modes (argument substitution: %N run index, %R ready path, %O result path, %D run dir):
+ * Modes (argument substitution: %N run index, %R ready path, %O result path, %D run dir,
+ * %P port):
  *   spawnloop COUNT TIMEOUT_MS -- CMD... time COUNT sequential runs of CMD (stdio -> /dev/null):
  *                                        "WALL_NS CPU_NS" per run (CPU: CMD + its reaped children)
- *   child READY [RESULT]                 idle child/daemon: on TERM/INT/USR1 write the monotonic
- *                                        time (text) to RESULT and _exit(0); READY holds its pid
+ *   child READY [RESULT]                 idle child/daemon: on TERM/INT/USR1 write "T_HANDLER
+ *                                        T_EXIT" (when the handler ran, when it was about to exit)
+ *                                        to RESULT and _exit(0); READY holds its pid
  *   sigbench COUNT SMIN_US SMAX_US DIR -- CMD...
- *                                        spawn CMD (whose child is `child %R %O`), wait ready,
+ *                                        spawn CMD (whose child is `child %R %O`; %N is the
+ *                                        run's index), wait ready,
  *                                        kill(CMD, SIGTERM), report child-handler time - send time
- *   markerbench COUNT SMIN_US SMAX_US TIMEOUT_MS LEASE DIR -- CMD...
+ *   markerbench COUNT SMIN_US SMAX_US TIMEOUT_MS LEASE DIR -- CMD... [++ CMD2...]
  *                                        spawn a sidecar CMD (daemon `child %D/ready %D/stopped`),
- *                                        rename a marker to %D/done, report marker -> CMD exit
+ *                                        rename a marker to %D/done, report marker -> CMD exit.
+ *                                        LEASE 0: no lease file; 1: hold %D/done.lease, release
+ *                                        it right after the rename; 2: hold it and release it
+ *                                        without any marker (the main vanished). CMD2 (chain
+ *                                        stops) starts first; its daemon writes %D/ready2
+ *   waiter inotify|inotify-held|dnotify|lease DONE -- CMD...
+ *                                        reference sidecar: run CMD in its own group, wait for DONE
+ *                                        (inotify on its directory, or a blocked shared flock of
+ *                                        DONE.lease), SIGTERM the group, reap CMD, exit;
+ *                                        inotify-held: a holder process keeps the inotify instance
+ *                                        open past our exit
+ *   stamp OUT                            write the monotonic time at entry to OUT (atomically)
+ *   gatebench COUNT DMIN_US DMAX_US KIND NETNS DIR -- CMD... [++ CMD2...]
+ *                                        readiness gates: spawn CMD (whose command is
+ *                                        `stamp %D/started`), after a random delay make the target
+ *                                        ready (KIND tcp|http: listen on 127.0.0.1:%P, unix: listen
+ *                                        on %D/sock, file: rename %D/ready.flag into place), report
+ *                                        ready -> stamp and the TCP connects made meanwhile (the
+ *                                        netns's ActiveOpens; NETNS 1 = a network namespace of our
+ *                                        own). CMD2 (a sidecar) starts first, is TERMed at the end
+ *   deathbench COUNT SMIN_US SMAX_US MODE WINDOW_MS DIR -- SIDECAR... ++ MAIN...
+ *                                        SIDECAR's daemon is `child %D/dready`, MAIN's command
+ *                                        `child %D/cready %D/cstopped`; SIGKILL the daemon (MODE
+ *                                        daemon) or the sidecar supervisor (MODE sidecar), report
+ *                                        kill -> MAIN's command signalled; WINDOW_MS: how long to
+ *                                        wait for that
  *   hwm -- CMD...                        run CMD under ptrace; at its exit-stop print VmHWM etc.
  *   reap N RESULT                        orphan storm workload (run as CMD of a PID 1)
  *   init -- CMD...                       reference PID 1: blocking wait(-1) loop
@@ -25,7 +53,11 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -33,11 +65,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,7 +139,10 @@ static char *subst(const char *arg, const char *key, const char *val) {
     return again;
 }
 
-/* Build argv for one run, replacing %N %R %O %D. */
+/* The port of the current run (gatebench), substituted for %P. */
+static char g_port[16] = "";
+
+/* Build argv for one run, replacing %N %R %O %D %P. */
 static char **build_argv(char **tmpl, int n, const char *idx, const char *ready, const char *out,
                          const char *dir) {
     char **av = calloc((size_t)n + 1, sizeof(char *));
@@ -110,7 +150,9 @@ static char **build_argv(char **tmpl, int n, const char *idx, const char *ready,
         char *a = subst(tmpl[i], "%N", idx ? idx : "");
         char *b = subst(a, "%R", ready ? ready : "");
         char *c = subst(b, "%O", out ? out : "");
-        av[i] = subst(c, "%D", dir ? dir : "");
+        char *d = subst(c, "%D", dir ? dir : "");
+        av[i] = subst(d, "%P", g_port);
+        free(d);
         free(a);
         free(b);
         free(c);
@@ -204,18 +246,36 @@ static int cmd_spawnloop(int argc, char **argv) {
 /* ---------------- child / daemon ---------------- */
 static int result_fd = -1;
 
+/* Decimal digits of v ending at end (exclusive); returns the start. Async-signal-safe. */
+static char *fmt_u64(char *end, uint64_t v) {
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/* "T_HANDLER T_EXIT\n": when the handler ran, and when it was about to _exit (after formatting),
+ * so the harness can tell the supervisor's own exit time from the child's. */
 static void on_stop(int sig) {
     int64_t t = now_ns();
     if (result_fd >= 0) {
-        char buf[32];
-        int i = 31;
-        buf[i] = '\n';
-        uint64_t v = (uint64_t)t;
-        do {
-            buf[--i] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v && i > 0);
-        ssize_t w = write(result_fd, buf + i, (size_t)(32 - i));
+        char buf[64];
+        char *end = buf + sizeof buf;
+        *--end = '\n';
+        char *p = fmt_u64(end, (uint64_t)t);
+        int64_t t2 = now_ns();
+        char tail[32];
+        char *q = fmt_u64(tail + sizeof tail, (uint64_t)t2);
+        size_t ql = (size_t)(tail + sizeof tail - q);
+        /* assemble "t1 t2\n" in front of the newline */
+        char out[80];
+        size_t pl = (size_t)(buf + sizeof buf - p); /* digits + newline */
+        memcpy(out, p, pl - 1);
+        out[pl - 1] = ' ';
+        memcpy(out + pl, q, ql);
+        out[pl + ql] = '\n';
+        ssize_t w = write(result_fd, out, pl + ql + 1);
         (void)w;
     }
     (void)sig;
@@ -280,6 +340,18 @@ static pid_t read_ready(const char *path, int *term_blocked) {
 
 static pid_t read_pid(const char *path) { return read_ready(path, NULL); }
 
+/* The two numbers of a `child` result file ("T_HANDLER T_EXIT"); 0 if absent. */
+static int read_two(const char *path, int64_t *a, int64_t *b) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    long long x = -1, y = -1;
+    int n = fscanf(f, "%lld %lld", &x, &y);
+    fclose(f);
+    *a = x;
+    *b = y;
+    return n;
+}
+
 static int64_t read_i64(const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return -1;
@@ -328,7 +400,9 @@ static int cmd_sigbench(int argc, char **argv) {
         snprintf(out, sizeof out, "%s/s%d.out", dir, i);
         unlink(ready);
         unlink(out);
-        char **av = build_argv(argv + dd + 1, n, NULL, ready, out, NULL);
+        char idx[32];
+        snprintf(idx, sizeof idx, "%d", i);
+        char **av = build_argv(argv + dd + 1, n, idx, ready, out, NULL);
         pid_t pid = spawn(av, 1);
         free_argv(av);
         int pfd = pidfd_open_(pid);
@@ -357,13 +431,16 @@ static int cmd_sigbench(int argc, char **argv) {
             continue;
         }
         close(pfd);
-        int64_t t1 = read_i64(out);
+        int64_t t1 = -1, t2 = -1;
+        read_two(out, &t1, &t2);
         if (t1 < 0) {
             printf("fail no-handler status=%d%s\n", st, why);
             kill_tree(0, child);
             continue;
         }
-        printf("ok %lld %lld\n", (long long)(t1 - t0), (long long)(t_exit - t0));
+        /* handler latency, SIGTERM -> X exited, child about to _exit -> X exited */
+        printf("ok %lld %lld %lld\n", (long long)(t1 - t0), (long long)(t_exit - t0),
+               t2 > 0 ? (long long)(t_exit - t2) : -1LL);
     }
     return 0;
 }
@@ -374,6 +451,37 @@ static const char *MARKER =
     "\"started_at\":\"2025-01-01T00:00:00Z\",\"finished_at\":\"2025-01-01T00:00:01Z\","
     "\"duration_ms\":1000}\n";
 
+/* DIR/<tag><i>, created: the directory of one run. */
+static void run_dir(char *out, size_t n, const char *dir, char tag, int i) {
+    snprintf(out, n, "%s/%c%d", dir, tag, i);
+    if (mkdir(out, 0755) < 0 && errno != EEXIST) die(out);
+}
+
+/* A file of a run's directory. */
+#define IN_RUN(buf, rdir, name) snprintf(buf, sizeof buf, "%s/%s", rdir, name)
+
+/* Splits "-- CMD... [++ CMD2...]": *n1 args of CMD from argv[dd+1]; CMD2 (or NULL) and *n2. */
+static void split_two(int argc, char **argv, int dd, int *n1, char ***cmd2, int *n2) {
+    *cmd2 = NULL;
+    *n2 = 0;
+    *n1 = argc - dd - 1;
+    for (int i = dd + 1; i < argc; i++)
+        if (strcmp(argv[i], "++") == 0) {
+            *n1 = i - dd - 1;
+            *cmd2 = argv + i + 1;
+            *n2 = argc - i - 1;
+            break;
+        }
+}
+
+/* Wait for a process to exit within timeout_ms, SIGKILL its group (and extra) otherwise. */
+static int wait_or_kill(pid_t pid, int pfd, int timeout_ms, int *st, int64_t *t, pid_t extra) {
+    if (wait_deadline(pid, pfd, timeout_ms, st, t)) return 1;
+    kill_tree(pid, extra);
+    waitpid(pid, st, 0);
+    return 0;
+}
+
 static int cmd_markerbench(int argc, char **argv) {
     int count = atoi(argv[2]);
     long smin = atol(argv[3]), smax = atol(argv[4]);
@@ -381,21 +489,34 @@ static int cmd_markerbench(int argc, char **argv) {
     int lease = atoi(argv[6]);
     const char *dir = argv[7];
     int dd = find_dashdash(argc, argv, 8);
-    int n = argc - dd - 1;
+    int n, n2;
+    char **cmd2;
+    split_two(argc, argv, dd, &n, &cmd2, &n2);
     srandom((unsigned)(now_ns() ^ getpid()));
     for (int i = 0; i < count; i++) {
-        char rdir[4096], ready[4200], done[4200], tmp[4200], leasep[4200], stopped[4200];
-        snprintf(rdir, sizeof rdir, "%s/m%d", dir, i);
-        if (mkdir(rdir, 0755) < 0 && errno != EEXIST) die(rdir);
-        snprintf(ready, sizeof ready, "%s/ready", rdir);
-        snprintf(done, sizeof done, "%s/done", rdir);
-        snprintf(tmp, sizeof tmp, "%s/.done.tmp", rdir);
-        snprintf(leasep, sizeof leasep, "%s/done.lease", rdir);
-        snprintf(stopped, sizeof stopped, "%s/stopped", rdir);
+        char rdir[4096], ready[4200], ready2[4200], done[4200], tmp[4200], leasep[4200],
+            stopped[4200];
+        run_dir(rdir, sizeof rdir, dir, 'm', i);
+        IN_RUN(ready, rdir, "ready");
+        IN_RUN(ready2, rdir, "ready2");
+        IN_RUN(done, rdir, "done");
+        IN_RUN(tmp, rdir, ".done.tmp");
+        IN_RUN(leasep, rdir, "done.lease");
+        IN_RUN(stopped, rdir, "stopped");
         int lfd = -1;
         if (lease) {
             lfd = open(leasep, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
             if (lfd < 0 || flock(lfd, LOCK_EX) < 0) die(leasep);
+        }
+        /* chain: the first sidecar (CMD2) starts first; CMD (measured) waits on its marker */
+        pid_t pid2 = -1;
+        int pfd2 = -1;
+        if (cmd2) {
+            char **av2 = build_argv(cmd2, n2, NULL, NULL, NULL, rdir);
+            pid2 = spawn(av2, 1);
+            free_argv(av2);
+            pfd2 = pidfd_open_(pid2);
+            if (pfd2 < 0) die("pidfd_open");
         }
         char **av = build_argv(argv + dd + 1, n, NULL, NULL, NULL, rdir);
         pid_t pid = spawn(av, 1);
@@ -403,29 +524,46 @@ static int cmd_markerbench(int argc, char **argv) {
         int pfd = pidfd_open_(pid);
         if (pfd < 0) die("pidfd_open");
         int w = wait_file(ready, 10000, pid);
+        if (w == 1 && cmd2) w = wait_file(ready2, 10000, pid2);
         if (w != 1) {
             printf("fail %s\n", w == 0 ? "not-ready" : "exited-early");
             kill_tree(pid, read_pid(ready));
-            if (w == 0) waitpid(pid, NULL, 0);
+            waitpid(pid, NULL, 0);
+            if (cmd2) {
+                kill_tree(pid2, read_pid(ready2));
+                waitpid(pid2, NULL, 0);
+                close(pfd2);
+            }
             if (lfd >= 0) close(lfd);
             close(pfd);
             continue;
         }
         int blk = 0;
         pid_t daemon = read_ready(ready, &blk);
+        pid_t daemon2 = cmd2 ? read_pid(ready2) : -1;
         sleep_us(rand_between(smin, smax));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || write(fd, MARKER, strlen(MARKER)) < 0) die(tmp);
-        close(fd);
-        int64_t t0 = now_ns();
-        if (rename(tmp, done) < 0) die("rename");
-        if (lfd >= 0) close(lfd); /* like a real main: marker first, then the lease goes */
-        int st = 0;
-        int64_t t1 = 0;
-        if (!wait_deadline(pid, pfd, timeout_ms, &st, &t1)) {
-            printf("fail timeout\n");
-            kill_tree(pid, daemon);
-            waitpid(pid, NULL, 0);
+        int64_t t0;
+        if (lease == 2) {
+            t0 = now_ns(); /* the main vanished: its lease goes, no marker ever comes */
+            close(lfd);
+        } else {
+            int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || write(fd, MARKER, strlen(MARKER)) < 0) die(tmp);
+            close(fd);
+            t0 = now_ns();
+            if (rename(tmp, done) < 0) die("rename");
+            if (lfd >= 0) close(lfd); /* like a real main: marker first, then the lease goes */
+        }
+        int st = 0, st2 = 0;
+        int64_t t1 = 0, t2 = 0;
+        int ok2 = 1;
+        if (cmd2) {
+            ok2 = wait_or_kill(pid2, pfd2, timeout_ms, &st2, &t2, daemon2);
+            close(pfd2);
+        }
+        if (!wait_or_kill(pid, pfd, timeout_ms, &st, &t1, daemon) || !ok2) {
+            printf("fail timeout%s\n", ok2 ? "" : " (first sidecar)");
+            if (cmd2 && ok2) kill_tree(0, daemon2);
             close(pfd);
             continue;
         }
@@ -433,10 +571,392 @@ static int cmd_markerbench(int argc, char **argv) {
         int64_t td = read_i64(stopped);
         char ds = proc_state(daemon);
         if (ds == 'A') kill(daemon, SIGKILL);
+        if (cmd2 && proc_state(daemon2) == 'A') {
+            kill(daemon2, SIGKILL);
+            ds = 'A';
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        printf("ok %lld %lld %d %s%s\n", (long long)(t1 - t0), td > 0 ? (long long)(td - t0) : -1LL,
+        /* marker -> CMD exited, -> CMD's daemon signalled, CMD's code, daemons, [-> CMD2 exited] */
+        printf("ok %lld %lld %d %s%s", (long long)(t1 - t0), td > 0 ? (long long)(td - t0) : -1LL,
                code, ds == 'A' ? "daemon-alive" : "daemon-stopped", blk ? " term-blocked" : "");
+        if (cmd2) printf(" first-exited %lld", (long long)(t2 - t0));
+        printf("\n");
         fflush(stdout);
+    }
+    return 0;
+}
+
+/* ---------------- waiter (reference sidecar) ---------------- */
+/* The least a sidecar can do on each mechanism: block until the marker appears (inotify on its
+ * directory) or the lease is released (a shared flock that blocks), then stop its daemon and
+ * exit. No logging, no parsing, no checks: the physical limit the supervisor is compared to. */
+static int cmd_waiter(int argc, char **argv) {
+    if (argc < 5) return 2;
+    int lease = strcmp(argv[2], "lease") == 0;
+    /* inotify-held: a holder process shares the inotify instance, so our exit does not destroy
+     * it: closing the last reference of an instance with watches waits for an SRCU grace period
+     * (fsnotify_destroy_group -> fsnotify_wait_marks_destroyed), 10-20 ms, and an exiting
+     * process closes its files before its parent is told. The holder pays that later. */
+    int held = strcmp(argv[2], "inotify-held") == 0;
+    /* dnotify: the same fsnotify events through the directory's fd and a real-time signal; its
+     * marks belong to one global group that is never destroyed, so closing the fd (at exit)
+     * does not wait for a grace period */
+    int dn = strcmp(argv[2], "dnotify") == 0;
+    const char *done = argv[3];
+    int dd = find_dashdash(argc, argv, 4);
+    char dcopy[4096], bcopy[4096];
+    snprintf(dcopy, sizeof dcopy, "%s", done);
+    snprintf(bcopy, sizeof bcopy, "%s", done);
+    const char *dname = dirname(dcopy), *bname = basename(bcopy);
+    int ifd = -1, lfd = -1;
+    if (lease) {
+        char lp[4200];
+        snprintf(lp, sizeof lp, "%s.lease", done);
+        lfd = open(lp, O_RDONLY | O_CLOEXEC);
+        if (lfd < 0) die(lp);
+    } else if (dn) {
+        sigset_t rt;
+        sigemptyset(&rt);
+        sigaddset(&rt, SIGRTMIN + 1);
+        sigprocmask(SIG_BLOCK, &rt, NULL);
+        ifd = open(dname, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (ifd < 0 || fcntl(ifd, F_SETSIG, SIGRTMIN + 1) < 0 ||
+            fcntl(ifd, F_NOTIFY, DN_CREATE | DN_RENAME | DN_MULTISHOT) < 0)
+            die("dnotify");
+    } else {
+        ifd = inotify_init1(IN_CLOEXEC);
+        if (ifd < 0 || inotify_add_watch(ifd, dname, IN_MOVED_TO | IN_CREATE) < 0) die("inotify");
+    }
+    if (held) {
+        int gate[2];
+        if (pipe2(gate, O_CLOEXEC) < 0) die("pipe");
+        pid_t h = fork();
+        if (h < 0) die("fork");
+        if (h == 0) { /* keeps ifd open until the waiter is gone (EOF on the gate) */
+            char b;
+            close(gate[1]);
+            while (read(gate[0], &b, 1) < 0 && errno == EINTR) {
+            }
+            _exit(0);
+        }
+        close(gate[0]); /* gate[1] stays open (close-on-exec) until we exit */
+    }
+    pid_t pid = spawn(argv + dd + 1, 1);
+    struct stat sb;
+    if (lease) {
+        while (flock(lfd, LOCK_SH) < 0)
+            if (errno != EINTR) die("flock");
+    } else if (dn) {
+        sigset_t rt;
+        sigemptyset(&rt);
+        sigaddset(&rt, SIGRTMIN + 1);
+        while (stat(done, &sb) != 0) sigwaitinfo(&rt, NULL);
+    } else {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (stat(done, &sb) != 0) {
+            ssize_t r = read(ifd, buf, sizeof buf);
+            if (r < 0 && errno != EINTR) die("inotify read");
+            int hit = 0;
+            for (char *p = buf; r > 0 && p < buf + r;) {
+                struct inotify_event *ev = (struct inotify_event *)p;
+                if (ev->len && strcmp(ev->name, bname) == 0) hit = 1;
+                p += sizeof *ev + ev->len;
+            }
+            if (hit) break;
+        }
+    }
+    kill(-pid, SIGTERM);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return 0;
+}
+
+/* ---------------- stamp ---------------- */
+static int cmd_stamp(int argc, char **argv) {
+    int64_t t = now_ns();
+    if (argc < 3) return 2;
+    char text[32];
+    snprintf(text, sizeof text, "%lld\n", (long long)t);
+    write_file_atomic(argv[2], text);
+    return 0;
+}
+
+/* ---------------- gatebench ---------------- */
+/* Bring up lo in a fresh network namespace: each lane of runs gets its own ports and its own
+ * TCP counters, so connects counted are this lane's only. */
+static void own_netns(void) {
+    if (unshare(CLONE_NEWNET) < 0) die("unshare(CLONE_NEWNET)");
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strcpy(ifr.ifr_name, "lo");
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die("SIOCGIFFLAGS lo");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die("SIOCSIFFLAGS lo");
+    close(s);
+}
+
+/* Tcp ActiveOpens of this network namespace: every connect() that sent a SYN. */
+static long long tcp_active_opens(void) {
+    FILE *f = fopen("/proc/net/snmp", "r");
+    if (!f) return -1;
+    char hdr[1024], val[1024];
+    long long out = -1;
+    while (fgets(hdr, sizeof hdr, f)) {
+        if (strncmp(hdr, "Tcp:", 4) != 0) continue;
+        if (!fgets(val, sizeof val, f)) break;
+        char *hs, *vs, *h = strtok_r(hdr, " \n", &hs), *v = strtok_r(val, " \n", &vs);
+        while (h && v) {
+            if (strcmp(h, "ActiveOpens") == 0) out = atoll(v);
+            h = strtok_r(NULL, " \n", &hs);
+            v = strtok_r(NULL, " \n", &vs);
+        }
+        break;
+    }
+    fclose(f);
+    return out;
+}
+
+static int listen_on(int kind_unix, const char *path, int port, int64_t *t0) {
+    int s;
+    if (kind_unix) {
+        s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        struct sockaddr_un a;
+        memset(&a, 0, sizeof a);
+        a.sun_family = AF_UNIX;
+        if (strlen(path) >= sizeof a.sun_path) {
+            fprintf(stderr, "benchkit: socket path too long: %s\n", path);
+            exit(2);
+        }
+        memcpy(a.sun_path, path, strlen(path) + 1);
+        unlink(path);
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0) die("bind unix");
+    } else {
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons((uint16_t)port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0) die("bind tcp");
+    }
+    /* "starts listening": connects before this are refused, after it they are accepted */
+    *t0 = now_ns();
+    if (listen(s, 128) < 0) die("listen");
+    return s;
+}
+
+/* Accept what is pending; for http, answer each request with 200 and close. */
+static void serve(int ls, int http) {
+    for (;;) {
+        int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) return;
+        if (http) {
+            char buf[2048];
+            struct pollfd p = {c, POLLIN, 0};
+            /* the request comes right after the connect; do not wait long for a silent client */
+            if (poll(&p, 1, 1000) > 0 && read(c, buf, sizeof buf) > 0) {
+                static const char ok[] =
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+                ssize_t w = write(c, ok, sizeof ok - 1);
+                (void)w;
+            }
+        }
+        close(c);
+    }
+}
+
+static int cmd_gatebench(int argc, char **argv) {
+    int count = atoi(argv[2]);
+    long dmin = atol(argv[3]), dmax = atol(argv[4]);
+    const char *kind = argv[5];
+    int netns = atoi(argv[6]);
+    const char *dir = argv[7];
+    int dd = find_dashdash(argc, argv, 8);
+    int n, n2;
+    char **cmd2;
+    split_two(argc, argv, dd, &n, &cmd2, &n2);
+    int is_unix = !strcmp(kind, "unix"), is_http = !strcmp(kind, "http"),
+        is_file = !strcmp(kind, "file");
+    if (netns) own_netns();
+    srandom((unsigned)(now_ns() ^ getpid()));
+    for (int i = 0; i < count; i++) {
+        char rdir[4096], started[4200], sock[4200], flag[4200], ftmp[4200], dready[4200];
+        run_dir(rdir, sizeof rdir, dir, 'g', i);
+        IN_RUN(started, rdir, "started");
+        IN_RUN(sock, rdir, "sock");
+        IN_RUN(flag, rdir, "ready.flag");
+        IN_RUN(ftmp, rdir, ".ready.tmp");
+        IN_RUN(dready, rdir, "dready");
+        int port = 20000 + i % 20000;
+        snprintf(g_port, sizeof g_port, "%d", port);
+        long long c0 = tcp_active_opens();
+        pid_t pid2 = -1;
+        if (cmd2) { /* a sidecar in front: ready-when the port, writing a ready file */
+            char **av2 = build_argv(cmd2, n2, NULL, NULL, NULL, rdir);
+            pid2 = spawn(av2, 1);
+            free_argv(av2);
+        }
+        char **av = build_argv(argv + dd + 1, n, NULL, NULL, NULL, rdir);
+        int64_t ts = now_ns();
+        pid_t pid = spawn(av, 1);
+        free_argv(av);
+        int pfd = pidfd_open_(pid);
+        if (pfd < 0) die("pidfd_open");
+        /* the dependency takes a while to come up; the contender polls or watches meanwhile */
+        sleep_us(rand_between(dmin, dmax));
+        int st = 0;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            printf("fail exited-early status=%d\n", st);
+            close(pfd);
+            if (pid2 > 0) {
+                kill_tree(pid2, read_pid(dready));
+                waitpid(pid2, NULL, 0);
+            }
+            continue;
+        }
+        int64_t t0 = 0;
+        int ls = -1;
+        if (is_file) {
+            int fd = open(ftmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0 || write(fd, "ready\n", 6) < 0) die(ftmp);
+            close(fd);
+            t0 = now_ns();
+            if (rename(ftmp, flag) < 0) die("rename");
+        } else {
+            ls = listen_on(is_unix, sock, port, &t0);
+        }
+        /* serve until the contender has exited (its command is `stamp`, which exits at once) */
+        int64_t deadline = now_ns() + 10000000000LL, t_exit = 0;
+        int done = 0;
+        while (!done && now_ns() < deadline) {
+            struct pollfd p[2] = {{pfd, POLLIN, 0}, {ls, POLLIN, 0}};
+            int r = poll(p, ls >= 0 ? 2 : 1, 100);
+            if (r < 0 && errno != EINTR) die("poll");
+            if (ls >= 0 && (p[1].revents & POLLIN)) serve(ls, is_http);
+            if (p[0].revents & POLLIN) {
+                t_exit = now_ns();
+                waitpid(pid, &st, 0);
+                done = 1;
+            }
+        }
+        close(pfd);
+        long long c1 = tcp_active_opens();
+        if (!done) {
+            printf("fail timeout\n");
+            kill_tree(pid, 0);
+            waitpid(pid, NULL, 0);
+        }
+        if (ls >= 0) close(ls);
+        if (pid2 > 0) { /* stop the sidecar the way a pod's end would, then make sure */
+            kill(pid2, SIGTERM);
+            int pf2 = pidfd_open_(pid2), s2;
+            if (pf2 < 0 || !wait_deadline(pid2, pf2, 5000, &s2, NULL)) {
+                kill_tree(pid2, read_pid(dready));
+                waitpid(pid2, NULL, 0);
+            }
+            if (pf2 >= 0) close(pf2);
+        }
+        if (!done) continue;
+        int64_t t1 = read_i64(started);
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (t1 < 0) {
+            printf("fail no-start code=%d\n", code);
+            continue;
+        }
+        /* ready -> CMD started, connects while waiting, contender start -> CMD started, code */
+        printf("ok %lld %lld %lld %d\n", (long long)(t1 - t0),
+               c0 >= 0 && c1 >= 0 ? c1 - c0 : -1LL, (long long)(t1 - ts), code);
+        (void)t_exit;
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* ---------------- deathbench ---------------- */
+static int cmd_deathbench(int argc, char **argv) {
+    int count = atoi(argv[2]);
+    long smin = atol(argv[3]), smax = atol(argv[4]);
+    int kill_sidecar = !strcmp(argv[5], "sidecar");
+    int window_ms = atoi(argv[6]);
+    const char *dir = argv[7];
+    int dd = find_dashdash(argc, argv, 8);
+    int n, n2;
+    char **cmd2;
+    split_two(argc, argv, dd, &n, &cmd2, &n2);
+    if (!cmd2) {
+        fprintf(stderr, "deathbench: -- SIDECAR... ++ MAIN...\n");
+        return 2;
+    }
+    srandom((unsigned)(now_ns() ^ getpid()));
+    for (int i = 0; i < count; i++) {
+        char rdir[4096], dready[4200], cready[4200], cstopped[4200], lease[4200];
+        run_dir(rdir, sizeof rdir, dir, 'd', i);
+        IN_RUN(dready, rdir, "dready");
+        IN_RUN(cready, rdir, "cready");
+        IN_RUN(cstopped, rdir, "cstopped");
+        IN_RUN(lease, rdir, "side.done.lease");
+        char **av = build_argv(argv + dd + 1, n, NULL, NULL, NULL, rdir);
+        pid_t side = spawn(av, 1);
+        free_argv(av);
+        int spfd = pidfd_open_(side);
+        int w = wait_file(dready, 10000, side);
+        if (w == 1) w = wait_file(lease, 10000, side);
+        pid_t daemon = read_pid(dready);
+        pid_t mainp = -1;
+        int mpfd = -1;
+        if (w == 1) {
+            av = build_argv(cmd2, n2, NULL, NULL, NULL, rdir);
+            mainp = spawn(av, 1);
+            free_argv(av);
+            mpfd = pidfd_open_(mainp);
+            w = wait_file(cready, 10000, mainp);
+        }
+        pid_t cmd = read_pid(cready);
+        if (w != 1) {
+            printf("fail %s\n", w == 0 ? "not-ready" : "exited-early");
+            goto cleanup;
+        }
+        /* let the main arm its watches on the sidecar's marker and lease after CMD started */
+        sleep_us(rand_between(smin, smax));
+        int64_t t0 = now_ns();
+        kill(kill_sidecar ? side : daemon, SIGKILL);
+        int st = 0;
+        int64_t t_main = 0;
+        if (!wait_deadline(mainp, mpfd, window_ms, &st, &t_main)) {
+            /* not noticed within the window: the job would run on until its own deadline */
+            int alive = proc_state(cmd) == 'A';
+            printf("unnoticed %d %s\n", window_ms, alive ? "cmd-running" : "cmd-gone");
+            goto cleanup;
+        }
+        mainp = -1;
+        int64_t t1 = read_i64(cstopped);
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        /* kill -> CMD's handler ran, kill -> main exited, main's code */
+        printf("ok %lld %lld %d\n", t1 > 0 ? (long long)(t1 - t0) : -1LL, (long long)(t_main - t0),
+               code);
+        fflush(stdout);
+    cleanup:
+        if (mainp > 0) {
+            kill_tree(mainp, cmd);
+            waitpid(mainp, NULL, 0);
+        }
+        if (mpfd >= 0) close(mpfd);
+        int s2;
+        if (!kill_sidecar || proc_state(side) == 'A') kill(side, SIGTERM);
+        if (spfd < 0 || !wait_deadline(side, spfd, 5000, &s2, NULL)) {
+            kill_tree(side, daemon);
+            waitpid(side, NULL, 0);
+        }
+        if (spfd >= 0) close(spfd);
+        /* a SIGKILLed sidecar supervisor leaves its daemon behind (in a pod, the PID namespace
+         * would take it down) */
+        if (daemon > 0 && proc_state(daemon) == 'A') kill(daemon, SIGKILL);
     }
     return 0;
 }
@@ -612,7 +1132,19 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "spawnloop") && argc > 4) return cmd_spawnloop(argc, argv);
     if (!strcmp(m, "child")) return cmd_child(argc, argv);
     if (!strcmp(m, "sigbench") && argc > 6) return cmd_sigbench(argc, argv);
-    if (!strcmp(m, "markerbench") && argc > 8) return cmd_markerbench(argc, argv);
+    if (!strcmp(m, "markerbench") && argc > 8) {
+        /* the reference waiter's holder process outlives it: re-parent it here and reap it */
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        int r = cmd_markerbench(argc, argv);
+        alarm(10);
+        while (wait(NULL) > 0 || errno == EINTR) {
+        }
+        return r;
+    }
+    if (!strcmp(m, "waiter") && argc > 5) return cmd_waiter(argc, argv);
+    if (!strcmp(m, "stamp")) return cmd_stamp(argc, argv);
+    if (!strcmp(m, "gatebench") && argc > 8) return cmd_gatebench(argc, argv);
+    if (!strcmp(m, "deathbench") && argc > 8) return cmd_deathbench(argc, argv);
     if (!strcmp(m, "hwm")) return cmd_hwm(argc, argv);
     if (!strcmp(m, "reap")) return cmd_reap(argc, argv);
     if (!strcmp(m, "init")) return cmd_init(argc, argv);

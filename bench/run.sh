@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# One-command benchmark of supervisor vs tini-static, dumb-init, catatonit and the shell loop.
+# One-command benchmark of supervisor vs tini-static, dumb-init, catatonit and the shell loops.
 # Usage: bench/run.sh [--quick] [--bin PATH] [--idle SECONDS] [--only PHASES] [--out DIR]
 #                     [--name NAME] [--tmpdir DIR] [--keep-tmp] [--render-only]
 # The binary: --bin PATH, else $SUPERVISOR_BIN, else built here with
 #   cargo build --release --target x86_64-unknown-linux-musl
-# Writes bench/results/latest.md and bench/results/latest.json. See docs/bench.md.
+# Writes bench/results/latest.{md,json}, the plots (*.svg) and readme-table.md. See docs/bench.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,8 +27,19 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-if [ -n "$render_only" ]; then   # rewrite NAME.md from NAME.json; no measurement
-    exec python3 "$here/bench.py" "${args[@]}"
+# The plots need matplotlib: use the first python3 that has it (Debian's python3-matplotlib is
+# for /usr/bin/python3, which may not be the python3 first on PATH).
+pick_python() {
+    for py in python3 /usr/bin/python3; do
+        if command -v "$py" >/dev/null && "$py" -c 'import matplotlib' 2>/dev/null; then
+            echo "$py"; return 0
+        fi
+    done
+    return 1
+}
+
+if [ -n "$render_only" ]; then   # rewrite NAME.md (and plots, table) from NAME.json; no measurement
+    exec "$(pick_python || echo python3)" "$here/bench.py" "${args[@]}"
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -45,6 +56,10 @@ command -v gcc >/dev/null || need+=(gcc libc6-dev)
 command -v python3 >/dev/null || need+=(python3)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v strip >/dev/null || need+=(binutils)
+command -v nc >/dev/null || need+=(netcat-openbsd)   # the shell loops the gates replace
+command -v curl >/dev/null || need+=(curl)
+command -v timeout >/dev/null || need+=(coreutils)
+pick_python >/dev/null || need+=(python3-matplotlib)
 if [ ${#need[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null; then
         echo "bench: installing ${need[*]}" >&2
@@ -55,6 +70,12 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 command -v dockerd >/dev/null || echo "bench: dockerd not found (apt-get install docker.io); the dockerd measurement is skipped" >&2
+command -v perf >/dev/null || echo "bench: perf not found (apt-get install linux-perf); the idle perf column and the probe rate are skipped" >&2
+if ! py="$(pick_python)"; then   # no Debian package: PyPI, for the python3 on PATH
+    echo "bench: installing matplotlib from PyPI for $(command -v python3)" >&2
+    python3 -m pip install --quiet matplotlib >&2 || true
+    py="$(pick_python)" || { py=python3; echo "bench: no matplotlib; the plots are skipped" >&2; }
+fi
 
 source_note=""
 if [ -z "$bin" ]; then
@@ -81,4 +102,4 @@ fi
 source_note="${SUPERVISOR_BIN_SOURCE:-$source_note}"
 [ -x "$bin" ] || { echo "bench: no executable supervisor at $bin" >&2; exit 2; }
 
-exec python3 "$here/bench.py" --bin "$bin" --bin-source "$source_note" --command "$cmdline" "${args[@]}"
+exec "$py" "$here/bench.py" --bin "$bin" --bin-source "$source_note" --command "$cmdline" "${args[@]}"

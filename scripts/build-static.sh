@@ -1,27 +1,33 @@
 #!/usr/bin/env bash
-# Builds the fully static release binary and prints its path. musl when the target is installed,
-# else glibc with crt-static. With --check: also verify it is static and within the size budget.
+# Builds the fully static release binary and prints its path. A plain `cargo build --release`
+# targets x86_64-unknown-linux-musl (the default in .cargo/config.toml), so this builds exactly
+# what a Rust user's first build gives. Where the musl target is not installed (a distribution's
+# Rust without rustup), it falls back to glibc with crt-static, and says so.
+# With --check: also verify that the binary is static and within the size budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET=${SUPERVISOR_SIZE_BUDGET:-1048576}   # 1 MiB
-if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-    target=x86_64-unknown-linux-musl
-    cargo build --release --locked --target "$target" >&2
+musl=x86_64-unknown-linux-musl
+# The target's standard library exists only when the target is installed.
+if [ -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ]; then
+    target=$musl
+    # CARGO_BUILD_TARGET would override the default this script means to check.
+    env -u CARGO_BUILD_TARGET cargo build --release --locked >&2
 else
     target=x86_64-unknown-linux-gnu
+    echo "build-static: the $musl target is not installed (rustup target add $musl); building glibc with crt-static instead" >&2
     RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" >&2
 fi
 bin=target/$target/release/supervisor
 if [ "${1:-}" = "--check" ]; then
-    info=$(file -L "$bin" 2>/dev/null || true)
-    if readelf -l "$bin" | grep -q INTERP || readelf -d "$bin" | grep -q NEEDED; then
-        echo "build-static: $bin is dynamically linked: $info" >&2
+    if readelf --wide --program-headers --dynamic "$bin" | grep -qE 'INTERP|\(NEEDED\)'; then
+        echo "build-static: $bin is dynamically linked: $(file -L "$bin" 2>/dev/null || true)" >&2
         exit 1
     fi
     size=$(stat -c %s "$bin")
     echo "build-static: $bin is static, $size bytes (budget $BUDGET)" >&2
     if [ "$size" -gt "$BUDGET" ]; then
-        if [ "$target" = x86_64-unknown-linux-musl ]; then
+        if [ "$target" = "$musl" ]; then
             echo "build-static: over the size budget" >&2
             exit 1
         fi

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the tests, the demo and the benchmarks use on a fresh Debian machine (root), and
-# the musl target for the static build. Idempotent: a second run only checks.
+# the musl target for the static build. Idempotent: a second run only checks. It installs and
+# touches nothing else: services the packages start (redis, nginx, docker, containerd) keep
+# running, since every test starts its own daemons on its own ports, sockets, pid files and data
+# directories.
 set -euo pipefail
 
 packages=(
     python3 util-linux procps iproute2          # test helpers, unshare, ps, ip
+    binutils file                               # readelf, file: static-linking checks
     redis-server redis-tools nginx-light        # real sidecar daemons
     docker.io                                   # a real dockerd (+ containerd, runc)
     podman runc busybox-static uidmap           # real containers for images and examples
@@ -20,16 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Packages that start services on install: the tests start their own, on their own ports.
-for svc in redis-server nginx docker containerd; do
-    if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
-        systemctl stop "$svc" || true
-    fi
-done
-pkill -x redis-server 2>/dev/null || true
-pkill -x nginx 2>/dev/null || true
-
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
-    rustup target add x86_64-unknown-linux-musl || echo "setup: musl target unavailable; the static build falls back to glibc crt-static" >&2
+    rustup target add x86_64-unknown-linux-musl || echo "setup: musl target unavailable: cargo build and cargo test need it (it is the default target); scripts/build-static.sh falls back to glibc crt-static" >&2
 fi
 echo "setup: ok"

@@ -291,7 +291,13 @@ pub const MODES: [&Mode; 4] = [&MAIN, &SIDECAR, &PROBE, &INSTALL];
 
 /// The environment variable of an option: `wait_file` -> `SUPERVISOR_WAIT_FILE`.
 pub fn env_var(id: &str) -> String {
-    format!("SUPERVISOR_{}", id.to_ascii_uppercase().replace('-', "_"))
+    let mut var = String::with_capacity(11 + id.len());
+    var.push_str("SUPERVISOR_");
+    var.extend(id.chars().map(|c| match c {
+        '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    var
 }
 
 /// A parsed command line: the mode, the options given (raw), and the positional arguments.

@@ -138,7 +138,8 @@ impl Val {
 /// definition's default.
 struct Source<'a> {
     args: &'a cli::Args,
-    env: &'a dyn Fn(&str) -> Option<OsString>,
+    /// Each option's variable, looked up once: (option id, variable, value).
+    env: Vec<(&'static str, String, OsString)>,
     /// What should be said once logging is up: settings ignored (warnings), presets expanded.
     notes: std::cell::RefCell<Vec<Note>>,
 }
@@ -175,11 +176,13 @@ impl Source<'_> {
     }
 
     fn env_value(&self, id: &'static str) -> Option<Val> {
-        let var = cli::env_var(id);
-        (self.env)(&var).map(|raw| Val {
-            raw,
-            place: Place::Env(var),
-        })
+        self.env
+            .iter()
+            .find(|(o, _, _)| *o == id)
+            .map(|(_, var, raw)| Val {
+                raw: raw.clone(),
+                place: Place::Env(var.clone()),
+            })
     }
 
     /// The value of a single-valued option, if it has one (from the command line, the
@@ -203,7 +206,7 @@ impl Source<'_> {
 
     /// Whether the option was given at all (not just its default).
     fn given(&self, id: &'static str) -> bool {
-        self.on_command_line(id) || (self.env)(&cli::env_var(id)).is_some()
+        self.on_command_line(id) || self.env.iter().any(|(o, _, _)| *o == id)
     }
 
     /// The values of a repeatable option: each occurrence on the command line is one value;
@@ -397,7 +400,42 @@ pub enum Invocation {
 
 /// Parses this process's command line and environment.
 pub fn from_process() -> Result<Invocation, ConfigError> {
-    parse(std::env::args_os(), &|var| std::env::var_os(var))
+    // One pass over the environment, copying only our variables (and RUST_LOG), rather than a
+    // getenv per option or a copy of every variable.
+    let ours: Vec<(OsString, OsString)> = our_environment();
+    parse(std::env::args_os(), &|var| {
+        ours.iter()
+            .find(|(k, _)| k.as_bytes() == var.as_bytes())
+            .map(|(_, v)| v.clone())
+    })
+}
+
+unsafe extern "C" {
+    /// The C library's environment array (POSIX).
+    static environ: *const *const std::ffi::c_char;
+}
+
+/// The `SUPERVISOR_*` and `RUST_LOG` variables of this process.
+fn our_environment() -> Vec<(OsString, OsString)> {
+    let mut out = Vec::new();
+    // SAFETY: this runs at start-up, before any thread exists, so nothing changes the environment
+    // while it is read; `environ` is a NULL-terminated array of NUL-terminated strings.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if bytes.starts_with(b"SUPERVISOR_") || bytes.starts_with(b"RUST_LOG=") {
+                if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
+                    out.push((
+                        OsStr::from_bytes(&bytes[..eq]).to_os_string(),
+                        OsStr::from_bytes(&bytes[eq + 1..]).to_os_string(),
+                    ));
+                }
+            }
+            entry = entry.add(1);
+        }
+    }
+    out
 }
 
 /// Parses and validates a whole `supervisor` command line (`argv[0]` included) exactly as the
@@ -441,9 +479,19 @@ where
         cli::Request::Print(text) => return Ok(Invocation::Print(text)),
         cli::Request::Run(args) => args,
     };
+    let env_values = args
+        .mode
+        .options
+        .iter()
+        .chain(cli::GLOBAL)
+        .filter_map(|o| {
+            let var = cli::env_var(o.id);
+            env(&var).map(|v| (o.id, var, v))
+        })
+        .collect();
     let s = Source {
         args: &args,
-        env,
+        env: env_values,
         notes: Default::default(),
     };
     let mode = match args.mode.name {

@@ -131,6 +131,7 @@ impl Events {
                                 tracing::debug!("dropped signal {sig}: reserved by the C library");
                             }
                             _ if received.is_own_pipe() => {}
+                            _ if received.is_dnotify() => crate::watch::dnotify_fired(),
                             _ => return Event::Signal(sig),
                         }
                     }

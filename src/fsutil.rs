@@ -52,17 +52,21 @@ fn temp_of(path: &Path) -> PathBuf {
 /// container with the same PID, or a planted symlink) is unlinked first, then the file is created
 /// with O_EXCL|O_NOFOLLOW so nothing is ever written through a link.
 pub fn create_exclusive(path: &Path, mode: u32) -> io::Result<File> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
-        .open(path)?;
+    let create = || {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(OFlag::O_NOFOLLOW.bits())
+            .open(path)
+    };
+    let f = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            create()?
+        }
+        r => r?,
+    };
     // The umask may have narrowed the mode; readers in other containers (other UIDs) need it.
     f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     Ok(f)
@@ -91,6 +95,41 @@ pub fn publish(
     result
 }
 
+/// Renames `from` to `to` unless something is at `to` (then `AlreadyExists`): one atomic
+/// `renameat2(RENAME_NOREPLACE)`; on a filesystem without it, `link` then `unlink`.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated strings that live across the call; renameat2 reads
+    // them and nothing else. (nix offers renameat2 only for glibc targets.)
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            f.as_ptr(),
+            nix::libc::AT_FDCWD,
+            t.as_ptr(),
+            nix::libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(nix::libc::EINVAL | nix::libc::ENOSYS) => {
+            std::fs::hard_link(from, to)?;
+            let _ = std::fs::remove_file(from);
+            Ok(())
+        }
+        _ => Err(e),
+    }
+}
+
 /// Makes a rename durable. Best effort: some filesystems refuse fsync on directories.
 pub fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -115,7 +154,8 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 
 /// Reads at most [`MAX_READ`] bytes of a regular file (see [`open_regular`]).
 pub fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
+    // Sized for a marker, so one read usually takes it all.
+    let mut buf = Vec::with_capacity(4096);
     open_regular(path)?.take(MAX_READ).read_to_end(&mut buf)?;
     Ok(buf)
 }

@@ -94,7 +94,9 @@ impl Lease {
         let tmp = fsutil::sibling(&path, &format!("tmp.{}", std::process::id()));
         let lock = locked_temp(&tmp, &body).map_err(err)?;
         let published = publish(&tmp, &path);
-        let _ = std::fs::remove_file(&tmp);
+        if published.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
         match published {
             Ok(()) => {}
             Err(Publish::Taken) => {
@@ -164,12 +166,12 @@ enum Publish {
     Io(io::Error),
 }
 
-/// Puts the locked temp file at `path`: `link()` when nothing is there; over a dead writer's
-/// lease (whose writers' lock we then hold) otherwise. A few rounds: a lease may vanish between
-/// the failed link and our look at it (its writer ended cleanly).
+/// Puts the locked temp file at `path`: a rename that refuses to replace anything when nothing is
+/// there; over a dead writer's lease (whose writers' lock we then hold) otherwise. A few rounds: a
+/// lease may vanish between the failed rename and our look at it (its writer ended cleanly).
 fn publish(tmp: &Path, path: &Path) -> Result<(), Publish> {
     for _ in 0..8 {
-        match std::fs::hard_link(tmp, path) {
+        match fsutil::rename_noreplace(tmp, path) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Publish::Io(e)),

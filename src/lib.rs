@@ -27,6 +27,7 @@ pub mod child;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod elf;
 pub mod ending;
 pub mod events;
 pub mod exit;

@@ -102,17 +102,30 @@ pub fn format_line(
 ) -> String {
     match format {
         Format::Text => {
+            let mut line = String::with_capacity(timestamp.len() + mode.len() + message.len() + 16);
+            line.push_str(timestamp);
+            line.push_str(match *level {
+                Level::ERROR => " ERROR ",
+                Level::WARN => "  WARN ",
+                Level::INFO => "  INFO ",
+                Level::DEBUG => " DEBUG ",
+                Level::TRACE => " TRACE ",
+            });
+            line.push_str(mode);
+            line.push_str(": ");
             // One event, one line: control characters (a multi-line script in the command, text
             // from a marker) are escaped so they can neither split nor forge log lines.
-            let mut escaped = String::with_capacity(message.len());
-            for c in message.chars() {
-                if c.is_control() {
-                    escaped.extend(c.escape_default());
-                } else {
-                    escaped.push(c);
+            if message.chars().any(char::is_control) {
+                for c in message.chars() {
+                    if c.is_control() {
+                        line.extend(c.escape_default());
+                    } else {
+                        line.push(c);
+                    }
                 }
+            } else {
+                line.push_str(message);
             }
-            let mut line = format!("{timestamp} {level:>5} {mode}: {escaped}");
             for (k, v) in extra {
                 let _ = write!(line, " {k}={v}");
             }

@@ -138,7 +138,6 @@ impl Peers {
                 }
             },
         };
-        self.rewatch();
         Observation { marker, lease }
     }
 
@@ -173,7 +172,18 @@ impl Peers {
                     .collect()
             }
             Wake::Released { peer, id } if self.is_current(peer, id) && self.list[peer].open => {
-                vec![(peer, self.observe(peer), true)]
+                // The lease waited on is released: a marker there now was written before the
+                // release and counts, whatever lease may follow; look at the lease only without one.
+                self.list[peer].waiting_on = None;
+                let marker = marker::inspect(&self.list[peer].marker);
+                let obs = match marker {
+                    Presence::Present(_) => Observation {
+                        marker,
+                        lease: LeaseView::None,
+                    },
+                    _ => self.observe(peer),
+                };
+                vec![(peer, obs, true)]
             }
             Wake::Released { .. } => Vec::new(),
         }
@@ -224,7 +234,10 @@ impl Peers {
             .collect()
     }
 
-    fn rewatch(&mut self) {
+    /// Brings the inotify watches in line with what is still of interest. Called by the recipes
+    /// once the policy has decided about an observation (not by `observe`, so that a watch is
+    /// never added for a peer the policy is about to settle).
+    pub fn rewatch(&mut self) {
         let paths = self.paths_to_watch();
         if let Some(w) = &mut self.watcher {
             w.set_paths(paths);

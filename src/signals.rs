@@ -62,6 +62,7 @@ impl Sig {
     pub const STOP: Sig = Sig(19);
     pub const TSTP: Sig = Sig(20);
     pub const WINCH: Sig = Sig(28);
+    pub const IO: Sig = Sig(29);
 
     /// The signal numbered `n`, if the kernel has one.
     pub fn new(n: i32) -> Option<Sig> {
@@ -266,12 +267,20 @@ pub struct Received {
     pub sig: Sig,
     /// The sending process (0 for the kernel).
     pub from: u32,
+    /// `si_code`: how it was sent (0 `kill`, negative `sigqueue`/`tkill`, positive from the kernel).
+    pub code: i32,
 }
 
 impl Received {
     /// A SIGPIPE our own write raised (the kernel names us as its sender): not news for the child.
     pub fn is_own_pipe(&self) -> bool {
         self.sig == Sig::PIPE && self.from == std::process::id()
+    }
+
+    /// A SIGIO the kernel sent for one of our dnotify watches (see `watch`), not one a process
+    /// sent: those have a code of 0 or below.
+    pub fn is_dnotify(&self) -> bool {
+        self.sig == Sig::IO && self.code > 0 && self.from == 0
     }
 }
 
@@ -345,6 +354,7 @@ impl RawSignalFd {
         Ok(Sig::new(info.signo as i32).map(|sig| Received {
             sig,
             from: info.pid,
+            code: info.code,
         }))
     }
 }
@@ -461,28 +471,17 @@ mod tests {
     }
 
     #[test]
-    fn own_sigpipe_is_recognised() {
+    fn own_sigpipe_and_dnotify_signals_are_recognised() {
         let me = std::process::id();
+        let r = |sig, from, code| Received { sig, from, code };
+        assert!(r(Sig::PIPE, me, 0).is_own_pipe());
+        assert!(!r(Sig::PIPE, me + 1, 0).is_own_pipe());
+        assert!(!r(Sig::TERM, me, 0).is_own_pipe());
+        assert!(r(Sig::IO, 0, 0x80).is_dnotify());
         assert!(
-            Received {
-                sig: Sig::PIPE,
-                from: me
-            }
-            .is_own_pipe()
+            !r(Sig::IO, 42, 0).is_dnotify(),
+            "kill -IO from a process is forwarded"
         );
-        assert!(
-            !Received {
-                sig: Sig::PIPE,
-                from: me + 1
-            }
-            .is_own_pipe()
-        );
-        assert!(
-            !Received {
-                sig: Sig::TERM,
-                from: me
-            }
-            .is_own_pipe()
-        );
+        assert!(!r(Sig::IO, 42, -1).is_dnotify());
     }
 }

@@ -1,61 +1,90 @@
 //! Waiting for files that may not exist yet, in directories that may not exist yet.
 //!
-//! Theory of operation: for every path of interest we watch, with inotify, the nearest ancestor of
-//! its directory that exists. Any event there may mean progress (the marker appeared, or a
-//! directory on the way to it did), so the caller re-checks its paths and re-arms, which moves the
-//! watch one level deeper as directories get created. The caller always checks AFTER arming: a file
-//! created between a check and the arming would otherwise be missed forever.
+//! Theory of operation: for every path of interest we watch the nearest ancestor of its directory
+//! that exists. Any event there may mean progress (the file appeared, or a directory on the way to
+//! it did), so the caller re-checks its paths and the watcher re-arms, which moves the watch one
+//! level deeper as directories get created. The caller always checks AFTER arming: a file created
+//! between a check and the arming would otherwise be missed forever. While nothing changes there
+//! are no wake-ups at all.
 //!
-//! While nothing changes there are no wake-ups at all: no timer runs when inotify works. When it
-//! does not (the instance limit is 0, or the filesystem does not deliver events) we fall back to
-//! polling at `--poll`, and say so once.
+//! How a directory is watched, in order of preference:
+//! - dnotify (`fcntl(F_NOTIFY)` on an open directory): the kernel sends us SIGIO, which arrives
+//!   through the signalfd like every other signal (`events` tells it apart from a SIGIO someone
+//!   sends us by its origin, and calls [`dnotify_fired`]). Its kernel group lives as long as the
+//!   kernel, so closing the directory at exit costs nothing. inotify's does not: closing an inotify
+//!   instance waits for the kernel to retire its watches (an SRCU grace period, 10-20 ms here), and
+//!   a process exit closes it, so a supervisor that watched with inotify until just before its end
+//!   exits 10-20 ms late, after its work is done.
+//! - inotify, where dnotify is not available (`fs.dir-notify-enable = 0`).
+//! - polling at `--poll`, where neither can watch the directory (no permission to read it, the
+//!   inotify instance limit reached), said once.
 
 use crate::asyncfd::{self, Owned};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+/// fcntl(2)'s F_NOTIFY and its flags (linux/fcntl.h; the libc crate does not have them).
+const F_NOTIFY: i32 = 1024 + 2;
+const DN_CREATE: i32 = 0x4;
+const DN_DELETE: i32 = 0x8;
+const DN_RENAME: i32 = 0x10;
+const DN_MULTISHOT: i32 = 0x8000_0000_u32 as i32;
+
+/// How many dnotify signals arrived, and who waits for the next one.
+static DNOTIFY_EVENTS: AtomicU64 = AtomicU64::new(0);
+static DNOTIFY: Notify = Notify::const_new();
+
+/// A dnotify signal arrived (something changed in one of the watched directories): wake every
+/// dnotify watcher. Called by the event stream, the only reader of signals.
+pub fn dnotify_fired() {
+    DNOTIFY_EVENTS.fetch_add(1, Ordering::SeqCst);
+    DNOTIFY.notify_waiters();
+}
+
+/// How one directory is watched.
+enum Mark {
+    /// The open directory: closing it ends the watch.
+    Dnotify(#[allow(dead_code)] OwnedFd),
+    Inotify(WatchDescriptor),
+    /// Neither works there: poll.
+    Unwatched,
+}
 
 pub struct Watcher {
     paths: Vec<PathBuf>,
-    backend: Backend,
-}
-
-enum Backend {
-    Inotify {
-        fd: AsyncFd<Owned<Inotify>>,
-        watched: HashMap<PathBuf, WatchDescriptor>,
-    },
-    Poll(Duration),
+    poll: Duration,
+    marks: HashMap<PathBuf, Mark>,
+    inotify: Option<AsyncFd<Owned<Inotify>>>,
+    /// The dnotify count this watcher has seen.
+    seen: u64,
+    /// Said that it polls.
+    said: bool,
 }
 
 impl Watcher {
     /// Watches for changes to `paths` (files whose appearance or change we care about).
     pub fn new(paths: Vec<PathBuf>, poll: Duration) -> Self {
-        let backend = match Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(std::io::Error::from)
-            .and_then(asyncfd::readable)
-        {
-            Ok(fd) => Backend::Inotify {
-                fd,
-                watched: HashMap::new(),
-            },
-            Err(e) => {
-                tracing::warn!(
-                    "inotify is unavailable ({e}); polling every {}ms instead",
-                    poll.as_millis()
-                );
-                Backend::Poll(poll)
-            }
+        let mut w = Watcher {
+            paths,
+            poll,
+            marks: HashMap::new(),
+            inotify: None,
+            seen: DNOTIFY_EVENTS.load(Ordering::SeqCst),
+            said: false,
         };
-        let mut w = Watcher { paths, backend };
         w.arm();
         w
     }
 
     /// Replaces the paths of interest and re-arms: directories no longer needed lose their watch
-    /// at once (see [`Watcher::disarm`] for why that matters), new ones gain one.
+    /// at once, new ones gain one.
     pub fn set_paths(&mut self, paths: Vec<PathBuf>) {
         if paths != self.paths {
             self.paths = paths;
@@ -63,17 +92,14 @@ impl Watcher {
         }
     }
 
-    /// True when this watcher polls instead of using inotify.
+    /// True when some directory can only be polled.
     pub fn is_polling(&self) -> bool {
-        matches!(self.backend, Backend::Poll(_))
+        self.marks.values().any(|m| matches!(m, Mark::Unwatched))
     }
 
-    /// Adds watches on the nearest existing ancestors of every path. Idempotent; call after each
-    /// change, before re-checking the paths.
+    /// Watches the nearest existing ancestors of every path, and only those. Idempotent; call
+    /// after each change, before re-checking the paths.
     pub fn arm(&mut self) {
-        let Backend::Inotify { fd, watched } = &mut self.backend else {
-            return;
-        };
         let mut dirs: Vec<PathBuf> = Vec::new();
         for p in &self.paths {
             let d = nearest_existing_dir(crate::fsutil::parent_dir(p));
@@ -81,14 +107,63 @@ impl Watcher {
                 dirs.push(d);
             }
         }
-        // Drop watches on directories we no longer need (we went deeper).
-        watched.retain(|dir, wd| {
+        // Drop watches on directories we no longer need (we went deeper, or are done).
+        let inotify = &self.inotify;
+        self.marks.retain(|dir, mark| {
             let keep = dirs.contains(dir);
             if !keep {
-                let _ = fd.get_ref().0.rm_watch(*wd);
+                if let (Mark::Inotify(wd), Some(fd)) = (mark, inotify) {
+                    let _ = fd.get_ref().0.rm_watch(*wd);
+                }
             }
             keep
         });
+        for d in dirs {
+            if !self.marks.contains_key(&d) {
+                let mark = self.mark(&d);
+                self.marks.insert(d, mark);
+            }
+        }
+    }
+
+    fn mark(&mut self, dir: &Path) -> Mark {
+        let dnotify_error = match dnotify(dir) {
+            Ok(fd) => {
+                tracing::debug!("watching {} (dnotify)", dir.display());
+                return Mark::Dnotify(fd);
+            }
+            Err(e) => e,
+        };
+        match self.inotify_watch(dir) {
+            Ok(wd) => {
+                tracing::debug!(
+                    "watching {} (inotify; dnotify: {dnotify_error})",
+                    dir.display()
+                );
+                Mark::Inotify(wd)
+            }
+            Err(e) => {
+                if !self.said {
+                    tracing::warn!(
+                        "cannot watch {} (dnotify: {dnotify_error}; inotify: {e}); polling every {}ms instead",
+                        dir.display(),
+                        self.poll.as_millis()
+                    );
+                    self.said = true;
+                }
+                Mark::Unwatched
+            }
+        }
+    }
+
+    fn inotify_watch(&mut self, dir: &Path) -> io::Result<WatchDescriptor> {
+        if self.inotify.is_none() {
+            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+                .map_err(io::Error::from)
+                .and_then(asyncfd::readable)?;
+            self.inotify = Some(fd);
+        }
+        let fd = self.inotify.as_ref().map(|f| &f.get_ref().0);
         // No IN_ATTRIB: a main's heartbeat touches its lease's mtime, and that must not wake us.
         let mask = AddWatchFlags::IN_CREATE
             | AddWatchFlags::IN_MOVED_TO
@@ -98,32 +173,15 @@ impl Watcher {
             | AddWatchFlags::IN_DELETE_SELF
             | AddWatchFlags::IN_MOVE_SELF
             | AddWatchFlags::IN_ONLYDIR;
-        for d in dirs {
-            if watched.contains_key(&d) {
-                continue;
-            }
-            match fd.get_ref().0.add_watch(&d, mask) {
-                Ok(wd) => {
-                    tracing::debug!("watching {}", d.display());
-                    watched.insert(d, wd);
-                }
-                Err(e) => tracing::debug!("cannot watch {}: {e}", d.display()),
-            }
+        match fd {
+            Some(fd) => fd.add_watch(dir, mask).map_err(io::Error::from),
+            None => Err(io::Error::other("no inotify instance")),
         }
     }
 
-    /// Removes every watch. Closing an inotify instance waits for the kernel to retire its
-    /// watches (an SRCU grace period, 10-20 ms here), and process exit closes it too, so an
-    /// instance is never closed on a critical path: its watches are removed as soon as they are no
-    /// longer needed (removal only queues the retirement, which then runs in the background) and
-    /// the instance itself lives on, empty, until the process exits.
+    /// Stops watching everything (see `set_paths`).
     pub fn disarm(&mut self) {
-        self.paths.clear();
-        if let Backend::Inotify { fd, watched } = &mut self.backend {
-            for (_, wd) in watched.drain() {
-                let _ = fd.get_ref().0.rm_watch(wd);
-            }
-        }
+        self.set_paths(Vec::new());
     }
 
     /// Waits until something may have changed, then re-arms. Spurious wake-ups are allowed: the
@@ -133,35 +191,76 @@ impl Watcher {
             // Nothing to watch: no wake-ups, not even polling ones.
             return std::future::pending().await;
         }
-        match &mut self.backend {
-            Backend::Poll(every) => tokio::time::sleep(*every).await,
-            Backend::Inotify { fd, watched } => {
-                loop {
-                    let mut guard = match fd.readable_mut().await {
-                        Ok(g) => g,
-                        Err(_) => return,
-                    };
-                    match guard.get_inner_mut().0.read_events() {
-                        Ok(events) => {
-                            let gone: Vec<WatchDescriptor> = events
-                                .iter()
-                                .filter(|e| e.mask.contains(AddWatchFlags::IN_IGNORED))
-                                .map(|e| e.wd)
-                                .collect();
-                            if !gone.is_empty() {
-                                watched.retain(|_, wd| !gone.contains(wd));
-                            }
-                            break;
-                        }
-                        Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
-                        Err(_) => break,
-                    }
-                }
-                self.arm();
-            }
+        let dnotify = self.marks.values().any(|m| matches!(m, Mark::Dnotify(_)));
+        let polling = self.is_polling();
+        let seen = self.seen;
+        let inotify = self
+            .inotify
+            .as_mut()
+            .filter(|_| self.marks.values().any(|m| matches!(m, Mark::Inotify(_))));
+        tokio::select! {
+            () = dnotify_after(seen), if dnotify => {}
+            () = inotify_event(inotify) => {}
+            () = tokio::time::sleep(self.poll), if polling => {}
+        }
+        self.seen = DNOTIFY_EVENTS.load(Ordering::SeqCst);
+        self.arm();
+    }
+}
+
+/// Watches `dir` with dnotify: creations, deletions and renames in it, for as long as the
+/// returned descriptor is open.
+fn dnotify(dir: &Path) -> io::Result<OwnedFd> {
+    let fd: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY)
+        .open(dir)?
+        .into();
+    // SAFETY: fcntl on a descriptor we own, with an integer argument.
+    let r = unsafe {
+        nix::libc::fcntl(
+            fd.as_raw_fd(),
+            F_NOTIFY,
+            DN_CREATE | DN_DELETE | DN_RENAME | DN_MULTISHOT,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Returns once a dnotify signal has arrived since the count was `seen`.
+async fn dnotify_after(seen: u64) {
+    loop {
+        let notified = DNOTIFY.notified();
+        tokio::pin!(notified);
+        // Registered before the count is read again: a signal in between is not lost.
+        notified.as_mut().enable();
+        if DNOTIFY_EVENTS.load(Ordering::SeqCst) != seen {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Returns once the inotify instance has events (read and discarded: the caller re-checks).
+async fn inotify_event(fd: Option<&mut AsyncFd<Owned<Inotify>>>) {
+    let Some(fd) = fd else {
+        return std::future::pending().await;
+    };
+    loop {
+        let Ok(mut guard) = fd.readable_mut().await else {
+            return;
+        };
+        match guard.get_inner_mut().0.read_events() {
+            Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+            _ => return,
         }
     }
 }
+
+use std::os::unix::fs::OpenOptionsExt;
 
 /// The deepest existing directory on the way to `dir` (at worst `/` or `.`).
 pub fn nearest_existing_dir(dir: &Path) -> PathBuf {

@@ -87,6 +87,21 @@ pub enum Action {
     Finish(Ending),
 }
 
+/// The actions in the order they are carried out: every deed before any log line, so a signal
+/// or a SIGKILL never waits for a line to be formatted and written; the end of the run last, so
+/// its log lines are still written.
+pub fn deeds_first(actions: Vec<Action>) -> Vec<Action> {
+    let rank = |a: &Action| match a {
+        Action::Log(..) => 1,
+        Action::Finish(_) => 2,
+        _ => 0,
+    };
+    let mut ordered = actions;
+    // A stable sort: deeds, and log lines, keep their own order.
+    ordered.sort_by_key(rank);
+    ordered
+}
+
 /// Shorthand for a log action.
 pub fn say(level: Level, text: impl Into<String>) -> Action {
     Action::Log(level, text.into())
@@ -110,7 +125,13 @@ pub fn block_on<F: std::future::Future<Output = Outcome>>(fut: F) -> Outcome {
         .enable_time()
         .build()
     {
-        Ok(rt) => rt.block_on(fut),
+        Ok(rt) => {
+            let outcome = rt.block_on(fut);
+            // The process exits right after: tearing the runtime down (deregistrations, closes,
+            // unmaps) would only delay the exit the other containers are waiting for.
+            std::mem::forget(rt);
+            outcome
+        }
         Err(e) => {
             tracing::error!("cannot start the event loop: {e}");
             Outcome::Internal
@@ -249,25 +270,30 @@ pub struct Finishing {
 pub fn finish(f: Finishing, ending: Ending) -> Outcome {
     let elapsed = f.started.elapsed();
     let code = exit::ending_code(&ending);
-    let marker = Marker {
-        version: 1,
-        role: f.role,
-        exit_code: code,
-        reason: ending.reason(),
-        signal: ending.signal().map(|s| s.to_string()),
-        command_exit_code: ending.status().map(|s| s.code()),
-        started_at: clock::rfc3339(f.started_at),
-        finished_at: clock::rfc3339(SystemTime::now()),
-        duration_ms: elapsed.as_millis() as u64,
-        command: f
-            .command
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect(),
-        error: ending.error(),
-        dependency: ending.dependency().cloned(),
+    // Only built where someone reads it: nothing for a plain `main -- CMD`.
+    let json = if f.done_file.is_some() || f.termination_log.is_some() {
+        Marker {
+            version: 1,
+            role: f.role,
+            exit_code: code,
+            reason: ending.reason(),
+            signal: ending.signal().map(|s| s.to_string()),
+            command_exit_code: ending.status().map(|s| s.code()),
+            started_at: clock::rfc3339(f.started_at),
+            finished_at: clock::rfc3339(SystemTime::now()),
+            duration_ms: elapsed.as_millis() as u64,
+            command: f
+                .command
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            error: ending.error(),
+            dependency: ending.dependency().cloned(),
+        }
+        .to_json()
+    } else {
+        Vec::new()
     };
-    let json = marker.to_json();
     let mut marker_lost = false;
     let note = match &f.done_file {
         None => String::new(),

@@ -2,7 +2,7 @@
 //! like a main; a main with `--requires` stops its command when that sidecar ends; sidecars chain
 //! their stops; `--timeout`, `--stop-delay` and optional waits. Real dockerd and redis.
 
-use crate::sidecar::which;
+use crate::util::which;
 use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -89,10 +89,8 @@ pub fn static_bin() -> &'static Path {
             );
             return p;
         }
-        let own = PathBuf::from(util::bin());
-        if is_static_elf(&own).unwrap_or(false) {
-            return own;
-        }
+        // Not the test build's own binary, static as it now is: the images and the size checks
+        // are about the release binary that ships.
         let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("static-build");
         eprintln!(
             "building the static binary for the container tests into {target:?} (set SUPERVISOR_STATIC_BIN to skip)"
@@ -387,6 +385,18 @@ fn podman_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Where the tests keep podman's state (images, containers, volumes), unless
+/// SUPERVISOR_PODMAN_DIR says otherwise: short, because conmon's sockets live below it and a unix
+/// socket path has 108 bytes at most (under the target directory, whose name now carries the
+/// target triple, podman's cleanup of exited containers failed and they stayed "stopped");
+/// one per checkout, so two checkouts never share state; kept between runs, as an image cache.
+pub fn podman_dir() -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    env!("CARGO_MANIFEST_DIR").hash(&mut h);
+    std::env::temp_dir().join(format!("supervisor-podman-{:08x}", h.finish() as u32))
+}
+
 /// The podman environment, or None (after a loud message) when it cannot run here.
 fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
     static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
@@ -397,7 +407,7 @@ fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
         }
         let dir = std::env::var_os("SUPERVISOR_PODMAN_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("podman"));
+            .unwrap_or_else(podman_dir);
         let bin = static_bin();
         let script = examples::repo().join("scripts/podman-env.sh");
         let mut cmd = Command::new("bash");

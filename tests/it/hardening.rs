@@ -8,7 +8,9 @@
 //! namespaces, so a tmpfs never leaks onto the host.
 
 use crate::util::{
-    DEADLINE, Outcome, bin, lock_waiters, read_json, run, start, sup, tempdir, wait_until,
+    DEADLINE, Outcome, alive, bin, grandchild, helper_str, in_ns, kill, lock_waiters, mkdir,
+    path_str as s, python, read_json, run, sh_ns, start, sup, sup_ns, sup_under_init, tempdir,
+    wait_until, zombies_of,
 };
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -21,115 +23,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 // ---- helpers ----
-
-/// `unshare FLAGS --pid --fork --kill-child -- PROGRAM ARGS`, with the clean environment of `sup`
-/// plus `SUP` (the binary under test) for scripts.
-fn in_ns<I, S>(flags: &[&str], program: &str, args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let clean = sup(Vec::<String>::new());
-    let mut c = Command::new("unshare");
-    c.args(flags)
-        .args(["--pid", "--fork", "--kill-child", "--", program])
-        .args(args);
-    for (k, v) in clean.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c.env("SUP", bin());
-    c
-}
-
-/// The supervisor as PID 1 of its own namespace, as in a container.
-fn sup_ns<I, S>(args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    in_ns(&[], bin(), args)
-}
-
-/// A shell script as PID 1 of its own namespace (plus FLAGS, e.g. `--mount`). `$SUP` is the binary.
-fn sh_ns(flags: &[&str], script: &str) -> Command {
-    in_ns(flags, "sh", ["-c", script])
-}
-
-/// The supervisor as an ordinary process (a child subreaper, not PID 1) under a shell that is PID
-/// 1 of a fresh namespace. Its host pid is [`grandchild`] of the returned process.
-fn sup_under_init<I, S>(args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    // `; exit $?` keeps the shell from exec'ing the supervisor in its place.
-    let mut v: Vec<OsString> = vec!["-c".into(), r#""$0" "$@"; exit $?"#.into(), bin().into()];
-    v.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
-    in_ns(&[], "sh", v)
-}
-
-/// The first child of `pid`, waited for.
-fn child_of(pid: i32) -> i32 {
-    let mut found = 0;
-    assert!(
-        wait_until(DEADLINE, || {
-            found = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .unwrap_or_default()
-                .split_whitespace()
-                .find_map(|p| p.parse().ok())
-                .unwrap_or(0);
-            found != 0
-        }),
-        "{pid} never had a child"
-    );
-    found
-}
-
-fn grandchild(pid: i32) -> i32 {
-    child_of(child_of(pid))
-}
-
-/// (state, ppid) of a process from /proc/PID/stat.
-fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut f = s.rsplit_once(')')?.1.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Zombies whose parent is `parent`.
-fn zombies_of(parent: i32) -> usize {
-    std::fs::read_dir("/proc")
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|&p| stat(p) == Some(('Z', parent)))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
-fn signal(pid: i32, sig: i32) {
-    unsafe extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
-    unsafe {
-        kill(pid, sig);
-    }
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_string()
-}
-
-fn mkdir(p: &Path) -> PathBuf {
-    std::fs::create_dir_all(p).expect("mkdir");
-    p.to_path_buf()
-}
 
 /// Fails the test unless every needle appears in the output (stdout or stderr).
 fn assert_mentions(o: &Outcome, needles: &[&str]) {
@@ -503,29 +396,58 @@ fn marker_lease_and_ready_files_are_0644_whatever_the_umask_and_readable_by_othe
     }
 }
 
-// ---- inotify unavailable ----
+// ---- inotify unavailable, nothing can watch ----
 
 #[test]
-fn without_inotify_the_sidecar_and_the_readiness_gate_poll() {
+fn without_inotify_the_sidecar_and_the_readiness_gate_still_wake_on_events() {
     let t = tempdir();
     let d = mkdir(&t.path().join("vol"));
-    // In a user namespace whose inotify instance limit is 0, inotify_init fails with EMFILE.
+    // In a user namespace whose inotify instance limit is 0, inotify_init fails with EMFILE; dnotify
+    // still works. --poll 1h: were they polling, they would not see the files for an hour.
     let script = r#"echo 0 > /proc/sys/user/max_inotify_instances || exit 90
 "$SUP" main --wait-for "file:$D/go" --wait-timeout 20s -- echo gate-passed 2>&1
 echo "main rc=$?"
-exec "$SUP" sidecar --poll 50ms --wait-file "$D/done" -- sh -c 'echo daemon-up; exec sleep 1000' 2>&1
+exec "$SUP" sidecar --poll 1h --wait-file "$D/done" -- sh -c 'echo daemon-up; exec sleep 1000' 2>&1
 "#;
     let mut c = sh_ns(&["--user", "--map-root-user"], script);
     c.env("D", &d);
     let mut p = start(c);
-    // The gate logs what it waits for, then that it polls: the file must come after that.
     p.expect_line("waiting for file:", DEADLINE);
-    p.expect_line("inotify is unavailable", DEADLINE);
     std::fs::write(d.join("go"), "").unwrap();
     p.expect_line("gate-passed", DEADLINE);
     p.expect_line("main rc=0", DEADLINE);
-    let l = p.expect_line("inotify is unavailable", DEADLINE);
-    assert!(l.contains("polling every 50ms"), "{l}");
+    p.expect_line("daemon-up", DEADLINE);
+    std::fs::write(d.join("done"), "").unwrap();
+    p.expect_line("stopping the daemon", DEADLINE);
+    let o = p.finish();
+    assert_eq!(o.code(), Some(0), "{o}");
+    assert!(!o.stdout.contains("polling"), "{o}");
+}
+
+#[test]
+fn a_directory_nothing_can_watch_is_polled() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempdir();
+    let d = mkdir(&t.path().join("vol"));
+    // Searchable but not readable by the supervisor's user: neither dnotify (it opens the
+    // directory) nor inotify (it needs read permission) can watch it; files in it can be read.
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let script = r#"exec setpriv --reuid=65534 --regid=65534 --clear-groups -- sh -c '
+"$SUP" main --wait-for "file:$D/go" --wait-timeout 20s -- echo gate-passed 2>&1
+echo "main rc=$?"
+exec "$SUP" sidecar --poll 50ms --wait-file "$D/done" -- sh -c "echo daemon-up; exec sleep 1000" 2>&1
+'"#;
+    let mut c = sh_ns(&[], script);
+    c.env("D", &d);
+    let mut p = start(c);
+    let l = p.expect_line("polling every 200ms", DEADLINE);
+    assert!(l.contains("cannot watch"), "{l}");
+    std::fs::write(d.join("go"), "").unwrap();
+    p.expect_line("gate-passed", DEADLINE);
+    p.expect_line("main rc=0", DEADLINE);
+    let l = p.expect_line("polling every 50ms", DEADLINE);
+    assert!(l.contains("Permission denied"), "{l}");
     p.expect_line("daemon-up", DEADLINE);
     std::fs::write(d.join("done"), "").unwrap();
     p.expect_line("stopping the daemon", DEADLINE);
@@ -535,19 +457,11 @@ exec "$SUP" sidecar --poll 50ms --wait-file "$D/done" -- sh -c 'echo daemon-up; 
 
 // ---- hostile markers ----
 
-/// Runs ARGS (the supervisor and its arguments) as PID 1's child and, once it has exited, prints
-/// `maxrss KiB`: the peak resident memory of it and its children. The address space is capped
-/// at 6 GiB so that a reader that is not bounded shows up in the number, not in the OOM killer.
-const MAXRSS: &str = r#"
-import resource, subprocess, sys
-r = subprocess.run(["prlimit", "--as=6442450944", "--"] + sys.argv[1:])
-print("maxrss %d" % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True)
-sys.exit(r.returncode)
-"#;
-
+/// Runs ARGS (the supervisor and its arguments) as PID 1's child under helpers/maxrss.py, which
+/// prints `maxrss KiB` (the peak resident memory of it and its children) once it has exited.
 fn with_maxrss(args: &[&str]) -> Command {
-    let mut v = vec!["-c", MAXRSS, bin()];
-    v.extend(args);
+    let mut v = vec![helper_str("maxrss.py"), bin().to_string()];
+    v.extend(args.iter().map(|a| a.to_string()));
     in_ns(&[], "python3", v)
 }
 
@@ -735,9 +649,6 @@ fn non_utf8_arguments_environment_and_paths_pass_through_byte_for_byte() {
     let arg: &[u8] = b"caf\xe9 \xff\xfe \x01\x7f \xc3\xa9 -- --grace";
     let val: &[u8] = b"v\xff\x80\xfe=x";
     let done = t.path().join(OsStr::from_bytes(b"done-\xff\xfe"));
-    let py = r#"import os, sys
-print("ARG", os.fsencode(sys.argv[1]).hex())
-print("ENV", os.environb[b"HX_WEIRD"].hex(), os.environb[b"HX_\xff\xfe"].hex())"#;
     let want_arg = format!("ARG {}", hex(arg));
     let want_env = format!("ENV {} {}", hex(val), hex(b"\xc0"));
     for mode in ["main", "sidecar"] {
@@ -748,13 +659,13 @@ print("ENV", os.environb[b"HX_WEIRD"].hex(), os.environb[b"HX_\xff\xfe"].hex())"
             let never = t.path().join(OsStr::from_bytes(b"never-\xff"));
             args.extend(["--wait-file".into(), never.into_os_string()]);
         }
-        args.extend([
-            "--".into(),
-            "python3".into(),
-            "-c".into(),
-            py.into(),
-            OsString::from_vec(arg.to_vec()),
-        ]);
+        args.push("--".into());
+        args.extend(
+            python("argv_env_hex.py", &[])
+                .into_iter()
+                .map(OsString::from),
+        );
+        args.push(OsString::from_vec(arg.to_vec()));
         let mut c = sup_ns(args);
         c.env("HX_WEIRD", OsStr::from_bytes(val)).env(
             OsStr::from_bytes(b"HX_\xff\xfe"),
@@ -773,7 +684,7 @@ print("ENV", os.environb[b"HX_WEIRD"].hex(), os.environb[b"HX_\xff\xfe"].hex())"
     let m = read_json(&done);
     assert_eq!(m["exit_code"], 0);
     assert!(
-        m["command"][3].as_str().unwrap().contains('\u{fffd}'),
+        m["command"][2].as_str().unwrap().contains('\u{fffd}'),
         "{m}"
     );
 }
@@ -892,23 +803,6 @@ fn everything_after_double_dash_belongs_to_the_child() {
 
 // ---- load ----
 
-/// Counts every signal it gets; on TERM prints the counts and exits 7.
-const COUNTER: &str = r#"
-import os, signal
-counts = {}
-def count(n, f):
-    counts[n] = counts.get(n, 0) + 1
-def term(n, f):
-    print("counts " + " ".join("%s=%d" % (signal.Signals(k).name, v) for k, v in sorted(counts.items())), flush=True)
-    os._exit(7)
-for s in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGWINCH", "SIGURG", "SIGALRM", "SIGCONT"):
-    signal.signal(getattr(signal, s), count)
-signal.signal(signal.SIGTERM, term)
-print("ready", flush=True)
-while True:
-    signal.pause()
-"#;
-
 #[test]
 fn signal_storm_leaves_the_supervisor_standing_and_the_exit_code_right() {
     let t = tempdir();
@@ -919,8 +813,7 @@ fn signal_storm_leaves_the_supervisor_standing_and_the_exit_code_right() {
         &s(&done),
         "--",
         "python3",
-        "-c",
-        COUNTER,
+        &helper_str("signal_counter.py"),
     ]));
     let sup_pid = grandchild(p.pid());
     p.expect_line("ready", DEADLINE);
@@ -928,13 +821,10 @@ fn signal_storm_leaves_the_supervisor_standing_and_the_exit_code_right() {
     // its default action would kill an ordinary process.
     let storm = [10, 12, 1, 28, 23, 14, 18, 17, 13]; // USR1 USR2 HUP WINCH URG ALRM CONT CHLD PIPE
     for i in 0..6000 {
-        signal(sup_pid, storm[i % storm.len()]);
+        kill(sup_pid, storm[i % storm.len()]);
     }
-    assert!(
-        crate::util::alive(sup_pid),
-        "the supervisor died in the storm"
-    );
-    signal(sup_pid, 15);
+    assert!(alive(sup_pid), "the supervisor died in the storm");
+    kill(sup_pid, 15);
     let line = p.expect_line("counts ", DEADLINE);
     let o = p.finish();
     assert_eq!(o.code(), Some(7), "{o}");
@@ -1047,9 +937,9 @@ fn a_daemon_that_daemonizes_and_exits_ends_the_sidecar_and_leaves_no_straggler()
         .ok()
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("no background pid{o}"));
-    let gone = wait_until(Duration::from_secs(2), || !crate::util::alive(pid));
+    let gone = wait_until(Duration::from_secs(2), || !alive(pid));
     if !gone {
-        signal(pid, 9);
+        kill(pid, 9);
     }
     // 121: it daemonized (trust.rs), which is what leaving a background child and exiting 0 is.
     assert_eq!(o.code(), Some(121), "{o}");
@@ -1062,98 +952,14 @@ fn a_daemon_that_daemonizes_and_exits_ends_the_sidecar_and_leaves_no_straggler()
 
 // ---- terminals ----
 
-/// Drives `supervisor main -- bash -i` on a pseudo-terminal: a command, Ctrl-C of a foreground
-/// job, Ctrl-Z and kill of a stopped job, then `exit 0`. Prints TTY-OK and exits with the
-/// supervisor's code.
-const PTY_DRIVER: &str = r#"
-import os, pty, select, sys, time
-sup = sys.argv[1]
-pid, fd = pty.fork()
-if pid == 0:
-    os.environ["PS1"] = "PROMPT$ "
-    os.environ["TERM"] = "dumb"
-    os.execv(sup, [sup, "main", "--", "bash", "--norc", "--noprofile", "-i"])
-buf = b""
-def expect(pat, t=10):
-    global buf
-    end = time.time() + t
-    while pat not in buf:
-        left = end - time.time()
-        if left <= 0:
-            sys.exit("timeout waiting for %r; got %r" % (pat, buf[-3000:]))
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            try:
-                d = os.read(fd, 4096)
-            except OSError:
-                d = b""
-            if not d:
-                sys.exit("EOF waiting for %r; got %r" % (pat, buf[-3000:]))
-            buf += d
-    buf = buf[buf.index(pat) + len(pat):]
-def foreground_is(name, t=10):
-    end = time.time() + t
-    while time.time() < end:
-        try:
-            pg = os.tcgetpgrp(fd)
-            if open("/proc/%d/comm" % pg).read().strip() == name:
-                return pg
-        except OSError:
-            pass
-        time.sleep(0.01)
-    sys.exit("%s never became the foreground job" % name)
-def alive(p):
-    try:
-        st = open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[0]
-        return st not in ("Z", "X")
-    except OSError:
-        return False
-expect(b"PROMPT$ ")
-os.write(fd, b"echo sum-$((40+2))\n")
-expect(b"sum-42")
-expect(b"PROMPT$ ")
-os.write(fd, b"sleep 100\n")
-pg = foreground_is("sleep")
-t0 = time.time()
-os.write(fd, b"\x03")
-expect(b"PROMPT$ ")
-if alive(pg) or time.time() - t0 > 5:
-    sys.exit("Ctrl-C did not end the foreground job")
-os.write(fd, b"echo status-$?\n")
-expect(b"status-130")
-expect(b"PROMPT$ ")
-os.write(fd, b"sleep 200\n")
-pg = foreground_is("sleep")
-os.write(fd, b"\x1a")
-expect(b"Stopped")
-expect(b"PROMPT$ ")
-os.write(fd, b"kill -9 %1; wait; echo killed-$?\n")
-expect(b"killed-")
-expect(b"PROMPT$ ")
-os.write(fd, b"exit 0\n")
-end = time.time() + 10
-while time.time() < end:
-    p, st = os.waitpid(pid, os.WNOHANG)
-    if p:
-        break
-    r, _, _ = select.select([fd], [], [], 0.05)
-    if r:
-        try:
-            os.read(fd, 4096)
-        except OSError:
-            pass
-else:
-    sys.exit("the supervisor did not exit after `exit 0`")
-print("TTY-OK", flush=True)
-sys.exit(os.waitstatus_to_exitcode(st))
-"#;
-
 #[test]
 fn interactive_shell_under_a_pseudo_terminal_gets_ctrl_c_job_control_and_its_exit_code() {
+    // helpers/pty_driver.py drives `supervisor main -- bash -i` on a pseudo-terminal: a command,
+    // Ctrl-C of a foreground job, Ctrl-Z and kill of a stopped job, then `exit 0`.
     let o = run(in_ns(
         &["--mount-proc"],
         "python3",
-        ["-c", PTY_DRIVER, bin()],
+        [helper_str("pty_driver.py").as_str(), bin()],
     ));
     assert!(o.stdout.contains("TTY-OK"), "{o}");
     assert_eq!(o.code(), Some(0), "{o}");

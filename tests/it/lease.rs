@@ -30,27 +30,22 @@ fn sidecar(done: &Path, extra: &[&str]) -> Proc {
     p
 }
 
-/// A long-running `supervisor main` as PID 1 of its own namespace, once its lease is published.
-/// Returns the unshare process and the namespace init (the supervisor) to kill.
+/// A long-running `supervisor main` as PID 1 of its own namespace, once its command runs (so the
+/// main has published its lease and removed a stale marker: both happen before the command
+/// starts). Returns the unshare process and the namespace init (the supervisor) to kill.
 fn main_in_ns(done: &Path, extra: &[&str]) -> (Proc, i32) {
     let mut args = vec!["main".to_string(), "--done-file".into(), s(done)];
     args.extend(extra.iter().map(|a| a.to_string()));
-    args.extend(["--".into(), "sleep".into(), "1000".into()]);
+    args.extend(["--", "sh", "-c", "echo command-started; exec sleep 1000"].map(String::from));
     let lease = lease_of(done);
-    let before = std::fs::metadata(&lease).ok().map(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.ino()
-    });
-    let p = start(sup_in_pid_ns(args));
+    let before = inode(&lease);
+    let mut p = start(sup_in_pid_ns(args));
     let init = ns_init(&p);
+    p.expect_line("command-started", DEADLINE);
     // Wait for THIS main's lease (a vanished main's may still be there).
     assert!(
         wait_until(DEADLINE, || {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(&lease)
-                .ok()
-                .map(|m| m.ino())
-                .is_some_and(|i| Some(i) != before)
+            inode(&lease).is_some_and(|i| Some(i) != before)
                 && std::fs::read_to_string(&lease).is_ok_and(|t| t.ends_with('\n'))
         }),
         "no lease from the main"

@@ -265,8 +265,8 @@ fn signals_reach_the_whole_process_group() {
     // A shell that starts two signal-echo children and waits: TERM to the supervisor must reach
     // both grandchildren, not only the shell.
     let script = format!(
-        "trap 'echo shell got USR1' USR1; trap 'echo shell got TERM' TERM; python3 -c '{e}' & python3 -c '{e}' & wait; wait; wait",
-        e = SIGNAL_ECHO.replace('\'', "\"")
+        "trap 'echo shell got USR1' USR1; trap 'echo shell got TERM' TERM; python3 '{e}' & python3 '{e}' & wait; wait; wait",
+        e = helper_str("signal_echo.py")
     );
     let mut p = start(main_cmd(None, &["--grace", "10s"], &["sh", "-c", &script]));
     p.expect_line("ready", DEADLINE);
@@ -425,14 +425,6 @@ fn becomes_a_subreaper_when_not_pid_1() {
     assert_eq!(o.code(), Some(143), "{o}");
 }
 
-/// Runs `supervisor main ARGS` as PID 1 of a new PID namespace.
-fn as_pid1(args: &[&str]) -> std::process::Command {
-    let mut c = std::process::Command::new("unshare");
-    c.args(["--pid", "--fork", "--mount-proc", "--kill-child", bin()]);
-    c.args(args);
-    c
-}
-
 #[test]
 fn as_pid_1_it_reaps_orphans_and_propagates_the_code() {
     // 200 orphans become zombies unless PID 1 reaps them; the job counts zombies until none are
@@ -450,7 +442,7 @@ fn as_pid_1_it_reaps_orphans_and_propagates_the_code() {
         echo "pid1=$(cat /proc/1/comm)"
         exit 42
     "#;
-    let o = run(as_pid1(&["main", "--", "sh", "-c", script]));
+    let o = run(sup_in_pid_ns(["main", "--", "sh", "-c", script]));
     assert_eq!(o.code(), Some(42), "{o}");
     assert!(o.stdout.contains("pid1=supervisor"), "{o}");
 }
@@ -459,7 +451,7 @@ fn as_pid_1_it_reaps_orphans_and_propagates_the_code() {
 fn as_pid_1_signals_from_outside_are_forwarded() {
     let d = tempdir();
     let done = d.path().join("done");
-    let mut c = as_pid1(&["main", "--done-file", &path_str(&done), "--"]);
+    let mut c = sup_in_pid_ns(["main", "--done-file", &path_str(&done), "--"]);
     c.args(signal_echo());
     let mut p = start(c);
     p.expect_line("ready", DEADLINE);

@@ -90,6 +90,8 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         started,
     )
     .await;
+    // Kept open to the end, for the same reason as the runtime (see `block_on`).
+    std::mem::forget(events);
     let outcome = super::finish(
         Finishing {
             role: Role::Main,
@@ -147,8 +149,9 @@ async fn run_loop(
                 Some(other) => tracing::debug!("main has no use for {other:?}"),
             }
         }
+        events.peers.rewatch();
         let event = events.next().await;
-        queue.extend(match event {
+        queue.extend(super::deeds_first(match event {
             Event::Peers(wake) => events
                 .peers
                 .gather(wake)
@@ -156,7 +159,7 @@ async fn run_loop(
                 .flat_map(|(i, obs, released)| policy.on_peer(i, obs, released))
                 .collect(),
             other => policy.on(other),
-        });
+        }));
     }
 }
 

@@ -133,6 +133,8 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         queue.extend(policy.on_peer(i, obs, false));
     }
     let ending = run_loop(&cfg, child, &mut events, &mut policy, queue, started).await;
+    // Kept open to the end, for the same reason as the runtime (see `block_on`).
+    std::mem::forget(events);
     // No straggler of the daemon's group, nor a process that escaped it, outlives its supervisor.
     child.kill_group();
     let leftovers = reaper::kill_leftover_children();
@@ -167,8 +169,9 @@ async fn run_loop(
                 Some(other) => tracing::debug!("sidecar has no use for {other:?}"),
             }
         }
+        events.peers.rewatch();
         let event = events.next().await;
-        queue.extend(match event {
+        queue.extend(super::deeds_first(match event {
             Event::Peers(wake) => events
                 .peers
                 .gather(wake)
@@ -194,7 +197,7 @@ async fn run_loop(
                 out
             }
             other => policy.on(other),
-        });
+        }));
     }
 }
 

@@ -20,12 +20,17 @@ signal.signal(signal.SIGTERM, stop)
 while not os.path.exists(path):
     time.sleep(0.01)
 lines = []
+partial = ""
 with open(path) as f:
     os.write(1, b"shipping\n")
     while True:
-        line = f.readline()
-        if line:
-            lines.append(line.strip())
+        chunk = f.readline()
+        if chunk:
+            # A reader can see a line half written: only a newline completes it.
+            partial += chunk
+            if partial.endswith("\n"):
+                lines.append(partial.strip())
+                partial = ""
             continue
         if stopping:
             break
