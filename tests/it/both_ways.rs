@@ -2,10 +2,8 @@
 //! like a main; a main with `--requires` stops its command when that sidecar ends; sidecars chain
 //! their stops; `--timeout`, `--stop-delay` and optional waits. Real dockerd and redis.
 
-use crate::util::which;
 use crate::util::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn helper(name: &str) -> String {
@@ -172,7 +170,7 @@ fn sidecars_stop_in_order_along_a_chain() {
             "--done-file",
             &shipper_done,
         ],
-        &["python3".into(), helper("shipper.py"), log.clone()],
+        &python("shipper.py", &[&log]),
     )));
     shipper.expect_line("shipping", DEADLINE);
     let mut redis = start(sup(args(
@@ -414,37 +412,27 @@ fn bad_values_of_the_new_options() {
 /// requires it; dockerd SIGKILLed mid-loop.
 #[test]
 fn a_dind_sidecar_killed_mid_build_stops_the_build() {
-    let dockerd = which("dockerd").expect("dockerd is not installed (apt-get install docker.io)");
+    let Some(dockerd) = tool("dockerd", "docker.io") else {
+        return;
+    };
     let d = tempdir();
     let root = d.path();
-    let _unmount = Unmounted(root.to_path_buf());
+    let _unmount = Unmount(root.to_path_buf());
     let q = |n: &str| path_str(&root.join(n));
     let sock = q("docker.sock");
-    let mut dind = start(sup([
-        "sidecar",
-        "--done-file",
-        &q("dind.done"),
-        "--grace",
-        "20s",
-        "--ready-when",
-        &format!("unix:{sock}"),
-        "--ready-file",
-        &q("dind.ready"),
-        "--",
-        &path_str(&dockerd),
-        "--iptables=false",
-        "--ip6tables=false",
-        "--bridge=none",
-        "--storage-driver=vfs",
-        "--data-root",
-        &q("data"),
-        "--exec-root",
-        &q("exec"),
-        "--pidfile",
-        &q("docker.pid"),
-        "-H",
-        &format!("unix://{sock}"),
-    ]));
+    let mut args: Vec<String> = ["sidecar", "--done-file", &q("dind.done"), "--grace", "20s"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend([
+        "--ready-when".into(),
+        format!("unix:{sock}"),
+        "--ready-file".into(),
+        q("dind.ready"),
+        "--".into(),
+    ]);
+    args.extend(dockerd_args(&dockerd, root));
+    let mut dind = start(sup_hiding_containerd(&args));
     let build = format!(
         "trap 'echo build got TERM; exit 143' TERM; while :; do docker -H unix://{sock} version --format '{{{{.Server.Version}}}}' >/dev/null && echo looped; sleep 0.02; done"
     );
@@ -496,24 +484,5 @@ fn a_dind_sidecar_killed_mid_build_stops_the_build() {
             wait_until(DEADLINE, || !alive(p)),
             "{p} of dockerd's tree survived"
         );
-    }
-}
-
-/// Unmounts whatever dockerd left mounted under a directory.
-struct Unmounted(PathBuf);
-
-impl Drop for Unmounted {
-    fn drop(&mut self) {
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let prefix = path_str(&self.0);
-        let mut targets: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
-        targets.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in targets {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
     }
 }

@@ -948,6 +948,44 @@ fn example_dind_job_failing_main_fails_the_pod() {
     play_and_check(pm, &pod, &[("build", 3)], Duration::from_secs(90));
 }
 
+/// dockerd crashes in the middle of the build: the build is stopped at once and the pod ends
+/// Failed within a second, instead of running until the Job's deadline.
+#[test]
+fn example_dind_job_dockerd_crash_fails_the_pod_at_once() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    let pod = with_main_command(
+        example_pod("dind-job.yaml"),
+        "build",
+        &[
+            "sh",
+            "-c",
+            "while docker version >/dev/null; do echo build: looping; sleep 0.05; done; sleep 600",
+        ],
+    );
+    let played = Played::play(pm, &pod);
+    let build = played.container("build");
+    let looping = util::wait_until(Duration::from_secs(90), || {
+        logs(pm, &build).contains("build: looping")
+    });
+    assert!(looping, "the build never ran\n{}", played.report());
+    let t0 = Instant::now();
+    pm.ok(&["exec", &played.container("dind"), "sh", "-c", "kill -9 $(pidof dockerd)"]);
+    let ended = util::wait_until(Duration::from_secs(30), || {
+        played.states().get(&build).is_some_and(|s| s.0 == "exited")
+    });
+    let took = t0.elapsed();
+    assert!(ended, "the build outlived dockerd\n{}", played.report());
+    eprintln!("dockerd SIGKILLed in the dind container -> build container exited: {took:?}");
+    let states = played.states();
+    assert_eq!(states[&build].1, 122, "{}", played.report());
+    assert_eq!(states[&played.container("dind")].1, 137, "{}", played.report());
+    assert!(took < Duration::from_secs(5), "took {took:?}\n{}", played.report());
+    let log = logs(pm, &build);
+    assert!(log.contains("required sidecar /supervisor/dind.done ended (dockerd"), "{log}");
+}
+
 #[test]
 fn example_native_sidecar_job_completes() {
     let Some((pm, _lock)) = podman_or_skip() else {

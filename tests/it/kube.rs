@@ -6,14 +6,6 @@ use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn helper(name: &str) -> String {
-    path_str(
-        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/it/helpers")
-            .join(name),
-    )
-}
-
 fn message(path: &Path) -> (String, Option<serde_json::Value>) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     assert!(text.len() <= 4096, "{} bytes", text.len());
@@ -266,7 +258,7 @@ fn presets_reach_each_proxy_s_endpoints() {
         "-c",
         "ip link set lo up && exec python3 \"$0\" \"$@\"",
     ]);
-    c.arg(helper("admin.py")).args(ports);
+    c.arg(helper_str("admin.py")).args(ports);
     let mut admin = start(c);
     admin.expect_line("listening", DEADLINE);
     let netns = format!("--net=/proc/{}/ns/net", admin.pid());

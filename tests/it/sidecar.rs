@@ -1,7 +1,7 @@
 //! `supervisor sidecar`: markers, stop policy, exit codes, real daemons.
 
 use crate::util::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -525,9 +525,7 @@ fn real_dockerd_supervised_through_its_whole_life() {
     let sock = root.join("docker.sock");
     // A stale ready file from an earlier run must go before the daemon starts.
     std::fs::write(&ready, "stale").unwrap();
-    let config = root.join("daemon.json");
-    std::fs::write(&config, "{}").unwrap();
-    let sidecar = [
+    let mut args: Vec<String> = [
         "sidecar",
         "--wait-file",
         &path_str(&done),
@@ -538,38 +536,12 @@ fn real_dockerd_supervised_through_its_whole_life() {
         "--ready-file",
         &path_str(&ready),
         "--",
-        &path_str(&dockerd),
-        "--iptables=false",
-        "--ip6tables=false",
-        "--bridge=none",
-        "--storage-driver=vfs",
-        "--data-root",
-        &path_str(&root.join("data")),
-        "--exec-root",
-        &path_str(&root.join("exec")),
-        "--config-file",
-        &path_str(&config),
-        "--pidfile",
-        &path_str(&root.join("docker.pid")),
-        "-H",
-        &format!("unix://{}", path_str(&sock)),
-    ];
-    // Only what this test owns: its own config file (not /etc/docker/daemon.json), data and exec
-    // roots, pid file and socket. A host that runs containerd has its socket at
-    // /run/containerd/containerd.sock, and dockerd would use that containerd instead of starting
-    // its own; an empty tmpfs there, in a mount namespace of the test's own, hides it.
-    let mut c = Command::new("unshare");
-    c.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        r#"if [ -d /run/containerd ]; then mount -t tmpfs tmpfs /run/containerd || exit 99; fi; exec "$0" "$@""#,
-        bin(),
-    ])
-    .args(sidecar);
-    sup_env(&mut c);
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(dockerd_args(&dockerd, root));
+    let c = sup_hiding_containerd(&args);
     let mut p = start(c);
     let cleanup = Unmount(root.to_path_buf());
     assert!(
@@ -613,26 +585,6 @@ fn real_dockerd_supervised_through_its_whole_life() {
         );
     }
     drop(cleanup);
-}
-
-/// Unmounts whatever a daemon left mounted under a directory (dockerd leaves its exec-root
-/// mounts behind when killed), so the temp dir can be removed.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-        let prefix = path_str(&self.0);
-        let mut targets: Vec<&str> = mounts
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|m| m.starts_with(&prefix))
-            .collect();
-        targets.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        for m in targets {
-            let _ = Command::new("umount").args(["-l", m]).status();
-        }
-    }
 }
 
 #[test]

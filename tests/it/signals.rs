@@ -3,13 +3,11 @@
 //! that reports each one, and exits with the command's code.
 
 use crate::util::*;
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The helper program that reports signals (tests/it/helpers/sigreport.py).
+/// The child that reports each signal as `got N;` (helpers/sigreport.py).
 fn reporter() -> Vec<String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/helpers/sigreport.py");
-    vec!["python3".into(), path_str(&p)]
+    python("sigreport.py", &[])
 }
 
 /// Never forwarded: KILL and STOP (uncatchable), the synchronous faults (they keep their

@@ -7,10 +7,9 @@ use crate::util::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The helper that reports each signal as `got N;` and exits 7 on $EXIT_ON (default TERM).
+/// The child that reports each signal as `got N;` (helpers/sigreport.py).
 fn reporter() -> Vec<String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/helpers/sigreport.py");
-    vec!["python3".into(), path_str(&p)]
+    python("sigreport.py", &[])
 }
 
 fn args(head: &[&str], cmd: Vec<String>) -> Vec<String> {

@@ -16,11 +16,13 @@
 //! - `ns`: the binary under test, plain or as PID 1 of a PID namespace;
 //! - `fs`: temp dirs, JSON files, paths, lock waiters;
 //! - `helpers`: the helper programs and listeners;
-//! - `ci`: the skip policy and tool lookup.
+//! - `ci`: the skip policy and tool lookup;
+//! - `dockerd`: a real dockerd that owns nothing of the host's.
 
 #![allow(dead_code, unused_imports)]
 
 mod ci;
+mod dockerd;
 mod fs;
 mod helpers;
 mod ns;
@@ -28,6 +30,7 @@ mod proc;
 mod wait;
 
 pub use ci::*;
+pub use dockerd::*;
 pub use fs::*;
 pub use helpers::*;
 pub use ns::*;

@@ -1,23 +1,18 @@
-# Counts every signal it gets; on TERM prints `counts NAME=N ...` and exits 7.
+# Counts every signal it gets; on TERM prints `counts NAME=N ...` and exits 7. The signals are
+# blocked and taken with sigwaitinfo, so none is lost between two waits.
 import os
 import signal
 
+counted = {getattr(signal, s) for s in
+           ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGWINCH", "SIGURG", "SIGALRM", "SIGCONT")}
+wanted = counted | {signal.SIGTERM}
+signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
 counts = {}
-
-
-def count(n, _frame):
-    counts[n] = counts.get(n, 0) + 1
-
-
-def term(_n, _frame):
-    print("counts " + " ".join("%s=%d" % (signal.Signals(k).name, v)
-                               for k, v in sorted(counts.items())), flush=True)
-    os._exit(7)
-
-
-for s in ("SIGUSR1", "SIGUSR2", "SIGHUP", "SIGWINCH", "SIGURG", "SIGALRM", "SIGCONT"):
-    signal.signal(getattr(signal, s), count)
-signal.signal(signal.SIGTERM, term)
 print("ready", flush=True)
 while True:
-    signal.pause()
+    n = signal.sigwaitinfo(wanted).si_signo
+    if n == signal.SIGTERM:
+        print("counts " + " ".join("%s=%d" % (signal.Signals(k).name, v)
+                                   for k, v in sorted(counts.items())), flush=True)
+        os._exit(7)
+    counts[n] = counts.get(n, 0) + 1
