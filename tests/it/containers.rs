@@ -971,7 +971,13 @@ fn example_dind_job_dockerd_crash_fails_the_pod_at_once() {
     });
     assert!(looping, "the build never ran\n{}", played.report());
     let t0 = Instant::now();
-    pm.ok(&["exec", &played.container("dind"), "sh", "-c", "kill -9 $(pidof dockerd)"]);
+    pm.ok(&[
+        "exec",
+        &played.container("dind"),
+        "sh",
+        "-c",
+        "kill -9 $(pidof dockerd)",
+    ]);
     let ended = util::wait_until(Duration::from_secs(30), || {
         played.states().get(&build).is_some_and(|s| s.0 == "exited")
     });
@@ -980,10 +986,22 @@ fn example_dind_job_dockerd_crash_fails_the_pod_at_once() {
     eprintln!("dockerd SIGKILLed in the dind container -> build container exited: {took:?}");
     let states = played.states();
     assert_eq!(states[&build].1, 122, "{}", played.report());
-    assert_eq!(states[&played.container("dind")].1, 137, "{}", played.report());
-    assert!(took < Duration::from_secs(5), "took {took:?}\n{}", played.report());
+    assert_eq!(
+        states[&played.container("dind")].1,
+        137,
+        "{}",
+        played.report()
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?}\n{}",
+        played.report()
+    );
     let log = logs(pm, &build);
-    assert!(log.contains("required sidecar /supervisor/dind.done ended (dockerd"), "{log}");
+    assert!(
+        log.contains("required sidecar /supervisor/dind.done ended (dockerd"),
+        "{log}"
+    );
 }
 
 #[test]
