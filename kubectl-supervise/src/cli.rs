@@ -1,7 +1,7 @@
 //! The command line: clap types, and `run`, which turns them into calls of the library and
 //! decides the exit code in one place.
 
-use crate::{check, inject};
+use crate::{check, inject, webhook};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ pub mod exit {
     pub const PROBLEMS: i32 = 1;
     /// Bad input: unreadable file, invalid YAML, unknown flag, a name that matches nothing.
     pub const USAGE: i32 = 2;
+    /// `webhook` could not serve (the address is taken, a thread could not start).
+    pub const FAILED: i32 = 1;
 }
 
 #[derive(Parser, Debug)]
@@ -34,6 +36,9 @@ pub enum Command {
     Inject(InjectArgs),
     /// Report wiring mistakes, one line each: exit 0 when there are none, 1 when there are.
     Check(CheckArgs),
+    /// Serve inject as a mutating admission webhook (HTTPS: POST /mutate, GET /healthz) to
+    /// pods annotated supervisor/inject: "true". Stops on SIGTERM after the requests in progress.
+    Webhook(WebhookArgs),
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +96,58 @@ pub struct InjectArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub input: Input,
+}
+
+#[derive(Args, Debug)]
+pub struct WebhookArgs {
+    /// The serving certificate, PEM, leaf first (a Secret's tls.crt); re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// Its private key, PEM (tls.key); re-read with the certificate.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// The address and port to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR:PORT")]
+    pub listen: String,
+
+    /// The image of the init container that installs the binary.
+    #[arg(long, env = "KUBECTL_SUPERVISE_IMAGE", default_value = inject::DEFAULT_IMAGE, value_name = "REF")]
+    pub image: String,
+
+    /// How long a TLS handshake, or a request once begun, may take to arrive; a slower client
+    /// is disconnected.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub request_timeout: String,
+
+    /// Log lines on stderr: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl WebhookArgs {
+    fn config(&self) -> Result<webhook::Config, Usage> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|_| Usage(format!("--listen {:?} is not ADDR:PORT", self.listen)))?;
+        let request_timeout = supervisor::clock::parse_duration(&self.request_timeout)
+            .map_err(|e| Usage(format!("--request-timeout: {e}")))?;
+        if request_timeout.is_zero() {
+            return Err(Usage("--request-timeout must be greater than zero".into()));
+        }
+        Ok(webhook::Config {
+            listen,
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            options: inject::Options {
+                image: self.image.clone(),
+                ..Default::default()
+            },
+            request_timeout,
+        })
+    }
 }
 
 /// Bad input: one line for the user.
@@ -187,6 +244,7 @@ where
     let result = match &cli.command {
         Command::Inject(a) => run_inject(a, stdin, out),
         Command::Check(a) => run_check(a, stdin, out, err),
+        Command::Webhook(a) => run_webhook(a),
     };
     match result {
         Ok(code) => code,
@@ -241,6 +299,28 @@ fn run_inject(a: &InjectArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Resu
     out.write_all(result.as_bytes())
         .map_err(|e| Usage(format!("cannot write stdout: {e}")))?;
     Ok(exit::OK)
+}
+
+fn run_webhook(a: &WebhookArgs) -> Result<i32, Usage> {
+    let config = a.config()?;
+    let format = if a.log_format == "json" {
+        supervisor::logging::Format::Json
+    } else {
+        supervisor::logging::Format::Text
+    };
+    supervisor::logging::set_mode("webhook");
+    supervisor::logging::init(supervisor::logging::LevelFilter::INFO, format);
+    let result = webhook::serve(config, &mut |addr| {
+        tracing::info!("listening on https://{addr} (POST /mutate, GET /healthz)");
+    });
+    match result {
+        Ok(()) => Ok(exit::OK),
+        Err(webhook::WebhookError::Tls(e)) => Err(Usage(e.to_string())),
+        Err(e) => {
+            tracing::error!("{e}");
+            Ok(exit::FAILED)
+        }
+    }
 }
 
 fn run_check(

@@ -355,7 +355,7 @@ mod tests {
             ["SUPERVISOR_WAIT_FILE", "SUPERVISOR_LOG_LEVEL"]
         );
         let Ok(Parsed::Sidecar(c)) = parse_with_env(&line, &env) else {
-            panic!("sidecar");
+            unreachable!("a sidecar");
         };
         assert_eq!(c.grace, std::time::Duration::from_secs(1));
         assert_eq!(

@@ -39,6 +39,12 @@ pub const KNOWN_IMAGES: &[KnownImage] = &[
         env: &[("SUPERVISOR_WAIT_TIMEOUT", "2m")],
     },
     KnownImage {
+        pattern: "*/kubectl-supervise:*",
+        entrypoint: &["/usr/local/bin/kubectl-supervise"],
+        cmd: &["--help"],
+        env: &[],
+    },
+    KnownImage {
         pattern: "*/supervisor:*",
         entrypoint: &["/usr/local/bin/supervisor"],
         cmd: &["--help"],
@@ -138,7 +144,9 @@ fn normalize(image: &str) -> &str {
 /// Glob match with `*` only.
 pub fn matches(pattern: &str, name: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
-    let (first, rest) = parts.split_first().expect("split yields one part");
+    let Some((first, rest)) = parts.split_first() else {
+        return false;
+    };
     let Some(mut tail) = name.strip_prefix(first) else {
         return false;
     };

@@ -167,7 +167,9 @@ pub fn inject_json(
 fn inject_in(doc: &mut Node, opts: &Options, used: &mut Used) -> Result<Vec<String>, InjectError> {
     let mut changed = Vec::new();
     for loc in manifest::locate(doc) {
-        let node = manifest::node_at_mut(doc, &loc.path).expect("located just now");
+        let Some(node) = manifest::node_at_mut(doc, &loc.path) else {
+            continue;
+        };
         let did = match loc.origin {
             Origin::Kubernetes => inject_template(node, &loc, opts, used)?,
             Origin::Buildkite => inject_buildkite(node, &loc, opts, used)?,
@@ -441,9 +443,13 @@ fn inject_template(
     let mut commands = BTreeMap::new();
     for m in &todo {
         let before = original_command(m, &settings, object)?;
-        let mut argv = match plan.main_wiring.get(&m.name) {
-            Some(w) => main_flags(w),
-            None => sidecar_flags(&plan.sidecar_wiring[&m.name]),
+        let mut argv = match (
+            plan.main_wiring.get(&m.name),
+            plan.sidecar_wiring.get(&m.name),
+        ) {
+            (Some(w), _) => main_flags(w),
+            (None, Some(w)) => sidecar_flags(w),
+            (None, None) => continue,
         };
         argv.extend(before);
         commands.insert(m.name.clone(), argv);
@@ -530,12 +536,12 @@ fn plan(
     // for native sidecars) the pod's own end stops them.
     let classic = job_like && !settings.native;
     let tgps = spec.termination_grace_period_seconds.unwrap_or(30);
-    let by_name = |n: &str| members.iter().find(|m| m.name == n).expect("a member");
+    let by_name = |n: &str| members.iter().find(|m| m.name == n);
 
     let mut done_files = Vec::new();
     if classic && !sidecars.is_empty() {
         for m in &mains {
-            let member = by_name(m);
+            let Some(member) = by_name(m) else { continue };
             let done = match member.runs() {
                 Some(Parsed::Main(c)) => c.done_file.as_ref().map(|p| p.display().to_string()),
                 Some(_) => {
@@ -548,7 +554,10 @@ fn plan(
             };
             match done {
                 Some(d) => done_files.push(d),
-                None if sidecars.iter().any(|s| !by_name(s).wired()) => {
+                None if sidecars
+                    .iter()
+                    .any(|s| by_name(s).is_some_and(|x| !x.wired())) =>
+                {
                     return Err(pod_error(
                         object,
                         format!(
@@ -563,7 +572,7 @@ fn plan(
 
     // A sidecar that ends stops the mains: each gets a marker of its own, which every main
     // wired now requires. Not when every main is wired already: none would read it.
-    let mains_todo = mains.iter().any(|m| !by_name(m).wired());
+    let mains_todo = mains.iter().any(|m| by_name(m).is_some_and(|x| !x.wired()));
     let own_marker = settings.requires && mains_todo;
     let mut requires = Vec::new();
     let mut ready_files = Vec::new();
@@ -580,7 +589,7 @@ fn plan(
         }
     }
     for s in &sidecars {
-        let member = by_name(s);
+        let Some(member) = by_name(s) else { continue };
         let target = settings.ready.get(s);
         if let Some(Parsed::Sidecar(c)) = member.runs() {
             if settings.requires {
@@ -623,7 +632,7 @@ fn plan(
     }
     let mut main_wiring = BTreeMap::new();
     for m in &mains {
-        if by_name(m).wired() {
+        if by_name(m).is_none_or(Member::wired) {
             continue;
         }
         let wait_timeout = opts
@@ -693,7 +702,7 @@ fn mount(read_only: bool) -> Node {
 /// Mounts the volume into a container that does not mount it yet.
 fn ensure_mount(c: &mut Node, read_only: bool) {
     let mounts = c.entry("volumeMounts", || Node::Seq(Vec::new()));
-    let Some(list) = mounts.as_seq_mut() else {
+    let Some(list) = mounts.and_then(Node::as_seq_mut) else {
         return;
     };
     let has = list
@@ -707,7 +716,7 @@ fn ensure_mount(c: &mut Node, read_only: bool) {
 /// The `supervisor` emptyDir, unless the pod has a volume of that name.
 fn ensure_volume(spec: &mut Node) {
     let volumes = spec.entry("volumes", || Node::Seq(Vec::new()));
-    if let Some(list) = volumes.as_seq_mut() {
+    if let Some(list) = volumes.and_then(Node::as_seq_mut) {
         let has = list
             .iter()
             .any(|v| v.get("name").and_then(Node::as_str) == Some(VOLUME));
@@ -803,8 +812,11 @@ fn apply(
                 ensure_mount(&mut c, !writes);
                 if plan.native && plan.sidecars.contains(&name) {
                     c.set_after(&["image", "name"], "restartPolicy", Node::text("Always"));
-                    let w = &plan.sidecar_wiring[&name];
-                    if let Some(t) = &w.ready_when
+                    let target = plan
+                        .sidecar_wiring
+                        .get(&name)
+                        .and_then(|w| w.ready_when.as_ref());
+                    if let Some(t) = target
                         && c.get("startupProbe").is_none()
                     {
                         c.set("startupProbe", startup_probe(t));
@@ -821,7 +833,7 @@ fn apply(
     if install || !natives.is_empty() {
         ensure_init_list(spec);
         let init = spec.entry("initContainers", || Node::Seq(Vec::new()));
-        if let Some(list) = init.as_seq_mut() {
+        if let Some(list) = init.and_then(Node::as_seq_mut) {
             if install {
                 list.insert(0, install_container(&opts.image));
             }
@@ -1040,12 +1052,14 @@ fn apply_buildkite(
     lines: &BTreeMap<String, String>,
     opts: &Options,
 ) {
-    let pod_spec = block.entry("podSpec", Node::map);
+    let Some(pod_spec) = block.entry("podSpec", Node::map) else {
+        return;
+    };
     ensure_volume(pod_spec);
     if !installs_here(pod) {
         ensure_init_list(pod_spec);
         let init = pod_spec.entry("initContainers", || Node::Seq(Vec::new()));
-        if let Some(list) = init.as_seq_mut() {
+        if let Some(list) = init.and_then(Node::as_seq_mut) {
             list.insert(0, install_container(&opts.image));
         }
     }

@@ -236,6 +236,7 @@ fn first_missing(
 
 /// Strictly parses a whole top-level object of a kind we know; other kinds are not checked.
 pub fn strict_object(doc: &Node) -> Result<(), String> {
+    use k8s_openapi::api::admissionregistration::v1 as admission;
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
     let v = doc.to_json();
     let kind = v["kind"].as_str().unwrap_or_default();
@@ -243,6 +244,11 @@ pub fn strict_object(doc: &Node) -> Result<(), String> {
         "Pod" => strict::<core::Pod>(&v).map(drop),
         "PodTemplate" => strict::<core::PodTemplate>(&v).map(drop),
         "ConfigMap" => strict::<core::ConfigMap>(&v).map(drop),
+        "Namespace" => strict::<core::Namespace>(&v).map(drop),
+        "Service" => strict::<core::Service>(&v).map(drop),
+        "MutatingWebhookConfiguration" => {
+            strict::<admission::MutatingWebhookConfiguration>(&v).map(drop)
+        }
         "Job" => strict::<batch::Job>(&v).map(drop),
         "CronJob" => strict::<batch::CronJob>(&v).map(drop),
         "Deployment" => strict::<apps::Deployment>(&v).map(drop),

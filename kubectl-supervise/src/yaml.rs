@@ -176,17 +176,15 @@ impl Node {
         }
     }
 
-    /// The value at `key`, created (as `make()`) when missing or null.
-    pub fn entry(&mut self, key: &str, make: fn() -> Node) -> &mut Node {
+    /// The value at `key`, created (as `make()`) when missing or null; None when this is not
+    /// a mapping.
+    pub fn entry(&mut self, key: &str, make: fn() -> Node) -> Option<&mut Node> {
         if self.get(key).is_none_or(Node::is_null) {
             self.set(key, make());
         }
         match self {
-            Node::Map(m) => {
-                let i = m.iter().position(|(k, _)| k.key_is(key)).expect("just set");
-                &mut m[i].1
-            }
-            _ => panic!("entry() on a non-mapping"),
+            Node::Map(m) => m.iter_mut().find(|(k, _)| k.key_is(key)).map(|(_, v)| v),
+            _ => None,
         }
     }
 

@@ -3,6 +3,9 @@
 //! The good manifests are the repository's examples/ (clean, as tests/it/examples.rs shows);
 //! each case edits one in a single place and names the rule that must report it.
 
+// Test helpers may unwrap: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use kubectl_supervise::check::{self, Finding, RULES};
 use kubectl_supervise::{inject, yaml};
 use std::collections::BTreeSet;
@@ -144,8 +147,8 @@ const CASES: &[Case] = &[
     Case {
         rule: "requires-unwritten",
         file: "dind-job.yaml",
-        from: "            - --done-file=/supervisor/main.done\n",
-        to: "            - --done-file=/supervisor/main.done\n            - --requires=/supervisor/dind.done\n",
+        from: "            - --done-file=/supervisor/dind.done\n",
+        to: "",
         needle: "give the sidecar --done-file=/supervisor/dind.done",
     },
     Case {
@@ -158,8 +161,8 @@ const CASES: &[Case] = &[
     Case {
         rule: "done-file-unwaited",
         file: "dind-job.yaml",
-        from: "            - --wait-file=/supervisor/main.done\n",
-        to: "            - --wait-file=/supervisor/main.done\n            - --done-file=/supervisor/dind.done\n",
+        from: "            - --requires=/supervisor/dind.done\n",
+        to: "",
         needle: "writes /supervisor/dind.done, but nothing watches it (main --requires",
     },
     Case {
@@ -348,18 +351,39 @@ fn entrypoints_annotation_shows_check_what_an_image_runs() {
     // An image of the user's own with `supervisor sidecar` baked in: check cannot know, until
     // the supervisor/entrypoints annotation (the one inject reads) says so.
     let dind = example("dind-job.yaml");
-    let from = "          image: docker:27-dind\n          command:\n            - /supervisor/bin/supervisor\n            - sidecar\n            - --wait-file=/supervisor/main.done\n            # dockerd stops its own containers first; stay below terminationGracePeriodSeconds.\n            - --grace=20s\n            - --\n            - dockerd-entrypoint.sh\n";
-    assert!(dind.contains(from));
-    let baked = dind.replacen(
-        from,
-        "          image: example.org/dind-with-supervisor:1\n",
-        1,
+    // The dind container's image and command, as written, and its command's words.
+    let start = dind
+        .find("          image: docker:27-dind\n")
+        .expect("the dind image");
+    let end = start
+        + dind[start..]
+            .find("            - dockerd-entrypoint.sh\n")
+            .expect("its command's end")
+        + "            - dockerd-entrypoint.sh\n".len();
+    let words: Vec<String> = yaml::parse(&dind).expect("yaml")[0]
+        .at(&["spec", "template", "spec", "containers"])
+        .map(yaml::Node::to_json)
+        .and_then(|cs| {
+            cs.as_array()?
+                .iter()
+                .find(|c| c["name"] == "dind")
+                .map(|c| c["command"].clone())
+        })
+        .and_then(|c| serde_json::from_value(c).ok())
+        .expect("dind's command");
+    let baked = format!(
+        "{}          image: example.org/dind-with-supervisor:1\n{}",
+        &dind[..start],
+        &dind[end..]
     );
     let rules: Vec<&str> = findings(&baked).iter().map(|f| f.rule).collect();
     assert!(rules.contains(&"unsupervised-container"), "{rules:?}");
+    let entrypoints = serde_json::json!({ "dind": words }).to_string();
     let annotated = baked.replacen(
         "  template:\n    spec:\n",
-        "  template:\n    metadata:\n      annotations:\n        supervisor/entrypoints: '{\"dind\": [\"/supervisor/bin/supervisor\", \"sidecar\", \"--wait-file=/supervisor/main.done\", \"--grace=20s\", \"--\", \"dockerd-entrypoint.sh\"]}'\n    spec:\n",
+        &format!(
+            "  template:\n    metadata:\n      annotations:\n        supervisor/entrypoints: '{entrypoints}'\n    spec:\n"
+        ),
         1,
     );
     assert_eq!(findings(&annotated), vec![]);

@@ -1,5 +1,8 @@
 //! The built `kubectl-supervise` binary: exit codes, and nothing on stdout on bad input.
 
+// Test helpers may unwrap: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

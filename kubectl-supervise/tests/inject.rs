@@ -4,6 +4,9 @@
 //! Golden files live in tests/golden/; `UPDATE_GOLDEN=1 cargo test -p kubectl-supervise
 //! --test inject` rewrites them after a deliberate change (review the diff).
 
+// Test helpers may unwrap: a failure is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use k8s_openapi::api::core::v1::PodSpec;
 use kubectl_supervise::inject::{self, InjectError, Options};
 use kubectl_supervise::manifest;

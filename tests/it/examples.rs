@@ -146,6 +146,8 @@ const EXPECTED: &[&str] = &[
     "unwired/cronjob-cloud-sql-proxy.yaml",
     "unwired/demo-pod.yaml",
     "unwired/dind-job.yaml",
+    "webhook/mutating-webhook.yaml",
+    "webhook/webhook.yaml",
 ];
 
 #[test]
@@ -175,9 +177,14 @@ fn kubernetes_manifests_parse_strictly() {
     for p in &pods {
         *per_file.entry(p.file.as_str()).or_default() += 1;
     }
+    // Files of other objects than pods: the webhook's configuration.
+    let no_pods = [
+        "pipeline-sidecar/fluent-bit-config.yaml",
+        "webhook/mutating-webhook.yaml",
+    ];
     for f in EXPECTED
         .iter()
-        .filter(|f| !f.ends_with(".md") && !f.ends_with("config.yaml"))
+        .filter(|f| !f.ends_with(".md") && !no_pods.contains(f))
     {
         assert_eq!(
             per_file.get(f),
@@ -251,6 +258,7 @@ const DOCKER_IMAGES: &[(&str, &str)] = &[
     ("*/supervisor:*", "docker/Dockerfile"),
     ("*/dind-supervised:*", "docker/dind/Dockerfile"),
     ("*/ci-agent:*", "docker/ci-agent/Dockerfile"),
+    ("*/kubectl-supervise:*", "docker/webhook/Dockerfile"),
 ];
 
 #[test]
@@ -295,4 +303,107 @@ fn known_images_match_the_dockerfiles() {
             }
         }
     }
+}
+
+/// The webhook's Deployment, run as it is written: its container's command with both static
+/// binaries (`supervisor main --stop-delay ... -- kubectl-supervise webhook ...`), the TLS
+/// Secret's files made with openssl, a recorded review over HTTPS with curl; SIGTERM then
+/// leaves it serving for --stop-delay before it exits 0.
+#[test]
+fn webhook_deployment_command_serves() {
+    let tools = ["openssl", "curl"].map(|t| {
+        std::process::Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok()
+    });
+    if tools.contains(&false) {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "CI is set, so this test must run, but openssl or curl is missing"
+        );
+        eprintln!("\n=== SKIPPED (not in CI): needs openssl and curl\n");
+        return;
+    }
+    let host = "supervisor-webhook.supervisor-system.svc";
+    let dir = crate::util::tempdir();
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", &format!("/CN={host}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{host}")])
+        .args(["-keyout", "tls.key", "-out", "tls.crt"])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+
+    let docs = yaml::parse(&read("webhook/webhook.yaml")).expect("yaml");
+    let deployment = docs
+        .iter()
+        .find(|d| d.get("kind").and_then(yaml::Node::as_str) == Some("Deployment"))
+        .expect("a Deployment")
+        .to_json();
+    let command: Vec<String> = serde_json::from_value(
+        deployment["spec"]["template"]["spec"]["containers"][0]["command"].clone(),
+    )
+    .expect("a command");
+    let supervisor = crate::containers::static_bin();
+    let plugin = supervisor.with_file_name("kubectl-supervise");
+    assert!(plugin.exists(), "{plugin:?}: build the whole workspace");
+    let tls = |f: &str| dir.path().join(f).to_string_lossy().into_owned();
+    let argv: Vec<String> = command
+        .iter()
+        .map(|w| match w.as_str() {
+            "/usr/local/bin/supervisor" => supervisor.to_string_lossy().into_owned(),
+            "/usr/local/bin/kubectl-supervise" => plugin.to_string_lossy().into_owned(),
+            "--cert=/tls/tls.crt" => format!("--cert={}", tls("tls.crt")),
+            "--key=/tls/tls.key" => format!("--key={}", tls("tls.key")),
+            w if w.starts_with("--listen=") => "--listen=127.0.0.1:0".into(),
+            w => w.to_string(),
+        })
+        .collect();
+    assert!(
+        argv.iter().any(|w| w.starts_with("--stop-delay=")),
+        "{argv:?}"
+    );
+    // stderr (where both log) onto stdout, which the harness reads line by line.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "exec \"$0\" \"$@\" 2>&1"]).args(&argv);
+    let mut p = crate::util::start(cmd);
+    let line = p.expect_line("listening on https://", crate::util::DEADLINE);
+    let addr = line
+        .split("listening on https://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("an address")
+        .to_string();
+    let port = addr.rsplit(':').next().expect("a port").to_string();
+    let curl = |path: &str, body: Option<&Path>| {
+        let mut c = std::process::Command::new("curl");
+        c.args(["-sS", "--max-time", "10", "--cacert", &tls("tls.crt")])
+            .args(["--resolve", &format!("{host}:{port}:127.0.0.1")])
+            .arg(format!("https://{host}:{port}{path}"));
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "--data-binary"])
+                .arg(format!("@{}", b.display()));
+        }
+        let out = c.output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let review = repo().join("kubectl-supervise/tests/webhook/job-pod.json");
+    let answer = curl("/mutate", Some(&review));
+    assert!(answer.contains("\"patchType\":\"JSONPatch\""), "{answer}");
+    let stopping = std::time::Instant::now();
+    p.signal(15);
+    p.expect_line("keeps running for --stop-delay", crate::util::DEADLINE);
+    // During --stop-delay the webhook still answers.
+    assert_eq!(curl("/healthz", None), "ok\n");
+    let out = p.finish_with(crate::util::DEADLINE);
+    assert_eq!(out.code(), Some(0), "{out}");
+    assert!(
+        stopping.elapsed() >= std::time::Duration::from_secs(4),
+        "stopped before --stop-delay: {:?}{out}",
+        stopping.elapsed()
+    );
 }

@@ -1,0 +1,299 @@
+//! One AdmissionReview in, one AdmissionReview out: the webhook's decision, with no I/O.
+//!
+//! Theory of operation. A body that is not an `admission.k8s.io/v1` AdmissionReview with a
+//! request and a `uid` is refused ([`BadReview`], which the server answers with 400); the API
+//! server then applies the webhook's `failurePolicy`. Every well-formed review is allowed:
+//! whatever goes wrong with a pod (it is not a Pod, it did not opt in, an annotation does not
+//! parse, a container's entrypoint is unknown) the answer is `allowed: true` without a patch,
+//! with a `warnings` entry the user sees in `kubectl` when there is something to fix. A pod that
+//! opts in (`supervisor/inject: "true"`) goes through `inject` exactly as `kubectl supervise
+//! inject` would handle it, its options read from the same annotations, and the answer carries
+//! the JSON Patch ([`super::patch`]) from the pod as sent to the pod as injected.
+
+use super::patch;
+use crate::inject::{self, Options, annotation};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const KIND: &str = "AdmissionReview";
+
+/// The API server shows each warning to the user; it may cut longer ones.
+const WARNING_MAX: usize = 256;
+
+/// A body the webhook cannot answer: the server responds 400.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadReview {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not an {API_VERSION} {KIND} (apiVersion {api_version:?}, kind {kind:?})")]
+    WrongKind { api_version: String, kind: String },
+    #[error("the {KIND} has no request")]
+    NoRequest,
+    #[error("the request has no uid")]
+    NoUid,
+}
+
+#[derive(Deserialize)]
+struct Review {
+    #[serde(rename = "apiVersion", default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    request: Option<Request>,
+}
+
+#[derive(Deserialize)]
+struct Request {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    kind: Gvk,
+    #[serde(default)]
+    operation: String,
+    #[serde(default)]
+    namespace: String,
+    object: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct Gvk {
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// What became of the pod, for the log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Patched: the number of JSON Patch operations.
+    Wired(usize),
+    /// Allowed as it is, and why (not a pod, not opted in, wired already...).
+    Untouched(&'static str),
+    /// Allowed as it is because it could not be wired: the warning the user gets.
+    Refused(String),
+}
+
+/// The answer to one review.
+#[derive(Debug)]
+pub struct Answer {
+    /// The AdmissionReview to send back.
+    pub body: Vec<u8>,
+    /// `namespace/name` of the pod (its generateName with `*` before the API server names it).
+    pub pod: String,
+    pub outcome: Outcome,
+}
+
+/// Decides one review; `body` is the request body.
+pub fn review(body: &[u8], opts: &Options) -> Result<Answer, BadReview> {
+    let r: Review = serde_json::from_slice(body).map_err(|e| BadReview::NotJson(e.to_string()))?;
+    if r.api_version != API_VERSION || r.kind != KIND {
+        return Err(BadReview::WrongKind {
+            api_version: r.api_version,
+            kind: r.kind,
+        });
+    }
+    let req = r.request.ok_or(BadReview::NoRequest)?;
+    if req.uid.is_empty() {
+        return Err(BadReview::NoUid);
+    }
+    let pod = pod_name(&req);
+    let (outcome, patch) = decide(&req, opts);
+    let mut response = json!({"uid": req.uid, "allowed": true});
+    if let Some(ops) = &patch {
+        let text = serde_json::to_vec(ops).unwrap_or_default();
+        response["patchType"] = json!("JSONPatch");
+        response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+    if let Outcome::Refused(why) = &outcome {
+        response["warnings"] = json!([warning(why)]);
+    }
+    let answer = json!({"apiVersion": API_VERSION, "kind": KIND, "response": response});
+    Ok(Answer {
+        body: serde_json::to_vec(&answer).unwrap_or_default(),
+        pod,
+        outcome,
+    })
+}
+
+fn pod_name(req: &Request) -> String {
+    let meta = req.object.as_ref().and_then(|o| o.get("metadata"));
+    let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str);
+    let name = match (text("name"), text("generateName")) {
+        (Some(n), _) if !n.is_empty() => n.to_string(),
+        (_, Some(g)) => format!("{g}*"),
+        _ => "(unnamed)".into(),
+    };
+    let ns = text("namespace").unwrap_or(&req.namespace);
+    if ns.is_empty() {
+        name
+    } else {
+        format!("{ns}/{name}")
+    }
+}
+
+/// What to do with the pod: the outcome and, when it is wired, the patch.
+fn decide(req: &Request, opts: &Options) -> (Outcome, Option<Vec<Value>>) {
+    let g = &req.kind;
+    if !(g.group.is_empty() && g.version == "v1" && g.kind == "Pod") {
+        let what = format!("{}/{} {}", g.group, g.version, g.kind);
+        return (
+            Outcome::Refused(format!(
+                "only Pods are wired, not {}: fix the webhook's rules",
+                what.trim_start_matches('/')
+            )),
+            None,
+        );
+    }
+    if req.operation != "CREATE" {
+        return (Outcome::Untouched("not a CREATE"), None);
+    }
+    let Some(object) = req.object.as_ref().filter(|o| o.is_object()) else {
+        return (
+            Outcome::Refused("the review carries no pod object".into()),
+            None,
+        );
+    };
+    let opt_in = object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(annotation::INJECT))
+        .and_then(Value::as_str);
+    match opt_in {
+        Some("true") => {}
+        None | Some("false") => return (Outcome::Untouched("not opted in"), None),
+        Some(other) => {
+            return (
+                Outcome::Refused(format!(
+                    "annotation {}: {other:?} is not true or false: not wired",
+                    annotation::INJECT
+                )),
+                None,
+            );
+        }
+    }
+    // Objects in a review carry their type, but inject finds pods by it: make sure.
+    let mut pod = object.clone();
+    pod["apiVersion"] = json!("v1");
+    pod["kind"] = json!("Pod");
+    match inject::inject_json(&pod, opts) {
+        Ok(None) => (Outcome::Untouched("wired already"), None),
+        Ok(Some(wired)) => {
+            let ops = patch::diff(&pod, &wired);
+            (Outcome::Wired(ops.len()), Some(ops))
+        }
+        Err(e) => (Outcome::Refused(format!("not wired: {e}")), None),
+    }
+}
+
+/// `supervisor: ...`, cut to what the API server passes on.
+fn warning(text: &str) -> String {
+    let full = format!("supervisor: {text}");
+    if full.chars().count() <= WARNING_MAX {
+        return full;
+    }
+    let mut cut: String = full.chars().take(WARNING_MAX - 3).collect();
+    cut.push_str("...");
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(request: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"apiVersion": API_VERSION, "kind": KIND, "request": request}))
+            .unwrap_or_default()
+    }
+
+    fn pod(annotations: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": "job-", "namespace": "ci", "annotations": annotations},
+            "spec": {"restartPolicy": "Never", "containers": [
+                {"name": "a", "image": "busybox:1.36", "command": ["true"]}
+            ]}
+        })
+    }
+
+    fn request(object: Value) -> Value {
+        json!({
+            "uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE", "namespace": "ci", "object": object
+        })
+    }
+
+    fn response(a: &Answer) -> Value {
+        serde_json::from_slice::<Value>(&a.body).unwrap_or_default()["response"].clone()
+    }
+
+    #[test]
+    fn bad_bodies_are_refused() {
+        let o = Options::default();
+        assert!(matches!(
+            review(b"{\"apiVersion\":", &o),
+            Err(BadReview::NotJson(_))
+        ));
+        assert!(matches!(review(b"[1, 2]", &o), Err(BadReview::NotJson(_))));
+        let v1beta1 = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}"#;
+        assert!(matches!(
+            review(v1beta1, &o),
+            Err(BadReview::WrongKind { .. })
+        ));
+        let no_request = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+        assert_eq!(review(no_request, &o).err(), Some(BadReview::NoRequest));
+        assert_eq!(
+            review(&body(json!({"uid": ""})), &o).err(),
+            Some(BadReview::NoUid)
+        );
+    }
+
+    #[test]
+    fn every_good_review_is_allowed() {
+        let o = Options::default();
+        let a = review(&body(request(pod(json!({})))), &o).expect("answer");
+        assert_eq!(a.outcome, Outcome::Untouched("not opted in"));
+        assert_eq!(a.pod, "ci/job-*");
+        assert_eq!(response(&a), json!({"uid": "u-1", "allowed": true}));
+
+        let a = review(
+            &body(request(pod(json!({"supervisor/inject": "true"})))),
+            &o,
+        )
+        .expect("answer");
+        assert!(matches!(a.outcome, Outcome::Wired(n) if n > 0), "{a:?}");
+        let r = response(&a);
+        assert_eq!(r["patchType"], "JSONPatch");
+        assert!(r["patch"].as_str().is_some_and(|p| !p.is_empty()));
+
+        let maybe = pod(json!({"supervisor/inject": "yes"}));
+        let a = review(&body(request(maybe)), &o).expect("answer");
+        let w = response(&a)["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            w.starts_with("supervisor: annotation supervisor/inject: \"yes\""),
+            "{w}"
+        );
+
+        let mut deploy = request(json!({"kind": "Deployment"}));
+        deploy["kind"] = json!({"group": "apps", "version": "v1", "kind": "Deployment"});
+        let a = review(&body(deploy), &o).expect("answer");
+        assert_eq!(response(&a)["allowed"], true);
+        assert!(matches!(&a.outcome, Outcome::Refused(w) if w.contains("apps/v1 Deployment")));
+    }
+
+    #[test]
+    fn warnings_fit_what_the_api_server_keeps() {
+        let long = "x".repeat(1000);
+        assert_eq!(warning(&long).chars().count(), WARNING_MAX);
+        assert_eq!(
+            warning("é".repeat(300).as_str()).chars().count(),
+            WARNING_MAX
+        );
+    }
+}
