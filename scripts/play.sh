@@ -81,21 +81,30 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/supervisor-play.XXXXXX") || die "cannot create a temporary directory"
-PLAYED=()
+in_list() {
+    local x=$1
+    shift
+    printf '%s\n' "$@" | grep -qxF -- "$x"
+}
+
+# cleanup: removes every pod of this run (a pod not made yet is ignored), unless --keep; then it
+# says how to remove those that were played ($WORK/played, written by the player).
 cleanup() {
-    local pod
-    if [ -n "$KEEP" ] && [ ${#PLAYED[@]} -gt 0 ]; then
+    local pod played=''
+    [ ! -s "$WORK/played" ] || played=$(cat "$WORK/played")
+    if [ -n "$KEEP" ] && [ -n "$played" ]; then
         echo "${D}kept (--keep): inspect with '. scripts/podman-env.sh $SV_PODMAN_DIR && podman ps -a --pod'; remove with:${N}"
     fi
-    for pod in "${PLAYED[@]}"; do
+    for pod in "$WORK"/pod-*.sh; do
+        [ -f "$pod" ] || continue
         # shellcheck source=/dev/null
         . "$pod"
-        if [ -n "$KEEP" ]; then
-            echo "  podman pod rm -f $PLAY_POD${PLAY_VOLUMES[*]:+ && podman volume rm --force ${PLAY_VOLUMES[*]}}"
-        else
+        if [ -z "$KEEP" ]; then
             # Whatever still runs (a timeout, ^C) is killed at once: the player gave up on it.
             podman pod rm --force --ignore --time 0 "$PLAY_POD" >/dev/null 2>&1
             [ ${#PLAY_VOLUMES[@]} -eq 0 ] || podman volume rm --force "${PLAY_VOLUMES[@]}" >/dev/null 2>&1
+        elif in_list "$pod" "$played"; then
+            echo "  podman pod rm -f $PLAY_POD${PLAY_VOLUMES[*]:+ && podman volume rm --force ${PLAY_VOLUMES[*]}}"
         fi
     done
     rm -rf "$WORK"
@@ -123,27 +132,24 @@ RUN_ID=$(printf '%x%x' $$ "$(date +%s)")
 sv_podman_ok || die "podman is installed but cannot run here (see the line above)"
 
 # --- the binary and the images -------------------------------------------------------------
-if [ -z "$BIN" ]; then
-    echo "${D}building the static supervisor (scripts/build-static.sh)...${N}"
-    BIN=$("$REPO/scripts/build-static.sh") || die "the static build failed (see above)"
-    BIN=$REPO/$BIN
-fi
-images=()
-for pod in "$WORK"/pod-*.sh; do
-    # shellcheck source=/dev/null
-    . "$pod"
-    images+=("${PLAY_IMAGES[@]}")
-done
-echo "${D}preparing images (first run: about 20 s)...${N}"
-read -ra images <<<"$(printf '%s\n' "${images[@]}" | sort -u | tr '\n' ' ')"
-sv_images_for "$BIN" "${images[@]}" || die "could not build the local images (see above)"
+prepare() {
+    local pod images=()
+    if [ -z "$BIN" ]; then
+        echo "${D}building the static supervisor (scripts/build-static.sh)...${N}"
+        BIN=$("$REPO/scripts/build-static.sh") || die "the static build failed (see above)"
+        BIN=$REPO/$BIN
+    fi
+    for pod in "$WORK"/pod-*.sh; do
+        # shellcheck source=/dev/null
+        . "$pod"
+        images+=("${PLAY_IMAGES[@]}")
+    done
+    echo "${D}preparing images (first run: about 20 s)...${N}"
+    read -ra images <<<"$(printf '%s\n' "${images[@]}" | sort -u | tr '\n' ' ')"
+    sv_images_for "$BIN" "${images[@]}" || die "could not build the local images (see above)"
+}
 
 # --- playing one pod -------------------------------------------------------------------------
-in_list() {
-    local x=$1
-    shift
-    printf '%s\n' "$@" | grep -qxF -- "$x"
-}
 role_of() {
     if in_list "$1" "${PLAY_INITS[@]}"; then echo init
     elif in_list "$1" "${PLAY_NATIVES[@]}"; then echo "native sidecar"
@@ -324,7 +330,7 @@ play_pod() {
     echo "${B}pod $PLAY_POD${N}: $PLAY_WHAT, from $SHOWN (podman $(podman --version | cut -d' ' -f3))"
     for c in "${ALL[@]}"; do echo "  ${c}: $(role_of "$c")"; done
     for c in "${PLAY_NOTES[@]}"; do echo "  ${D}note: $c${N}"; done
-    PLAYED+=("$1")
+    echo "$1" >>"$WORK/played"
     local cms=() f
     for f in "${PLAY_CONFIGMAPS[@]}"; do cms+=(--configmap "$f"); done
     T0=$(now_ms)
@@ -363,9 +369,30 @@ play_pod() {
     fi
 }
 
-FINAL=0
-for pod in "$WORK"/pod-*.sh; do
-    play_pod "$pod"
-    [ "$FINAL" != 0 ] || FINAL=$RESULT
-done
-exit "$FINAL"
+# player: everything that takes time, in a process group of its own (see below).
+player() {
+    local pod final=0
+    prepare
+    for pod in "$WORK"/pod-*.sh; do
+        play_pod "$pod"
+        [ "$final" != 0 ] || final=$RESULT
+    done
+    exit "$final"
+}
+
+# bash 5.2 can abort ("reader_loop: bad jump") when a trap runs while it parses a $(...), and
+# the player is full of them; so it runs in the background, in a process group of its own
+# (set -m), while this process only waits. On ^C or SIGTERM it stops the player's whole group,
+# then the EXIT trap removes what it made.
+stop_player() {
+    kill -TERM -- "-$PLAYER" 2>/dev/null
+    wait "$PLAYER" 2>/dev/null
+    exit "$1"
+}
+trap 'stop_player 130' INT
+trap 'stop_player 143' TERM
+set -m
+player &
+PLAYER=$!
+set +m
+wait "$PLAYER"
