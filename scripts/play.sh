@@ -158,15 +158,17 @@ role_of() {
 }
 
 # Supervisor's own log lines (in the log file of container $1) become timeline events: they
-# say, in words, what it did and when. A long quoted argument in them (a script) becomes
-# <script>: the logs printed above the timeline have it in full.
+# say, in words, what it did and when. Not anchored at the line's start: the daemon writes to
+# the same stream, and a partial line of its own may precede one of supervisor's (each of
+# those is one write). A long quoted argument (a script) becomes <script>: the logs printed
+# above the timeline have it in full.
 supervisor_events() {
     local who=$1 ts level text
     while read -r ts level text; do
         [ "$level" = INFO ] || text="$level $text"
         [ ${#text} -le 160 ] || text="${text:0:157}..."
         event "$(iso_ms "$ts")" "$who" "$text"
-    done < <(grep -E '^[0-9]{4}-[0-9T:.-]+Z +(INFO|WARN|ERROR) (main|sidecar|install|probe): ' "$WORK/log.$who" |
+    done < <(grep -oE '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z +(INFO|WARN|ERROR) (main|sidecar|install|probe): .*' "$WORK/log.$who" |
         sed -E "s/(^|[ =])'([^']|'\\\\''){60,}'/\1<script>/g")
 }
 
