@@ -530,27 +530,37 @@ fn wrapper_images_keep_the_base_entrypoint_contract() {
 // --- Playing examples ------------------------------------------------------------------------
 
 /// Which local image stands in for each image the examples name.
-const IMAGE_MAP: &[(&str, &str)] = &[
-    ("registry.example.com/supervisor:", "supervisor"),
-    ("registry.example.com/dind-supervised:", "dind"),
-    ("registry.example.com/ci-agent:", "ci-agent"),
-    ("docker:27-dind", "dind-base"),
-    ("docker:27-cli", "dind-base"),
-    ("redis:7-alpine", "redis"),
-    ("postgres:16-alpine", "postgres"),
-    (
-        "gcr.io/cloud-sql-connectors/cloud-sql-proxy:",
-        "cloud-sql-proxy",
-    ),
-    ("cr.fluentbit.io/fluent/fluent-bit:", "fluent-bit"),
-    ("busybox:", "busybox"),
-];
+/// The local stand-in of each image the examples name, read from scripts/podman-env.sh's
+/// SV_STANDINS (the one table; `scripts/play.sh` uses it too): image prefix -> local image name.
+fn image_map() -> &'static [(String, String)] {
+    static MAP: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let script = std::fs::read_to_string(examples::repo().join("scripts/podman-env.sh"))
+            .expect("read scripts/podman-env.sh");
+        let table = script
+            .split("SV_STANDINS=(")
+            .nth(1)
+            .and_then(|t| t.split("\n)").next())
+            .expect("SV_STANDINS=( ... ) in scripts/podman-env.sh");
+        let map: Vec<(String, String)> = table
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?.to_string(), w.next()?.to_string()))
+            })
+            .collect();
+        assert!(!map.is_empty(), "SV_STANDINS is empty");
+        map
+    })
+}
 
 fn local_image(image: &str) -> String {
-    let (_, local) = IMAGE_MAP
+    let (_, local) = image_map()
         .iter()
-        .find(|(k, _)| image.starts_with(k))
-        .unwrap_or_else(|| panic!("no local stand-in for image {image}: add one to IMAGE_MAP"));
+        .find(|(k, _)| image.starts_with(k.as_str()))
+        .unwrap_or_else(|| {
+            panic!("no local stand-in for image {image}: add one to SV_STANDINS in scripts/podman-env.sh")
+        });
     format!("{PREFIX}/{local}")
 }
 
