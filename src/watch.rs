@@ -99,7 +99,25 @@ impl Watcher {
 
     /// Watches the nearest existing ancestors of every path, and only those. Idempotent; call
     /// after each change, before re-checking the paths.
+    ///
+    /// A directory can appear below the one chosen between choosing it and arming its watch
+    /// (`mkdir -p a/b/c` while we arm `a`): its creation made no event we will see, and nothing
+    /// deeper would either. So the choice is made again after arming, until it holds still.
     pub fn arm(&mut self) {
+        // Each round that changes the choice went at least one level deeper or saw a directory
+        // vanish; a bound keeps a directory created and removed in a loop from holding us here.
+        for _ in 0..64 {
+            let dirs = self.dirs_to_watch();
+            self.arm_dirs(&dirs);
+            if self.dirs_to_watch() == dirs {
+                return;
+            }
+        }
+        tracing::debug!("watched directories keep changing; re-armed 64 times");
+    }
+
+    /// The nearest existing ancestor of each path, once each.
+    fn dirs_to_watch(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for p in &self.paths {
             let d = nearest_existing_dir(crate::fsutil::parent_dir(p));
@@ -107,6 +125,11 @@ impl Watcher {
                 dirs.push(d);
             }
         }
+        dirs
+    }
+
+    /// Watches exactly `dirs`.
+    fn arm_dirs(&mut self, dirs: &[PathBuf]) {
         // Drop watches on directories we no longer need (we went deeper, or are done).
         let inotify = &self.inotify;
         self.marks.retain(|dir, mark| {
@@ -119,9 +142,9 @@ impl Watcher {
             keep
         });
         for d in dirs {
-            if !self.marks.contains_key(&d) {
-                let mark = self.mark(&d);
-                self.marks.insert(d, mark);
+            if !self.marks.contains_key(d) {
+                let mark = self.mark(d);
+                self.marks.insert(d.clone(), mark);
             }
         }
     }
