@@ -106,12 +106,14 @@ impl Watcher {
     pub fn arm(&mut self) {
         // Each round that changes the choice went at least one level deeper or saw a directory
         // vanish; a bound keeps a directory created and removed in a loop from holding us here.
+        let mut dirs = self.dirs_to_watch();
         for _ in 0..64 {
-            let dirs = self.dirs_to_watch();
             self.arm_dirs(&dirs);
-            if self.dirs_to_watch() == dirs {
+            let again = self.dirs_to_watch();
+            if again == dirs {
                 return;
             }
+            dirs = again;
         }
         tracing::debug!("watched directories keep changing; re-armed 64 times");
     }
