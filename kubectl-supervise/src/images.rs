@@ -40,8 +40,8 @@ pub const KNOWN_IMAGES: &[KnownImage] = &[
     },
     KnownImage {
         pattern: "*/kubectl-supervise:*",
-        entrypoint: &["/usr/local/bin/kubectl-supervise"],
-        cmd: &["--help"],
+        entrypoint: &["/usr/local/bin/kubectl-supervise", "webhook"],
+        cmd: &["--cert=/tls/tls.crt", "--key=/tls/tls.key"],
         env: &[],
     },
     KnownImage {

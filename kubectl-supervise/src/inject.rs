@@ -35,7 +35,7 @@ pub const INSTALL_CONTAINER: &str = "install-supervisor";
 pub const IMAGE_BINARY: &str = "/usr/local/bin/supervisor";
 /// The install image when neither `--image` nor KUBECTL_SUPERVISE_IMAGE says otherwise.
 pub const DEFAULT_IMAGE: &str = concat!(
-    "registry.example.com/supervisor:",
+    "ghcr.io/supervisor-dev/supervisor:",
     env!("CARGO_PKG_VERSION")
 );
 

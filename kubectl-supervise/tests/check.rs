@@ -84,7 +84,7 @@ const CASES: &[Case] = &[
     Case {
         rule: "binary-not-installed",
         file: "dind-job-native-sidecar.yaml",
-        from: "        - name: install-supervisor\n          image: registry.example.com/supervisor:0.1.0\n          command: [\"/usr/local/bin/supervisor\", \"install\", \"/supervisor/bin\"]\n          volumeMounts:\n            - name: supervisor\n              mountPath: /supervisor\n        - name: dind\n",
+        from: "        - name: install-supervisor\n          image: ghcr.io/supervisor-dev/supervisor:0.2.0\n          command: [\"/usr/local/bin/supervisor\", \"install\", \"/supervisor/bin\"]\n          volumeMounts:\n            - name: supervisor\n              mountPath: /supervisor\n        - name: dind\n",
         to: "        - name: dind\n",
         needle: "no earlier init container",
     },

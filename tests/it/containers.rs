@@ -378,7 +378,7 @@ pub fn podman_dir() -> PathBuf {
 }
 
 /// The podman environment, or None (after a loud message) when it cannot run here.
-fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
+pub fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
     static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
     let guard = podman_lock();
     let env = PODMAN.get_or_init(|| {
@@ -424,11 +424,26 @@ impl Podman {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Outcome {
+    pub fn run(&self, args: &[&str]) -> Outcome {
         util::start(self.cmd(args)).finish_with(Duration::from_secs(120))
     }
 
-    fn ok(&self, args: &[&str]) -> Outcome {
+    /// `podman ARGS` for commands that copy images (load, pull): through scripts/podman-env.sh's
+    /// sv_podman_copy, so that podman 4.3's blob-info cache is ours, not the host's.
+    pub fn copy(&self, args: &[&str]) -> Outcome {
+        let script = examples::repo().join("scripts/podman-env.sh");
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(r#". "$0" "$1" && sv_podman_copy "${@:2}""#)
+            .arg(&script)
+            .arg(&self.dir)
+            .args(args);
+        let out = util::start(c).finish_with(Duration::from_secs(120));
+        assert_eq!(out.code(), Some(0), "podman failed{out}");
+        out
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Outcome {
         let out = self.run(args);
         assert_eq!(out.code(), Some(0), "podman failed{out}");
         out
@@ -579,7 +594,7 @@ fn run_id() -> String {
 }
 
 /// A pod being played; removed with everything it made on drop.
-struct Played {
+pub struct Played {
     pm: &'static Podman,
     name: String,
     yaml: PathBuf,
@@ -590,8 +605,9 @@ struct Played {
     started: Instant,
 }
 
-/// Rewrites an example pod into one `podman kube play` runs here (see the module doc).
-fn playable(pod: &ExamplePod, id: &str) -> (Pod, Vec<String>) {
+/// Rewrites an example pod into one `podman kube play` runs here (see the module doc); the
+/// images in `keep` are used as they are named (already in podman), not through a stand-in.
+fn playable(pod: &ExamplePod, id: &str, keep: &[&str]) -> (Pod, Vec<String>) {
     let mut spec: PodSpec = pod.spec.clone();
     let rename = |v: &str| format!("{v}-{id}");
     for v in spec.volumes.iter_mut().flatten() {
@@ -615,7 +631,10 @@ fn playable(pod: &ExamplePod, id: &str) -> (Pod, Vec<String>) {
     }
     spec.init_containers = (!init.is_empty()).then_some(init);
     let fix = |c: &mut Container| {
-        c.image = Some(local_image(c.image.as_deref().unwrap_or("")));
+        let image = c.image.as_deref().unwrap_or("");
+        if !keep.contains(&image) {
+            c.image = Some(local_image(image));
+        }
         for m in c.volume_mounts.iter_mut().flatten() {
             m.name = rename(&m.name);
         }
@@ -648,8 +667,13 @@ fn playable(pod: &ExamplePod, id: &str) -> (Pod, Vec<String>) {
 
 impl Played {
     fn play(pm: &'static Podman, pod: &ExamplePod) -> Played {
+        Played::play_keeping(pm, pod, &[])
+    }
+
+    /// [`Played::play`], with the images in `keep` used as named (see [`playable`]).
+    pub fn play_keeping(pm: &'static Podman, pod: &ExamplePod, keep: &[&str]) -> Played {
         let id = run_id();
-        let (p, natives) = playable(pod, &id);
+        let (p, natives) = playable(pod, &id, keep);
         let dir = util::tempdir();
         let yaml = dir.path().join("pod.yaml");
         // JSON is YAML: podman reads it as is.
@@ -693,7 +717,7 @@ impl Played {
         played
     }
 
-    fn container(&self, short: &str) -> String {
+    pub fn container(&self, short: &str) -> String {
         format!("{}-{short}", self.name)
     }
 
@@ -733,7 +757,11 @@ impl Played {
 
     /// Waits for the pod to complete, stopping native sidecars with SIGTERM once every other
     /// container has exited, as the kubelet does. Fails the test after `within`.
-    fn complete(&self, within: Duration, mains: &[&str]) -> BTreeMap<String, (String, i32, u32)> {
+    pub fn complete(
+        &self,
+        within: Duration,
+        mains: &[&str],
+    ) -> BTreeMap<String, (String, i32, u32)> {
         let end = Instant::now() + within;
         let mains: Vec<String> = mains.iter().map(|m| self.container(m)).collect();
         let others: Vec<String> = self
@@ -800,7 +828,7 @@ impl Played {
     }
 
     /// Asserts the pod's result: each named container's exit code, 0 for all the others.
-    fn assert_codes(
+    pub fn assert_codes(
         &self,
         states: &BTreeMap<String, (String, i32, u32)>,
         expected: &[(&str, i32)],
@@ -867,7 +895,7 @@ fn example_pod(file: &str) -> ExamplePod {
 }
 
 /// Replaces the command a container's `supervisor main` runs (what follows `--`).
-fn with_main_command(mut pod: ExamplePod, container: &str, cmd: &[&str]) -> ExamplePod {
+pub fn with_main_command(mut pod: ExamplePod, container: &str, cmd: &[&str]) -> ExamplePod {
     let c = pod
         .spec
         .containers
@@ -1148,7 +1176,7 @@ fn pipeline_pod() -> ExamplePod {
         "restartPolicy": "Never",
         "initContainers": [{
             "name": "install-supervisor",
-            "image": "registry.example.com/supervisor:0.1.0",
+            "image": "ghcr.io/supervisor-dev/supervisor:0.2.0",
             "command": ["/usr/local/bin/supervisor", "install", "/supervisor/bin"],
             "volumeMounts": [{"name": "supervisor", "mountPath": "/supervisor"}]
         }],
