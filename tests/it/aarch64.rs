@@ -101,7 +101,7 @@ fn aarch64_binary_is_static_and_says_what_it_is() {
     assert_eq!(o.code(), Some(0), "{o}");
     let head = format!("supervisor {} (", env!("CARGO_PKG_VERSION"));
     assert!(
-        o.stdout.starts_with(&head) && o.stdout.ends_with(", aarch64-unknown-linux-musl)\n"),
+        o.stdout.starts_with(&head) && o.stdout.ends_with(", aarch64-unknown-linux-musl)"),
         "{o}"
     );
 }

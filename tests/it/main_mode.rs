@@ -25,7 +25,7 @@ fn version_and_help() {
     let inner = o
         .stdout
         .strip_prefix(&format!("supervisor {} (", env!("CARGO_PKG_VERSION")))
-        .and_then(|s| s.strip_suffix(")\n"))
+        .and_then(|s| s.strip_suffix(')'))
         .unwrap_or_else(|| panic!("not `supervisor VERSION (COMMIT, TARGET)`: {o}"));
     let (commit, target) = inner.split_once(", ").expect("commit, target");
     assert!(!commit.is_empty(), "{o}");

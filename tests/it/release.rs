@@ -68,9 +68,10 @@ impl Release {
         self.path(&format!("{bin}-{VERSION}-linux-{arch}.tar.gz"))
     }
 
-    /// What `--version` of a binary built for `target` from this commit prints.
+    /// What `--version` of a binary built for `target` from this commit prints (without the
+    /// newline: an [`Outcome`]'s stdout is its lines joined).
     fn version_line(&self, bin: &str, target: &str) -> String {
-        format!("{bin} {VERSION} ({}, {target})\n", &self.commit[..12])
+        format!("{bin} {VERSION} ({}, {target})", &self.commit[..12])
     }
 
     /// `bin` of the tarball for `arch`, extracted into `into`.
@@ -177,7 +178,7 @@ fn release_tarballs_hold_static_binaries_that_say_what_they_are() {
             let o = run(c);
             assert_eq!(o.code(), Some(0), "{o}");
             let stamp = date(r.epoch, "+%Y-%m-%d %H:%M:%S");
-            let entries: Vec<(String, String)> = o
+            let mut entries: Vec<(String, String)> = o
                 .stdout
                 .lines()
                 .map(|l| {
@@ -187,6 +188,7 @@ fn release_tarballs_hold_static_binaries_that_say_what_they_are() {
                     (f[5].to_string(), f[0].to_string())
                 })
                 .collect();
+            entries.sort();
             assert_eq!(
                 entries,
                 [
