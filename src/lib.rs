@@ -50,6 +50,6 @@ pub mod watch;
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("SUPERVISOR_GIT_COMMIT"),
+    env!("SV_BUILD_COMMIT"),
     ")"
 );

@@ -57,14 +57,18 @@ pub fn run(mode: Parsed, notes: &[Note]) -> Outcome {
 }
 
 /// A bad command line or environment: one line on stderr, and the same line as the termination
-/// message when the kubelet's file is there (the `--termination-log` option itself may be what
-/// could not be read), so `kubectl describe pod` says what to fix.
-pub fn usage_error(e: &crate::config::ConfigError) -> Outcome {
-    let line = format!("supervisor: error: {e}");
+/// message where the command line or the environment said it goes (or the kubelet's file), so
+/// `kubectl describe pod` says what to fix.
+pub fn usage_error(refused: &crate::config::Refused) -> Outcome {
+    let line = format!("supervisor: error: {}", refused.error);
     eprintln!("{line}");
-    let default = Path::new("/dev/termination-log");
-    if nix::unistd::access(default, nix::unistd::AccessFlags::W_OK).is_ok() {
-        let _ = termlog::write(default, &line, b"");
+    if let Some(path) = &refused.termination_log {
+        if let Err(e) = termlog::write(path, &line, b"") {
+            eprintln!(
+                "supervisor: could not write the termination message {}: {e}",
+                path.display()
+            );
+        }
     }
     Outcome::Usage
 }
@@ -239,9 +243,14 @@ pub fn log(level: Level, text: &str) {
     }
 }
 
-/// A command line for logs and markers: arguments joined by spaces, shell-quoted where needed.
+/// The most of a command line a log line shows.
+const SHOWN_COMMAND: usize = 1024;
+
+/// A command line for logs: arguments joined by spaces, shell-quoted where needed, cut to a
+/// readable length (an inline script of 100 kB must not make every log line 100 kB).
 pub fn display_command(argv: &[OsString]) -> String {
-    argv.iter()
+    let full = argv
+        .iter()
         .map(|a| {
             let s = a.to_string_lossy();
             if !s.is_empty()
@@ -254,7 +263,11 @@ pub fn display_command(argv: &[OsString]) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match full.char_indices().nth(SHOWN_COMMAND) {
+        Some((i, _)) => format!("{}…", &full[..i]),
+        None => full,
+    }
 }
 
 /// Takes the lease and removes a stale marker: proves the volume is there and writable before a

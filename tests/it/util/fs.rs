@@ -44,3 +44,10 @@ pub fn lock_waiters(path: &Path) -> usize {
         .filter(|l| l.contains("->") && l.contains(&needle))
         .count()
 }
+
+/// `<marker>.lease`.
+pub fn lease(marker: &Path) -> std::path::PathBuf {
+    let mut s = marker.as_os_str().to_os_string();
+    s.push(".lease");
+    s.into()
+}
