@@ -276,7 +276,7 @@ const SIDECAR_OPTIONS: &[Opt] = &[
         "Treat a main as vanished when its lease was not refreshed for this long.",
         "Use with main --heartbeat, where flock does not work across containers."),
     opt(Id::Poll, One, "DURATION", Some("1s"), "Waiting for the mains",
-        "Polling interval, used only when inotify is unavailable.", ""),
+        "Polling interval, used only where no directory watch works (dnotify, then inotify).", ""),
     opt(Id::ReadyWhen, Many, "TARGET", None, "Readiness",
         "The daemon is ready when this target is (as main --wait-for). Repeatable.", ""),
     opt(Id::ReadyFile, One, "PATH", None, "Readiness",
