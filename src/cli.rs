@@ -441,7 +441,7 @@ pub enum Request {
     Print(String),
 }
 
-/// Parses argv (argv[0] included) against the table.
+/// Parses argv (`argv[0]` included) against the table.
 pub fn parse<I, T>(argv: I) -> Result<Request, String>
 where
     I: IntoIterator<Item = T>,

@@ -57,7 +57,7 @@ impl std::fmt::Display for Place {
 /// The most of a value an error line shows: a 100 kB value must not make a 100 kB line.
 const SHOWN: usize = 200;
 
-/// `raw` as an error line shows it: quoted, escaped, cut to [`SHOWN`] characters.
+/// `raw` as an error line shows it: quoted, escaped, cut to 200 characters.
 pub fn shown(raw: &OsStr) -> String {
     let text = raw.to_string_lossy();
     match text.char_indices().nth(SHOWN) {
