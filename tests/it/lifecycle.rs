@@ -235,3 +235,86 @@ fn the_supervisor_moves_to_root_once_cmd_runs_unless_a_relative_path_needs_it() 
         std::fs::remove_file(&done).unwrap();
     }
 }
+
+#[test]
+fn a_sidecar_that_ended_before_cmd_is_awaited_back_within_the_wait_timeout() {
+    let d = tempdir();
+    let (m, s, ready) = (
+        d.path().join("main.done"),
+        d.path().join("redis.done"),
+        d.path().join("redis.ready"),
+    );
+    // What a sidecar that died before the main started leaves: its marker and its ready file.
+    std::fs::write(&s, b"{\"exit_code\":1,\"reason\":\"exited\"}\n").unwrap();
+    std::fs::write(&ready, b"{}\n").unwrap();
+    let main_cmd = |timeout: &str| {
+        sup([
+            "main",
+            "--done-file",
+            &path_str(&m),
+            "--requires",
+            &path_str(&s),
+            "--wait-for",
+            &format!("file:{}", path_str(&ready)),
+            "--wait-timeout",
+            timeout,
+            "--",
+            "sh",
+            "-c",
+            "echo started; exit 0",
+        ])
+    };
+    let mut main = start(main_cmd("20s"));
+    main.expect_stderr("waiting up to --wait-timeout for it to come back", DEADLINE);
+    // Its container restarts: the new supervisor clears the old files and announces itself.
+    let mut sc = start(sup([
+        "sidecar",
+        "--wait-file",
+        &path_str(&m),
+        "--done-file",
+        &path_str(&s),
+        "--ready-when",
+        "tcp://127.0.0.1:1",
+        "--ready-file",
+        &path_str(&ready),
+        "--",
+        "sleep",
+        "1000",
+    ]));
+    main.expect_stderr("is back; checking readiness again", DEADLINE);
+    assert!(
+        !main.stdout_so_far().contains("started"),
+        "CMD must wait for the sidecar's readiness again"
+    );
+    // Ready again (the test writes the ready file the daemon's probe would have).
+    std::fs::write(&ready, b"{}\n").unwrap();
+    main.expect_line("started", DEADLINE);
+    assert_eq!(main.finish().code(), Some(0));
+    assert_eq!(sc.finish().code(), Some(0));
+    // Never back: the deadline ends the run with the reason that is known.
+    std::fs::write(&s, b"{\"exit_code\":1,\"reason\":\"exited\"}\n").unwrap();
+    let o = run(main_cmd("300ms"));
+    assert_eq!(o.code(), Some(122), "{o}");
+    assert!(!o.stdout.contains("started"), "{o}");
+    assert_eq!(read_json(&m)["reason"], "dependency-failed");
+}
+
+#[test]
+fn without_a_gate_a_sidecar_that_ended_before_cmd_fails_the_run_at_once() {
+    let d = tempdir();
+    let (m, s) = (d.path().join("main.done"), d.path().join("redis.done"));
+    std::fs::write(&s, b"{\"exit_code\":1,\"reason\":\"exited\"}\n").unwrap();
+    let o = run(sup([
+        "main",
+        "--done-file",
+        &path_str(&m),
+        "--requires",
+        &path_str(&s),
+        "--",
+        "sh",
+        "-c",
+        "echo started",
+    ]));
+    assert_eq!(o.code(), Some(122), "{o}");
+    assert!(!o.stdout.contains("started"), "CMD never runs: {o}");
+}
