@@ -9,7 +9,7 @@
 //! code - its syscall numbers, structure layouts, atomics, the musl it links - doing the job;
 //! what emulation cannot show is in docs/release.md ("What the arm64 tests show").
 //!
-//! The binary: SUPERVISOR_AARCH64_BIN (CI points it at scripts/release.sh's build), else the
+//! The binary: SV_AARCH64_BIN (CI points it at scripts/release.sh's build), else the
 //! plain release build `cargo build --release --target aarch64-unknown-linux-musl` leaves.
 //! Without it or qemu (Debian's qemu-user-static) the tests skip, and fail under CI.
 
@@ -27,7 +27,7 @@ struct Emulated {
 
 fn emulated() -> Option<Emulated> {
     let qemu = tool("qemu-aarch64-static", "qemu-user-static")?;
-    let bin = std::env::var_os("SUPERVISOR_AARCH64_BIN")
+    let bin = std::env::var_os("SV_AARCH64_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -35,7 +35,7 @@ fn emulated() -> Option<Emulated> {
         });
     if !bin.is_file() {
         skip(&format!(
-            "no aarch64 supervisor at {} (cargo build --release --target aarch64-unknown-linux-musl, or set SUPERVISOR_AARCH64_BIN)",
+            "no aarch64 supervisor at {} (cargo build --release --target aarch64-unknown-linux-musl, or set SV_AARCH64_BIN)",
             bin.display()
         ));
         return None;

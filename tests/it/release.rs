@@ -4,9 +4,9 @@
 //! tarballs', images that load and run, and the README's install paths run against them.
 //!
 //! Theory of operation. `.ci/run` runs `scripts/release.sh VERSION` for this commit and points
-//! SUPERVISOR_RELEASE_DIR at its output; every test here reads that directory and nothing is
+//! SV_RELEASE_DIR at its output; every test here reads that directory and nothing is
 //! built. The release must be of this checkout's HEAD: a stale dist/ from another commit is a
-//! failure naming both commits. Without SUPERVISOR_RELEASE_DIR the tests skip, and fail under
+//! failure naming both commits. Without SV_RELEASE_DIR the tests skip, and fail under
 //! CI. The images are loaded into the container tests' private podman (containers.rs), under
 //! its lock, and removed again.
 
@@ -44,10 +44,8 @@ fn git(args: &[&str]) -> String {
 }
 
 fn release() -> Option<Release> {
-    let Some(dir) = std::env::var_os("SUPERVISOR_RELEASE_DIR").map(PathBuf::from) else {
-        skip(
-            "SUPERVISOR_RELEASE_DIR is not set (scripts/release.sh VERSION, then point it at dist/)",
-        );
+    let Some(dir) = std::env::var_os("SV_RELEASE_DIR").map(PathBuf::from) else {
+        skip("SV_RELEASE_DIR is not set (scripts/release.sh VERSION, then point it at dist/)");
         return None;
     };
     assert!(dir.join("SHA256SUMS").is_file(), "{dir:?}: no SHA256SUMS");
