@@ -14,3 +14,4 @@ mod sidecar;
 mod signals;
 mod trust;
 mod util;
+mod volume;
