@@ -59,7 +59,12 @@ pub fn usage_error(e: &crate::config::ConfigError) -> Outcome {
     eprintln!("{line}");
     let default = Path::new("/dev/termination-log");
     if nix::unistd::access(default, nix::unistd::AccessFlags::W_OK).is_ok() {
-        let _ = termlog::write(default, &line, b"");
+        if let Err(e) = termlog::write(default, &line, b"") {
+            eprintln!(
+                "supervisor: warning: could not write the termination message {}: {e}",
+                default.display()
+            );
+        }
     }
     Outcome::Usage
 }
@@ -231,25 +236,32 @@ pub fn prepare_done_file(done: &Path, heartbeat: Option<Duration>) -> Result<Lea
                 fsutil::parent_dir(done).display()
             ),
         })?;
-    match fsutil::remove_stale(done) {
-        Ok(true) => tracing::info!(
-            "removed a stale marker from an earlier run: {}",
+    if let Err(e) = remove_stale(lease.marker(), "marker") {
+        lease.release();
+        let e = match e.kind() {
+            std::io::ErrorKind::IsADirectory => "the marker path is a directory".to_string(),
+            _ => e.to_string(),
+        };
+        return Err(format!(
+            "cannot remove the stale marker {}: {e}",
             done.display()
-        ),
-        Ok(false) => {}
-        Err(e) => {
-            lease.release();
-            let e = match e.kind() {
-                std::io::ErrorKind::IsADirectory => "the marker path is a directory".to_string(),
-                _ => e.to_string(),
-            };
-            return Err(format!(
-                "cannot remove the stale marker {}: {e}",
-                done.display()
-            ));
-        }
+        ));
     }
     Ok(lease)
+}
+
+/// Removes what an earlier run left where this run's `what` ("marker", "ready file") goes, and
+/// says what it was: a file is routine, anything else was put in the way.
+pub fn remove_stale(place: &fsutil::Place, what: &str) -> std::io::Result<()> {
+    let path = place.path().display();
+    match place.remove_stale()? {
+        Some(fsutil::Kind::File) => {
+            tracing::info!("removed a stale {what} from an earlier run: {path}")
+        }
+        Some(kind) => tracing::warn!("removed {kind} that was in the way of the {what} {path}"),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Everything the end of a run needs.
@@ -259,7 +271,8 @@ pub struct Finishing {
     pub shown: String,
     pub started: Instant,
     pub started_at: SystemTime,
-    pub done_file: Option<PathBuf>,
+    /// Where the marker goes: the lease's [`Lease::marker`].
+    pub done_file: Option<fsutil::Place>,
     pub lease: Option<Lease>,
     pub termination_log: Option<PathBuf>,
 }
@@ -297,12 +310,12 @@ pub fn finish(f: Finishing, ending: Ending) -> Outcome {
     let mut marker_lost = false;
     let note = match &f.done_file {
         None => String::new(),
-        Some(path) => match fsutil::write_atomic(path, &json) {
-            Ok(()) => format!("; marker written to {}", path.display()),
+        Some(place) => match place.write_atomic(&json) {
+            Ok(()) => format!("; marker written to {}", place.path().display()),
             Err(e) => {
-                tracing::error!("could not write the marker {}: {e}", path.display());
+                tracing::error!("could not write the marker {}: {e}", place.path().display());
                 marker_lost = true;
-                format!("; MARKER NOT WRITTEN to {}", path.display())
+                format!("; MARKER NOT WRITTEN to {}", place.path().display())
             }
         },
     };
@@ -345,7 +358,12 @@ pub fn refuse(role: Role, termination_log: Option<&Path>, shown: &str, why: Stri
             Role::Main => "main",
             Role::Sidecar => "sidecar",
         };
-        let _ = termlog::write(path, &format!("{role}: {sentence}"), b"");
+        if let Err(e) = termlog::write(path, &format!("{role}: {sentence}"), b"") {
+            tracing::warn!(
+                "could not write the termination message {}: {e}",
+                path.display()
+            );
+        }
     }
     Outcome::ended(ending)
 }

@@ -99,7 +99,7 @@ async fn supervise(cfg: MainConfig) -> Outcome {
             shown,
             started,
             started_at,
-            done_file: cfg.done_file.clone(),
+            done_file: lease.as_ref().map(|l| l.marker().clone()),
             lease,
             termination_log: cfg.termination_log.clone(),
         },

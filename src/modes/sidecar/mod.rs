@@ -15,7 +15,7 @@ use crate::config::SidecarConfig;
 use crate::ending::Ending;
 use crate::events::{Event, Events, Timer};
 use crate::exit::Outcome;
-use crate::fsutil;
+use crate::fsutil::{self, Place};
 use crate::marker::Role;
 use crate::peers::Peers;
 use crate::readiness::{self, ReadyFile};
@@ -55,27 +55,23 @@ fn settings(cfg: &SidecarConfig, command: &str) -> Settings {
     }
 }
 
-/// Removes a stale ready file and proves a new one can be written, before the daemon starts.
-fn prepare_ready_file(cfg: &SidecarConfig) -> Result<(), String> {
+/// Opens the ready file's directory (once, for the whole run), removes a stale ready file and
+/// proves a new one can be written, before the daemon starts.
+fn prepare_ready_file(cfg: &SidecarConfig) -> Result<Option<Place>, String> {
     let Some(rf) = &cfg.ready_file else {
-        return Ok(());
+        return Ok(None);
     };
-    match fsutil::remove_stale(rf) {
-        Ok(true) => tracing::info!("removed a stale ready file: {}", rf.display()),
-        Ok(false) => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot remove the stale ready file {}: {e}",
-                rf.display()
-            ));
-        }
-    }
-    fsutil::check_writable(rf).map_err(|e| {
+    let unusable = |e| {
         format!(
             "the ready file's directory {} is not usable: {e}",
             fsutil::parent_dir(rf).display()
         )
-    })
+    };
+    let place = Place::open(rf).map_err(unusable)?;
+    super::remove_stale(&place, "ready file")
+        .map_err(|e| format!("cannot remove the stale ready file {}: {e}", rf.display()))?;
+    place.check_writable().map_err(unusable)?;
+    Ok(Some(place))
 }
 
 async fn supervise(cfg: SidecarConfig) -> Outcome {
@@ -89,9 +85,10 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         Err(e) => return refuse(format!("cannot read signals (signalfd): {e}")),
     };
     reaper::become_subreaper();
-    if let Err(why) = prepare_ready_file(&cfg) {
-        return refuse(why);
-    }
+    let ready_file = match prepare_ready_file(&cfg) {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
     let lease = match &cfg.done_file {
         Some(done) => match super::prepare_done_file(done, None) {
             Ok(l) => Some(l),
@@ -108,7 +105,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         shown: shown.clone(),
         started,
         started_at,
-        done_file: cfg.done_file.clone(),
+        done_file: lease.as_ref().map(|l| l.marker().clone()),
         lease,
         termination_log: cfg.termination_log.clone(),
     };
@@ -132,7 +129,17 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
         let obs = events.peers.observe(i);
         queue.extend(policy.on_peer(i, obs, false));
     }
-    let ending = run_loop(&cfg, child, &mut events, &mut policy, queue, started).await;
+    let ready_file = ready_file.as_ref();
+    let ending = run_loop(
+        &cfg,
+        ready_file,
+        child,
+        &mut events,
+        &mut policy,
+        queue,
+        started,
+    )
+    .await;
     // Kept open to the end, for the same reason as the runtime (see `block_on`).
     std::mem::forget(events);
     // No straggler of the daemon's group, nor a process that escaped it, outlives its supervisor.
@@ -146,6 +153,7 @@ async fn supervise(cfg: SidecarConfig) -> Outcome {
 
 async fn run_loop(
     cfg: &SidecarConfig,
+    ready_file: Option<&Place>,
     child: Child,
     events: &mut Events,
     policy: &mut Policy,
@@ -165,7 +173,7 @@ async fn run_loop(
             match act_common(action, hands, events) {
                 None => {}
                 Some(Action::Finish(ending)) => return ending,
-                Some(Action::AnnounceReady) => announce_ready(cfg, child, started),
+                Some(Action::AnnounceReady) => announce_ready(cfg, ready_file, child, started),
                 Some(other) => tracing::debug!("sidecar has no use for {other:?}"),
             }
         }
@@ -226,19 +234,22 @@ fn log_started(cfg: &SidecarConfig, shown: &str, c: Child) {
     }
 }
 
-fn announce_ready(cfg: &SidecarConfig, child: Child, started: Instant) {
-    let note = match &cfg.ready_file {
-        Some(p) => format!("; writing {}", p.display()),
+fn announce_ready(cfg: &SidecarConfig, ready_file: Option<&Place>, child: Child, started: Instant) {
+    let note = match ready_file {
+        Some(p) => format!("; writing {}", p.path().display()),
         None => String::new(),
     };
     tracing::info!(
         "daemon ready after {}{note}",
         crate::clock::human(started.elapsed())
     );
-    if let Some(path) = &cfg.ready_file {
+    if let Some(place) = ready_file {
         let body = ReadyFile::new(child.pid.as_raw() as u32, &cfg.ready_when);
-        if let Err(e) = fsutil::write_atomic(path, &body.to_json()) {
-            tracing::error!("could not write the ready file {}: {e}", path.display());
+        if let Err(e) = place.write_atomic(&body.to_json()) {
+            tracing::error!(
+                "could not write the ready file {}: {e}",
+                place.path().display()
+            );
         }
     }
 }
