@@ -296,9 +296,9 @@ fn bounded(args: &[&str]) -> Outcome {
 
 // ---- the termination log ----
 
-/// The termination log is written on every way out: a run that ends, a start that is refused.
-/// Whatever sits at the path (or is the path: /dev/null, a terminal), nothing blocks, one
-/// warning names it, the exit code and the marker are those of the run.
+/// The termination log is written on every way out: a run that ends, a start that is refused, a
+/// usage error. Whatever sits at the path (or is the path: /dev/null, a terminal), nothing
+/// blocks, one warning names it, the exit code and the marker are those of the run.
 #[test]
 fn a_termination_log_that_is_not_a_regular_file_never_blocks_and_costs_one_warning() {
     let t = tempdir();
@@ -351,6 +351,24 @@ fn a_termination_log_that_is_not_a_regular_file_never_blocks_and_costs_one_warni
         ]);
         assert_eq!(o.code(), Some(125), "{what}{o}");
         assert_one_warning(&o, log, *thing, &what);
+        // So does a usage error (before logging is set up: a plain line on stderr).
+        let what = format!("usage error, termination log {name}");
+        let o = bounded(&[
+            "main",
+            "--termination-log",
+            &log_s,
+            "--grace=soon",
+            "--",
+            "true",
+        ]);
+        assert_eq!(o.code(), Some(2), "{what}{o}");
+        let said: Vec<&str> = o
+            .stderr
+            .lines()
+            .filter(|l| l.contains(&format!("could not write the termination message {log_s}")))
+            .collect();
+        assert_eq!(said.len(), 1, "{what}: want one warning{o}");
+        assert!(said[0].contains(thing.called()), "{what}{o}");
     }
     e.assert_untouched("termination logs");
 }
@@ -406,8 +424,7 @@ fn the_default_termination_log_is_held_to_the_same_rules_even_for_usage_errors()
                 .stderr
                 .lines()
                 .filter(|l| {
-                    l.contains("/dev/termination-log")
-                        && (l.contains(" WARN ") || l.contains("warning:"))
+                    l.contains("could not write the termination message /dev/termination-log")
                 })
                 .collect();
             assert_eq!(warned.len(), 1, "{what}: want one warning{o}");
