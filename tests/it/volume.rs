@@ -27,7 +27,7 @@ use std::process::Command;
 use std::time::Duration;
 
 /// A supervisor run that blocks is killed after this and fails its test.
-const BOUND: Duration = Duration::from_secs(10);
+const BOUND: Duration = DEADLINE;
 
 // ---- what can be where a file was expected ----
 
