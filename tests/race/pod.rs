@@ -268,11 +268,12 @@ impl<'a> Kubelet<'a> {
     fn begin_deletion(&mut self, jitters: Vec<Duration>) {
         let now = sys::now();
         self.rec.deletion = Some(now);
-        for ci in 0..self.states.len() {
+        let grace = sys::ns(self.plan.pod_grace);
+        for (ci, jitter) in jitters.into_iter().enumerate() {
             match self.states[ci] {
                 State::Running(_) => {
-                    self.term_at[ci] = Some(now + sys::ns(jitters[ci]));
-                    self.kill_at[ci] = Some(now + sys::ns(self.plan.pod_grace));
+                    self.term_at[ci] = Some(now + sys::ns(jitter));
+                    self.kill_at[ci] = Some(now + grace);
                 }
                 State::Waiting(_) => self.states[ci] = State::Done,
                 State::Done => {}

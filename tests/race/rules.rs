@@ -280,8 +280,9 @@ impl<'a> Ctx<'a> {
         cx.ends = (0..plan.containers.len())
             .map(|ci| cx.ends_of(ci))
             .collect();
-        // A sidecar's end is `requested` when a term signal may have stopped it: known once the
-        // ends of what it waits for are (containers wait only on earlier ones).
+        // A sidecar's end is `requested` when a term signal may have stopped it, a `failure`
+        // when anything else may have: known once the ends of what it waits for are
+        // (containers wait only on earlier ones).
         for ci in 0..plan.containers.len() {
             let kinds: Vec<(usize, bool, bool)> = cx.ends[ci]
                 .iter()
@@ -297,8 +298,8 @@ impl<'a> Ctx<'a> {
                 })
                 .collect();
             for (k, requested, failure) in kinds {
-                cx.ends[ci][k].requested = requested;
-                cx.ends[ci][k].failure = failure;
+                cx.ends[ci][k].requested |= requested;
+                cx.ends[ci][k].failure |= failure;
             }
         }
         cx
@@ -342,38 +343,32 @@ impl<'a> Ctx<'a> {
         let starts: Vec<usize> = (0..self.rec.incs.len())
             .filter(|&i| self.rec.incs[i].ctr == ci)
             .collect();
-        // A marker is removed by the next start of its writer, before that start's program runs.
-        let removed_after = |t: u64| {
-            starts
-                .iter()
-                .map(|&i| &self.facts[i])
-                .filter(|f| f.started.is_some_and(|s| s > t))
-                .filter_map(|f| f.started)
-                .min()
-                .unwrap_or(u64::MAX)
-        };
         let mut ends = Vec::new();
         for &i in &starts {
             let f = &self.facts[i];
             let inc = &self.rec.incs[i];
-            let (exit_code, unsure, vanished) = self.seen_marker(i);
-            let killed = inc.killed.map(|k| k.0);
-            let lo = killed.filter(|_| vanished).unwrap_or(f.end_lo);
-            let until = removed_after(f.gone);
+            let seen = self.seen_marker(i);
+            let lo = inc
+                .killed
+                .map(|k| k.0)
+                .filter(|_| seen.vanished)
+                .unwrap_or(f.end_lo);
+            let (until_lo, until) = self.removed_after(&starts, f.gone);
             ends.push(End {
                 lo,
                 hi: f.gone,
                 until,
-                exit_code,
-                unsure,
-                vanished,
-                requested: false,
-                failure: true,
-                sure: until == u64::MAX || until > f.gone + self.slack,
+                exit_code: seen.exit_code,
+                unsure: seen.forged.is_some(),
+                vanished: seen.vanished,
+                requested: seen.forged == Some(true),
+                failure: seen.vanished || seen.forged == Some(false),
+                sure: until_lo > f.gone + self.slack,
                 inc: Some(i),
             });
         }
         for fg in self.rec.forges.iter().filter(|f| f.ctr == ci) {
+            // A live writer's lease makes a forged marker wait; its end replaces it.
             let held = starts.iter().any(|&i| {
                 let f = &self.facts[i];
                 f.started.is_some_and(|s| s < fg.t) && f.gone > fg.t
@@ -381,7 +376,7 @@ impl<'a> Ctx<'a> {
             let alive = starts
                 .iter()
                 .any(|&i| self.rec.incs[i].start <= fg.t && self.facts[i].gone >= fg.t);
-            let until = removed_after(fg.t);
+            let (until_lo, until) = self.removed_after(&starts, fg.t);
             if !held {
                 ends.push(End {
                     lo: fg.t,
@@ -392,7 +387,7 @@ impl<'a> Ctx<'a> {
                     vanished: false,
                     requested: fg.stop_request,
                     failure: !fg.stop_request,
-                    sure: !alive && (until == u64::MAX || until > fg.t + self.slack),
+                    sure: !alive && until_lo > fg.t + self.slack,
                     inc: None,
                 });
             }
@@ -400,23 +395,53 @@ impl<'a> Ctx<'a> {
         ends
     }
 
-    /// What a reader found once start `i` was gone: (exit code, unsure, vanished).
-    fn seen_marker(&self, i: usize) -> (Option<i64>, bool, bool) {
+    /// When a marker there at `t` was removed by the next start of its writer (`starts`), which
+    /// removes a stale marker after it is spawned and before its program runs: (at the
+    /// earliest, at the latest).
+    fn removed_after(&self, starts: &[usize], t: u64) -> (u64, u64) {
+        let later = starts.iter().filter(|&&i| {
+            let f = &self.facts[i];
+            f.started.unwrap_or(f.gone) > t
+        });
+        let lo = later
+            .clone()
+            .map(|&i| self.rec.incs[i].start.max(t))
+            .min()
+            .unwrap_or(u64::MAX);
+        let hi = later
+            .map(|&i| self.facts[i].started.unwrap_or(self.facts[i].gone))
+            .min()
+            .unwrap_or(u64::MAX);
+        (lo, hi)
+    }
+
+    /// What a reader found once start `i` was gone.
+    fn seen_marker(&self, i: usize) -> Seen {
         let inc = &self.rec.incs[i];
+        let killed = inc.killed.is_some();
         let Some(bytes) = &inc.marker else {
-            return (None, false, true);
+            return Seen {
+                exit_code: None,
+                vanished: true,
+                forged: None,
+            };
         };
         if let Some(fg) = self.rec.forges.iter().find(|f| &f.content == bytes) {
             // A forged marker over it: a reader may have seen either.
-            return (fg.exit_code, true, inc.killed.is_some());
-        }
-        if inc.killed.is_some() && self.is_stale(i) {
-            return (None, false, true);
+            return Seen {
+                exit_code: fg.exit_code,
+                vanished: killed,
+                forged: Some(fg.stop_request),
+            };
         }
         let code = serde_json::from_slice::<Value>(bytes)
             .ok()
             .and_then(|v| v.get("exit_code").and_then(Value::as_i64));
-        (code, false, false)
+        Seen {
+            exit_code: code,
+            vanished: killed && self.is_stale(i),
+            forged: None,
+        }
     }
 
     /// The marker after start `i` is the one its previous start left.
@@ -474,6 +499,15 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What a reader found once a start was gone.
+struct Seen {
+    exit_code: Option<i64>,
+    /// No marker of its own: the lease released without one.
+    vanished: bool,
+    /// A forged marker was there instead (its `stop_request`): a reader may have seen either.
+    forged: Option<bool>,
+}
+
 struct Triggers {
     terms: Vec<(u64, i32)>,
     settles: Vec<End>,
@@ -524,8 +558,17 @@ fn facts(rec: &Record, i: usize, inc: &Inc) -> Facts {
     if f.started.is_none() {
         lo.push(inc.start);
     }
-    // A supervisor that died (a crash) ended before its program may have.
-    lo.push(f.gone);
+    // A supervisor that died of a signal (a crash) ended when the signal came, whatever its
+    // program did: at a send of that signal, or at any time since it started.
+    if let (Some(sig), None) = (inc.death_signal(), inc.killed) {
+        let sent = rec
+            .sent
+            .iter()
+            .filter(|s| s.inc == i && s.sig == sig)
+            .map(|s| s.t)
+            .min();
+        lo.push(sent.unwrap_or(inc.start));
+    }
     f.end_lo = lo.into_iter().min().unwrap_or(inc.start);
     f.react = [f.first_stop.map(|s| s.0), f.own.map(|o| o.0)]
         .into_iter()
@@ -634,12 +677,10 @@ impl Ctx<'_> {
                 v.push(out("stopped", st as i32, Some(true), None));
             }
         }
-        let Some(st) = f.status.or_else(|| {
+        let st = f.status.or_else(|| {
             self.marker_of(i)
                 .and_then(|m| m["command_exit_code"].as_i64().map(|c| c as i32))
-        }) else {
-            return None;
-        };
+        })?;
         let killed_by_grace = f.started.is_some() && f.own.is_none() && f.stopped.is_none();
         let died = f.stopped.is_some_and(|s| s.2) || st > 128 && f.stopped.is_none();
         if let Some((_, end)) = self.own_first(i) {
@@ -648,9 +689,9 @@ impl Ctx<'_> {
                 _ => out("exited", st, None, None),
             });
         }
+        // A stop asked from outside (or through a sidecar stopped from outside).
         let stopped = |dep: Option<usize>, v: &mut Vec<Outcome>| {
             if killed_by_grace {
-                let _ = dep;
                 v.push(out("grace-killed", 128 + KILL, None, None));
             } else if new {
                 v.push(out("stopped", st, Some(true), dep));
@@ -742,7 +783,13 @@ impl Ctx<'_> {
         let readme = self
             .allowed(i, Table::Readme)
             .is_some_and(|r| r.iter().any(|o| self.matches(&a, o)));
-        let shown: Vec<String> = allowed.iter().map(|o| self.show(o)).collect();
+        let mut shown: Vec<String> = Vec::new();
+        for o in &allowed {
+            let o = self.show(o);
+            if !shown.contains(&o) {
+                shown.push(o);
+            }
+        }
         let got = format!(
             "{} {}{}{}",
             a.reason.as_deref().unwrap_or("(no marker)"),
