@@ -82,7 +82,7 @@ fn options(args: &[String]) -> Option<Options> {
         keep: std::env::var_os("RACE_KEEP").is_some(),
         all: std::env::var_os("RACE_ALL").is_some(),
     };
-    let mut filters = Vec::new();
+    let (mut filters, mut skips, mut ignored_only) = (Vec::new(), Vec::new(), false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut num = |what: &str| -> u64 {
@@ -103,8 +103,11 @@ fn options(args: &[String]) -> Option<Options> {
                 print!("{}", rules::table());
                 return None;
             }
+            "--skip" => skips.extend(it.next().cloned()),
+            // Only ignored tests are asked for: this one is not.
+            "--ignored" => ignored_only = true,
             // libtest's options that take a value, passed by cargo or by hand.
-            "--test-threads" | "--color" | "--format" | "--logfile" | "--skip" => {
+            "--test-threads" | "--color" | "--format" | "--logfile" => {
                 it.next();
             }
             s if s.starts_with('-') => {}
@@ -115,7 +118,8 @@ fn options(args: &[String]) -> Option<Options> {
     if let Some(seed) = env_u64("RACE_SEED") {
         (o.first, o.seeds, o.replay) = (seed, 1, true);
     }
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    let filtered = !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str()));
+    if filtered || ignored_only || skips.iter().any(|k| NAME.contains(k.as_str())) {
         println!(
             "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n"
         );

@@ -23,7 +23,7 @@ use nix::libc;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -526,7 +526,10 @@ impl<'a> Kubelet<'a> {
             "{}#{n} exited: {:?} (code {code:?})",
             c.name, status
         ));
-        if killed || !cgroup::populated(&l.cgroup) {
+        // A supervisor killed, or dead of a signal (the crash rules report that), leaves its
+        // container to the kubelet; one that exited must have left nothing running.
+        let crashed = status.is_some_and(|s| s.signal().is_some());
+        if killed || crashed || !cgroup::populated(&l.cgroup) {
             let _ = cgroup::remove(&l.cgroup);
         } else {
             self.leftover_checks
