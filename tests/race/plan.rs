@@ -481,7 +481,7 @@ fn schedule(r: &mut Rng, cs: &[Container], shared_ns: bool) -> Vec<Event> {
     for _ in 0..r.weighted(&[40, 30, 20, 10]) {
         let at = r.ms(0, 1500);
         let ctr = r.below(n as u64) as usize;
-        let sig = if shared_ns && r.chance(0.3) {
+        let sig = if r.chance(if shared_ns { 0.3 } else { 0.15 }) {
             r.pick(&FAULTS)
         } else {
             match r.below(5) {

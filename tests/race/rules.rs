@@ -11,10 +11,10 @@
 //! violation. Where two causes race, both are possible and both endings pass: a rule may only
 //! flag what no order of the observed events explains.
 //!
-//! The outcome tables exist twice: as the README writes them today ([`Table::Readme`]) and with
-//! the pod-deletion rule of issue 22 item 1 ([`Table::PodDeletion`], the one checked). An ending
-//! that only the README's table allows is a violation of `pod-deletion`; one neither allows is
-//! a violation of `outcome`.
+//! The outcome tables exist twice: as the README wrote them before issue 22 item 1
+//! ([`Table::Readme`]) and as it writes them since, with the pod-deletion rule
+//! ([`Table::PodDeletion`], the one checked). An ending that only the older table allows is a
+//! violation of `pod-deletion`; one neither allows is a violation of `outcome`.
 
 use crate::behaviour::OwnEnd;
 use crate::plan::{Container, Plan};
@@ -36,7 +36,7 @@ pub struct Rule {
 pub const RULES: &[Rule] = &[
     Rule {
         id: "ends-in-time",
-        says: "every supervisor ends within its bound: --stop-delay + --grace after what stops it (a term signal, a required sidecar's end, the marker it waits for), at once after its program ends (both plus 5 s of slack for a busy machine); and the pod ends",
+        says: "every supervisor ends within its bound: --stop-delay + --grace after what stops it (a term signal, a required sidecar's end - a gate waits for one that ended before CMD until --wait-timeout -, the marker it waits for), at once after its program ends (--grace if it left processes), all plus 5 s of slack for a busy machine; and the pod ends",
         source: "README (How it works, Recipes: --stop-delay, --grace), docs/failure-modes.md",
         check: ends_in_time,
     },
@@ -48,8 +48,8 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         id: "pod-deletion",
-        says: "a stop from outside (a term signal, or a required sidecar stopped by one) is `stopped` with `stop_request`, CMD's own code; `dependency-failed`/122 only for a sidecar that ended on its own, was killed, vanished or daemonized",
-        source: "issue 22 item 1, the lead's decision (lead-context.md)",
+        says: "a stop from outside (a term signal, or a required sidecar stopped by one) is `stopped` with `stop_request` and CMD's own code (`cancelled` before CMD started); `dependency-failed`/122 only for a sidecar that ended on its own, was killed, vanished or daemonized",
+        source: "README (Exit codes: 122; reason `stopped`), docs/failure-modes.md (the pod is deleted), issue 22 item 1",
         check: pod_deletion,
     },
     Rule {
@@ -67,31 +67,31 @@ pub const RULES: &[Rule] = &[
     Rule {
         id: "survives-signals",
         says: "a supervisor survives every signal sent to it but KILL, the faults included (ILL, TRAP, ABRT, BUS, FPE, SEGV, SYS)",
-        source: "docs/failure-modes.md (every signal 1-64), issue 22 item 5",
+        source: "README (Every signal), docs/failure-modes.md (every signal 1-64), issue 22 item 5",
         check: survives_signals,
     },
     Rule {
         id: "signals-delivered",
-        says: "a signal sent to a supervisor reaches its program (a term signal to a sidecar: as the stop), unless the program ended right after",
-        source: "README (Every signal), issue 22 item 5 (no signal is ever dropped)",
+        says: "a signal sent to a supervisor reaches its program - the faults too; a term signal to a sidecar as its stop; not twice the signal a stop was already asked with - unless the program ended right after",
+        source: "README (Every signal), docs/failure-modes.md (every signal 1-64, signals during --stop-delay), issue 22 item 5",
         check: signals_delivered,
     },
     Rule {
         id: "no-spurious-signal",
-        says: "a program receives only signals someone sent (a stop signal, or what was sent to its supervisor): no SIGCONT when nothing is stopped",
-        source: "issue 22 item 7",
+        says: "a program receives only signals someone sent (a stop signal, what was sent to its supervisor, the signal that stopped a required sidecar): no SIGCONT when nothing is stopped",
+        source: "docs/failure-modes.md (a stopped child), issue 22 item 7",
         check: no_spurious_signal,
     },
     Rule {
         id: "cwd-released",
         says: "once its program runs, a supervisor whose paths are all absolute keeps no directory but / as its working directory",
-        source: "issue 22 item 7",
+        source: "README (The child), docs/failure-modes.md (the working directory), issue 22 item 7",
         check: cwd_released,
     },
     Rule {
         id: "no-leftover",
         says: "when a supervisor exits, nothing of its container is left running (a second later, nothing in its cgroup)",
-        source: "README (nothing of its tree outlives the supervisor), issue 22 item 7",
+        source: "README (What CMD leaves behind, A daemon that leaves early), docs/failure-modes.md, issue 22 item 7",
         check: findings_no_leftover,
     },
     Rule {
@@ -124,48 +124,7 @@ pub struct Known {
     pub what: &'static str,
 }
 
-pub const KNOWN: &[Known] = &[
-    Known {
-        rule: "pod-deletion",
-        says: None,
-        what: "issue 22 item 1 (the lead's fix)",
-    },
-    Known {
-        rule: "survives-signals",
-        says: None,
-        what: "issue 22 item 5 (the lead's fix)",
-    },
-    Known {
-        rule: "signals-delivered",
-        says: None,
-        what: "issue 22 item 5 (the lead's fix)",
-    },
-    Known {
-        rule: "no-spurious-signal",
-        says: None,
-        what: "issue 22 item 7 (the lead's fix)",
-    },
-    Known {
-        rule: "cwd-released",
-        says: None,
-        what: "issue 22 item 7 (the lead's fix)",
-    },
-    Known {
-        rule: "no-leftover",
-        says: None,
-        what: "issue 22 item 7 (the lead's fix)",
-    },
-    Known {
-        rule: "marker-valid",
-        says: Some("never ran (command_exit_code null), but it reported its start"),
-        what: "race bug 1: main spawns CMD, then ends `dependency-failed` as if it never ran, when a required sidecar's marker is there at its start",
-    },
-    Known {
-        rule: "outcome",
-        says: Some("ended `exited 0`; allowed: daemonized 121"),
-        what: "race bug 2: a daemon that daemonizes during --stop-delay is reported `exited` 0, not `daemonized` 121",
-    },
-];
+pub const KNOWN: &[Known] = &[];
 
 /// The table as docs/race.md shows it (a Markdown table; the explorer checks the copy).
 pub fn table() -> String {
@@ -201,7 +160,6 @@ pub fn check(plan: &Plan, rec: &Record, vol: &Path, slack: Duration) -> Vec<Viol
 /// program may end, before a signal it never received counts as dropped.
 const IN_FLIGHT: u64 = 1_000_000_000;
 const AFTER_STOP: u64 = 50_000_000;
-const FAULTS: [i32; 7] = [4, 5, 6, 7, 8, 11, 31];
 const TERM: i32 = 15;
 const INT: i32 = 2;
 const KILL: i32 = 9;
@@ -236,8 +194,10 @@ pub struct Facts {
 struct End {
     lo: u64,
     hi: u64,
-    /// Seen until then (a later start of the writer removes it).
+    /// Seen until then at the latest (a later start of the writer removes it), and surely
+    /// until `removed_lo`.
     until: u64,
+    removed_lo: u64,
     exit_code: Option<i64>,
     /// The exit code read is not known for sure (a forged marker may have replaced it).
     unsure: bool,
@@ -358,6 +318,7 @@ impl<'a> Ctx<'a> {
                 lo,
                 hi: f.gone,
                 until,
+                removed_lo: until_lo,
                 exit_code: seen.exit_code,
                 unsure: seen.forged.is_some(),
                 vanished: seen.vanished,
@@ -382,6 +343,7 @@ impl<'a> Ctx<'a> {
                     lo: fg.t,
                     hi: fg.t,
                     until,
+                    removed_lo: if alive { fg.t } else { until_lo },
                     exit_code: fg.exit_code,
                     unsure: false,
                     vanished: false,
@@ -488,6 +450,21 @@ impl<'a> Ctx<'a> {
             }
         }
         out
+    }
+
+    /// Main start `i` has no gate, and a required sidecar's end was surely on the volume when it
+    /// looked (before it started CMD): its end before this start, not yet removed by a restart.
+    fn ended_at_start(&self, i: usize) -> Vec<(usize, End, bool)> {
+        if !self.c(i).wait_for.is_empty() {
+            return Vec::new();
+        }
+        let f = &self.facts[i];
+        let start = self.rec.incs[i].start;
+        let looked = f.started.unwrap_or(f.gone);
+        self.dependencies(i)
+            .into_iter()
+            .filter(|(_, e, _)| e.hi < start && e.removed_lo > looked)
+            .collect()
     }
 
     fn marker_of(&self, i: usize) -> Option<Value> {
@@ -600,9 +577,9 @@ fn out(reason: &'static str, code: i32, stop_request: Option<bool>, dep: Option<
 /// Which outcome table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
-    /// The README's tables as they are.
+    /// The README's tables before issue 22 item 1.
     Readme,
-    /// The README with the pod-deletion rule of issue 22 item 1.
+    /// The README's tables since: a stop from outside is `stopped`, not a dependency failure.
     PodDeletion,
 }
 
@@ -641,21 +618,25 @@ impl Ctx<'_> {
         let terms = self.terms(i, f.react);
         let deps = self.dependencies(i);
         let mut v = Vec::new();
-        if f.started.is_none() && !cmd_ran {
+        // Without a gate, a sidecar's end already on the volume when the main looks ends the
+        // run at once: CMD never runs.
+        let at_start = self.ended_at_start(i);
+        if (f.started.is_none() && !cmd_ran) || !at_start.is_empty() {
+            let (terms, deps) = match at_start.is_empty() {
+                true => (terms, deps),
+                false => (Vec::new(), at_start),
+            };
             for (_, sig) in &terms {
                 v.push(out("cancelled", 128 + sig, None, None));
-                if new {
-                    v.push(out("stopped", 128 + sig, Some(true), None));
-                }
             }
             for (r, e, _) in &deps {
                 if e.failure || !new {
                     v.push(out("dependency-failed", 122, None, Some(*r)));
                 }
+                // Stopped with the pod before CMD started: cancelled by the sidecar's signal.
                 if e.requested && new {
                     for sig in [TERM, INT] {
                         v.push(out("cancelled", 128 + sig, None, None));
-                        v.push(out("stopped", 128 + sig, Some(true), Some(*r)));
                     }
                 }
             }
@@ -955,7 +936,9 @@ impl Ctx<'_> {
         let ns = |d: Duration| d.as_nanos() as u64;
         let stop = ns(c.stop_delay + c.grace) + self.slack;
         let mut b: Vec<(u64, String)> = Vec::new();
-        let linger = c.children[inc.start_no].linger && c.is_main();
+        // What a program leaves behind gets the stop signal, SIGKILL after --grace.
+        let linger = c.children[inc.start_no].linger
+            || matches!(c.children[inc.start_no].life, Some((_, OwnEnd::Daemonize)));
         for (t, what) in [
             (f.own.map(|o| o.0), "its program ended"),
             (f.stopped.map(|s| s.0), "its program ended"),
@@ -972,11 +955,20 @@ impl Ctx<'_> {
             ));
         }
         if c.is_main() {
+            let gated = !c.wait_for.is_empty();
             for (r, e, stale) in self.dependencies(i) {
-                if !stale && e.sure {
+                // A gate waits for a sidecar that ended before CMD started to come back.
+                let before_cmd = f.started.is_none_or(|s| e.hi < s);
+                if !stale && e.sure && !(gated && before_cmd) {
                     let name = &self.plan.containers[r].name;
                     b.push((e.hi + stop, format!("{name} ended {}", self.ms(e.hi))));
                 }
+            }
+            if !self.ended_at_start(i).is_empty() {
+                b.push((
+                    inc.start + stop,
+                    "a required sidecar had ended before it started".into(),
+                ));
             }
             if let (Some(w), None) = (c.wait_timeout, f.started) {
                 b.push((inc.start + ns(w) + self.slack, "--wait-timeout".into()));
@@ -1110,9 +1102,6 @@ fn crashes(cx: &Ctx, sent: bool) -> Vec<Violation> {
 fn signals_delivered(cx: &Ctx) -> Vec<Violation> {
     let mut v = Vec::new();
     for s in &cx.rec.sent {
-        if FAULTS.contains(&s.sig) {
-            continue;
-        }
         let i = s.inc;
         let f = &cx.facts[i];
         let inc = &cx.rec.incs[i];
@@ -1134,7 +1123,13 @@ fn signals_delivered(cx: &Ctx) -> Vec<Violation> {
         } else {
             s.sig
         };
-        if want == TERM && !cx.c(i).is_main() && f.first_stop.is_some_and(|(t, _)| t <= s.t) {
+        // One stop is asked once: a sidecar's daemon already asked, or a main's copy of the
+        // signal its CMD was already asked with (docs/failure-modes.md, signals during
+        // --stop-delay).
+        let asked = f
+            .first_stop
+            .is_some_and(|(t, sig)| t <= s.t && (sig == want || !cx.c(i).is_main()));
+        if is_term(want) && asked {
             continue;
         }
         let got = inc.events.iter().any(|e| {
@@ -1166,11 +1161,12 @@ fn no_spurious_signal(cx: &Ctx) -> Vec<Violation> {
             let What::Got { sig, .. } = e.what else {
                 continue;
             };
-            let sent = cx
-                .rec
-                .sent
-                .iter()
-                .any(|s| s.inc == i && s.sig == sig && s.t < e.t);
+            // A main asks CMD with the signal that stopped a required sidecar, too.
+            let requires = &cx.c(i).requires;
+            let sent = cx.rec.sent.iter().any(|s| {
+                let to = s.inc == i || is_term(sig) && requires.contains(&cx.rec.incs[s.inc].ctr);
+                to && s.sig == sig && s.t < e.t
+            });
             if sig != TERM && !sent && !told.contains(&(e.role.clone(), sig)) {
                 told.push((e.role.clone(), sig));
                 v.push(Violation {
