@@ -84,15 +84,9 @@ pub fn describe(dir: &Path) -> String {
         .join("; ")
 }
 
-/// (state, ppid) of a process, from /proc/PID/stat.
-pub fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields follow the last ')': the command name may contain spaces or parens.
-    let mut f = s.rsplit_once(')')?.1.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
-}
+#[path = "../shared/procfs.rs"]
+mod procfs;
+pub use procfs::{children, stat};
 
 /// Every process still in `dir`'s tree, described (empty when there is none).
 pub fn procs_under(dir: &Path) -> String {
@@ -120,15 +114,6 @@ pub fn remove_tree(dir: &Path) -> bool {
         })
         .unwrap_or_default();
     children.iter().all(|c| remove_tree(c)) && remove(dir)
-}
-
-/// The direct children of a process.
-pub fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// Every process of the machine.

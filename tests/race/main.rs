@@ -189,6 +189,7 @@ fn setup() -> Result<pod::Setup, String> {
         return Err("the race explorer needs root (PID namespaces, mounts, cgroups)".into());
     }
     let own = cgroup::own().ok_or("no cgroup v2 hierarchy is mounted")?;
+    clean_up_after_the_dead(&own);
     let cgroups = own.join(format!("supervisor-race-{}", std::process::id()));
     cgroup::make(&cgroups)
         .map_err(|e| format!("cannot make a cgroup under {}: {e}", own.display()))?;
@@ -212,6 +213,30 @@ fn setup() -> Result<pod::Setup, String> {
         cgroups,
         slack: env_u64("RACE_SLACK_MS").map_or(plan::SLACK, Duration::from_millis),
     })
+}
+
+/// Removes what an explorer that was killed (or panicked) left: its cgroups and its temp
+/// directory, named after its pid.
+fn clean_up_after_the_dead(cgroups: &Path) {
+    let tmp = std::env::temp_dir();
+    for dir in [cgroups, tmp.as_path()] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix("supervisor-race-") else {
+                continue;
+            };
+            if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+                if dir == cgroups {
+                    let _ = cgroup::remove_tree(&e.path());
+                } else {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
 }
 
 /// One finished seed.
@@ -290,10 +315,14 @@ fn run_batch(o: &Options, setup: &pod::Setup) -> bool {
     }
     println!("{}", counts.show());
     if !counts.failed_seeds.is_empty() {
-        let list: Vec<String> = counts.failed_seeds.iter().map(u64::to_string).collect();
+        let mut seeds = counts.failed_seeds.clone();
+        seeds.sort_unstable();
+        let list: Vec<String> = seeds.iter().take(20).map(u64::to_string).collect();
         println!(
-            "race: seeds with a violation no fix under way explains: {}",
-            list.join(" ")
+            "race: {} seeds with a violation no fix under way explains: {}{}",
+            seeds.len(),
+            list.join(" "),
+            if seeds.len() > 20 { " ..." } else { "" }
         );
     }
     counts.failed_seeds.is_empty()

@@ -51,6 +51,9 @@ struct Live {
     child: Child,
     pidfd: OwnedFd,
     cgroup: PathBuf,
+    /// When the supervisor was first seen with a child, and whether its working directory was
+    /// looked at since.
+    child_seen: Option<u64>,
     cwd_seen: bool,
 }
 
@@ -64,6 +67,7 @@ struct Pause {
 const TICK: u64 = 50_000_000;
 const ZOMBIE_LIMIT: u64 = 2_000_000_000;
 const LEFTOVER_LOOK: u64 = 1_000_000_000;
+const CWD_LOOK: u64 = 1_000_000_000;
 
 struct Kubelet<'a> {
     plan: &'a Plan,
@@ -423,6 +427,7 @@ impl<'a> Kubelet<'a> {
             child,
             pidfd,
             cgroup,
+            child_seen: None,
             cwd_seen: false,
         });
     }
@@ -610,9 +615,13 @@ impl<'a> Kubelet<'a> {
                     }
                 }
             }
+            // A supervisor moves to / right after the fork; a busy machine may let the child run
+            // first for a while, so the look waits a second after the child was first seen.
             let inc = &mut self.rec.incs[l.inc];
-            let has_child = !cgroup::children(sup).is_empty();
-            if !l.cwd_seen && has_child && now.saturating_sub(inc.start) >= 300_000_000 {
+            if l.child_seen.is_none() && !cgroup::children(sup).is_empty() {
+                l.child_seen = Some(now);
+            }
+            if !l.cwd_seen && l.child_seen.is_some_and(|t| now >= t + CWD_LOOK) {
                 l.cwd_seen = true;
                 inc.cwd = std::fs::read_link(format!("/proc/{sup}/cwd"))
                     .ok()
@@ -695,10 +704,10 @@ impl<'a> Kubelet<'a> {
     }
 }
 
-/// Waits (at most a second) until `pid` has blocked TERM, i.e. the supervisor has set up its
-/// signals; false if it never does or is gone.
+/// Waits (at most two seconds: a busy machine) until `pid` has blocked TERM, i.e. the
+/// supervisor has set up its signals; false if it never does or is gone.
 fn wait_blocked(pid: i32) -> bool {
-    let end = sys::now() + 1_000_000_000;
+    let end = sys::now() + 2_000_000_000;
     loop {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let blocked = status
