@@ -218,6 +218,7 @@ impl<'a> Kubelet<'a> {
         if self.rec.deletion.is_none() && now >= self.rec.t0 + sys::ns(self.plan.deadline) {
             self.rec
                 .note("activeDeadline: the pod has not ended; deleting it".into());
+            self.rec.deadline_hit = true;
             self.begin_deletion(self.plan.deadline_jitters.clone());
         }
         for ci in 0..self.states.len() {

@@ -115,6 +115,8 @@ pub struct Record {
     pub kills: Vec<(u64, usize, KillWhy)>,
     pub forges: Vec<Forge>,
     pub deletion: Option<u64>,
+    /// The deletion was the deadline's (activeDeadlineSeconds), not the schedule's.
+    pub deadline_hit: bool,
     pub restarts: usize,
     /// The kubelet's own timeline, for people.
     pub log: Vec<(u64, String)>,

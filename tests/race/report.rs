@@ -165,8 +165,10 @@ fn events(plan: &Plan, rec: &Record) -> Vec<(String, usize)> {
         "pod: a PID namespace per container"
     }
     .into());
-    if rec.deletion.is_some() {
-        add("pod deleted (TERM to all, jittered)".into());
+    match (rec.deletion, rec.deadline_hit) {
+        (Some(_), false) => add("pod deleted (TERM to all, jittered)".into()),
+        (Some(_), true) => add("pod deleted at its deadline (activeDeadlineSeconds)".into()),
+        (None, _) => add("pod ended by itself".into()),
     }
     for s in &rec.sent {
         add(match s.why {
