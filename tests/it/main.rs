@@ -17,3 +17,4 @@ mod sidecar;
 mod signals;
 mod trust;
 mod util;
+mod volume;
