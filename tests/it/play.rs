@@ -64,19 +64,6 @@ const NOT_PLAYABLE: &[(&str, &str)] = &[
          CronJob, Buildkite step with the kubernetes plugin, or container spec (found: ConfigMap \
          fluent-bit-config; a ConfigMap is played with the pod that mounts it)",
     ),
-    (
-        "webhook/mutating-webhook.yaml",
-        "play: examples/webhook/mutating-webhook.yaml: nothing to play: no Pod, Job, CronJob, \
-         Buildkite step with the kubernetes plugin, or container spec (found: \
-         MutatingWebhookConfiguration supervisor)",
-    ),
-    (
-        "webhook/webhook.yaml",
-        "play: examples/webhook/webhook.yaml: nothing to play: no Pod, Job, CronJob, Buildkite \
-         step with the kubernetes plugin, or container spec (found: Namespace supervisor-system, \
-         Deployment supervisor-webhook (its pods are meant to run forever), Service \
-         supervisor-webhook)",
-    ),
 ];
 
 /// How long one play may take: the first run builds every image (about 20 s), a dind pod plays

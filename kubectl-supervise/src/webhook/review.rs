@@ -264,14 +264,18 @@ fn decide(req: &Request<Value>, opts: &Options) -> (Outcome, Option<json_patch::
             None,
         );
     };
-    let opt_in = object
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(annotation::INJECT))
-        .and_then(Value::as_str);
-    match opt_in {
-        Some("true") => {}
-        None | Some("false") => return (Outcome::Untouched("not opted in"), None),
-        Some(other) => {
+    let meta = |field: &str| {
+        object
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(|a| a.get(annotation::INJECT))
+            .and_then(Value::as_str)
+    };
+    // The annotation decides; without it, the label (the configuration's objectSelector sends
+    // pods labelled supervisor/inject=true from any namespace).
+    match (meta("annotations"), meta("labels")) {
+        (Some("true"), _) | (None, Some("true")) => {}
+        (None | Some("false"), _) => return (Outcome::Untouched("not opted in"), None),
+        (Some(other), _) => {
             return (
                 Outcome::Refused(format!(
                     "annotation {}: {other:?} is not true or false: not wired",
@@ -375,6 +379,15 @@ mod tests {
         assert_eq!(r["patchType"], "JSONPatch");
         assert!(r["patch"].as_str().is_some_and(|p| !p.is_empty()));
 
+        // The label opts in too; the annotation, when there is one, decides.
+        let mut labelled = pod(json!({}));
+        labelled["metadata"]["labels"] = json!({"supervisor/inject": "true"});
+        let a = review(&body(request(labelled.clone())), &o).expect("answer");
+        assert!(matches!(a.outcome, Outcome::Wired(_)), "{a:?}");
+        labelled["metadata"]["annotations"] = json!({"supervisor/inject": "false"});
+        let a = review(&body(request(labelled)), &o).expect("answer");
+        assert_eq!(a.outcome, Outcome::Untouched("not opted in"));
+
         let maybe = pod(json!({"supervisor/inject": "yes"}));
         let a = review(&body(request(maybe)), &o).expect("answer");
         let w = response(&a)["warnings"][0]
@@ -391,6 +404,25 @@ mod tests {
         let a = review(&body(deploy), &o).expect("answer");
         assert_eq!(response(&a)["allowed"], true);
         assert!(matches!(&a.outcome, Outcome::Refused(w) if w.contains("apps/v1 Deployment")));
+    }
+
+    #[test]
+    fn a_review_too_large_to_read_as_a_tree_is_allowed_with_a_warning() {
+        // {, "a", [, two commas, one string: six, whatever the string holds.
+        assert!(!tokens_over(br#"{"a": [1, 2, "x,[{\","]}"#, 6));
+        assert!(tokens_over(br#"{"a": [1, 2, "x,[{\","]}"#, 5));
+        assert!(tokens_over(br#"{"a": [1, 2, 3, 4, 5]}"#, 5));
+        let mut object = pod(json!({"supervisor/inject": "true"}));
+        object["spec"]["containers"][0]["args"] = json!(vec![""; MAX_TOKENS]);
+        let a = review(&body(request(object)), &Options::default()).expect("answer");
+        let r = response(&a);
+        assert_eq!(r["allowed"], true);
+        assert!(r.get("patch").is_none());
+        let w = r["warnings"][0].as_str().unwrap_or_default();
+        assert!(w.contains("more than 262144 JSON values"), "{w}");
+        // The envelope is still checked.
+        let no_uid = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"","object":[0,0,0]}}"#;
+        assert!(tokens_over(no_uid, 3));
     }
 
     #[test]

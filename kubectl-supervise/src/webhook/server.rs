@@ -11,12 +11,12 @@
 //! flushed, the service sees the request in and the answer out, [`Tracked`] sees the last
 //! byte of the answer handed over.
 //!
-//! Reviews run on tokio's blocking pool, one at a time (a semaphore of one): a review is CPU
-//! work of a fraction of a millisecond for a usual pod but tens of milliseconds for a pod of
-//! several MiB, and the runtime thread must keep answering handshakes and `/healthz`
-//! meanwhile; more than one at a time only convoys on the allocator's one lock (measured
-//! with the previous thread-per-connection server: one at a time gave the most reviews/s on
-//! two cores). More throughput comes from more replicas.
+//! A review is CPU work: a fraction of a millisecond for a usual pod, reviewed on the runtime
+//! thread itself, but tens of milliseconds for a pod of several MiB, which goes to tokio's
+//! blocking pool, one at a time (a semaphore of one), so that the runtime thread keeps
+//! answering handshakes and `/healthz` meanwhile. More than one at a time would only convoy
+//! on the allocator's one lock (measured with the previous thread-per-connection server: one
+//! at a time gave the most reviews/s on two cores); more throughput comes from more replicas.
 //!
 //! A response refused before its body was read (413) closes the connection; the task then
 //! closes our side and reads what the client still sends for a moment, because closing a
@@ -45,6 +45,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+
+/// The largest body reviewed on the runtime thread: a pod of a few dozen containers, whose
+/// review takes a millisecond or two.
+const INLINE_REVIEW: usize = 64 * 1024;
 
 /// How long between two log lines of one kind about misbehaving clients.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -117,10 +121,7 @@ pub(super) fn serve(
             idle: super::IDLE_TIMEOUT,
         },
         config,
-        registry: Registry::new(Limits {
-            total: super::MAX_CONNECTIONS,
-            per_client: super::MAX_PER_CLIENT,
-        }),
+        registry: Registry::new(limits()),
         tls: TlsAcceptor::from(Arc::new(tls_config)),
         reviews: Semaphore::new(1),
         stopping: stop_rx,
@@ -134,6 +135,43 @@ pub(super) fn serve(
         drain(&server).await;
     });
     Ok(())
+}
+
+/// The connection limits, lowered when the process may not open that many descriptors: past
+/// that, accept would fail before the registry could make room.
+fn limits() -> Limits {
+    let mut l = Limits {
+        total: super::MAX_CONNECTIONS,
+        per_client: super::MAX_PER_CLIENT,
+    };
+    let files = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| open_files(&t));
+    // Descriptors for the listener, the runtime, stdio, the certificate files.
+    const RESERVED: usize = 32;
+    if let Some(n) = files.filter(|n| *n < l.total + RESERVED) {
+        l.total = n.saturating_sub(RESERVED).max(4);
+        l.per_client = (l.total / 4).max(1);
+        tracing::warn!(
+            "only {n} open files allowed (ulimit -n): serving at most {} connections, {} per client",
+            l.total,
+            l.per_client
+        );
+    }
+    l
+}
+
+/// The soft limit on open files, from /proc/self/limits.
+fn open_files(limits: &str) -> Option<usize> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
+    }
 }
 
 fn spawn_thread(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), WebhookError> {
@@ -560,8 +598,16 @@ async fn read_body(body: Incoming) -> Result<Bytes, u16> {
     }
 }
 
-/// Reviews `body` on the blocking pool, one review at a time, and logs the outcome.
+/// Reviews `body` and logs the outcome: a usual pod's on the runtime thread (a fraction of a
+/// millisecond; a hop to another thread and back cost more than the review, bench/webhook.sh),
+/// a larger one on the blocking pool, one at a time, so that the runtime thread keeps serving
+/// meanwhile.
 async fn run_review(server: &Server, body: Bytes) -> review::Reply {
+    if body.len() <= INLINE_REVIEW {
+        let r = review::respond(&body, &server.config.options);
+        log_answer(&r.result);
+        return r;
+    }
     let permit = server.reviews.acquire().await;
     let options = server.config.options.clone();
     let r = tokio::task::spawn_blocking(move || review::respond(&body, &options)).await;
@@ -682,5 +728,23 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_files_limit_is_read() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units\n\
+                    Max processes             127563               127563               processes\n\
+                    Max open files            1024                 524288               files\n";
+        assert_eq!(open_files(text), Some(1024));
+        assert_eq!(
+            open_files("Max open files            unlimited            unlimited            files"),
+            Some(usize::MAX)
+        );
+        assert_eq!(open_files("Max processes 1 1 processes"), None);
     }
 }
