@@ -2,7 +2,7 @@
 //! images that cannot be rebuilt).
 //!
 //! Theory of operation: read the running executable (`/proc/self/exe`, the very file the kernel
-//! runs), decide from its ELF headers whether it may be copied ([`verdict`], pure), then write it
+//! runs), decide from its ELF headers whether it may be copied (`verdict`, pure), then write it
 //! under a temp name and rename it into place: atomic and idempotent, so a container that already
 //! runs the installed copy is never handed a half-written file. The copy is meant for other
 //! images (scratch, distroless, alpine), where a dynamically linked build fails with a bare "No

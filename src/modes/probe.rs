@@ -5,7 +5,18 @@ use crate::config::ProbeConfig;
 use crate::exit::Outcome;
 
 pub fn run(cfg: ProbeConfig) -> Outcome {
-    super::block_on(async move {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("supervisor: cannot start the probes: {e}");
+            return Outcome::Internal;
+        }
+    };
+    rt.block_on(async move {
         let mut failed = 0;
         // Concurrently, so N targets cost one timeout at worst, not N.
         let checks: Vec<_> = cfg

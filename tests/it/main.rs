@@ -7,6 +7,7 @@ mod hardening;
 mod install;
 mod kube;
 mod lease;
+mod lifecycle;
 mod main_mode;
 mod play;
 mod readiness;
