@@ -38,7 +38,7 @@ pub fn signal(data: &[u8]) {
         assert_eq!(sig.number().to_string().parse::<signals::Sig>(), Ok(sig));
     }
     if let Ok(set) = signals::parse_list(s) {
-        assert!(!set.is_empty());
+        assert!(set.iter().next().is_some());
         assert_eq!(signals::parse_list(&set.to_string()), Ok(set), "{s:?}");
     }
 }
@@ -100,10 +100,9 @@ pub fn http(data: &[u8]) {
 /// a sidecar reads and decodes to its exit code.
 pub fn marker(data: &[u8]) {
     let seen = marker::decode(data);
+    // The reason goes into the sidecar's logs: one of the known ones, or none.
     if let Some(r) = &seen.reason {
-        // It goes into the sidecar's logs: bounded, and no newline or escape sequence.
-        assert!(r.chars().count() <= 64);
-        assert!(!r.chars().any(char::is_control), "{r:?}");
+        assert!(marker::Reason::ALL.contains(r), "{r:?}");
     }
     // Whatever the JSON around it, an integer `exit_code` at the top level is what decode finds.
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(data) {
@@ -128,6 +127,7 @@ pub fn marker(data: &[u8]) {
             .collect(),
         error,
         dependency: None,
+        stop_request: None,
     };
     let bytes = m.to_json();
     assert!(
@@ -137,7 +137,7 @@ pub fn marker(data: &[u8]) {
     );
     let back = marker::decode(&bytes);
     assert_eq!(back.exit_code, Some(i64::from(code)));
-    assert_eq!(back.reason.as_deref(), Some("exited"));
+    assert_eq!(back.reason, Some(marker::Reason::Exited));
 }
 
 /// The whole command line: NUL-separated arguments (any bytes, as the kernel allows) through the
@@ -211,12 +211,17 @@ pub fn review(data: &[u8]) {
     }
     assert_eq!(reply.status, 200);
     let answer: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
-    let request: serde_json::Value = serde_json::from_slice(data).expect("a 200 answers JSON");
     assert_eq!(answer["apiVersion"], review::API_VERSION);
     assert_eq!(answer["kind"], review::KIND);
     let r = &answer["response"];
-    assert_eq!(r["uid"], request["request"]["uid"]);
+    assert!(r["uid"].as_str().is_some_and(|u| !u.is_empty()), "{r}");
     assert_eq!(r["allowed"], true);
+    // The review reads only the fields it knows: the rest of a body it answers may be invalid
+    // JSON (a lone surrogate escape in an unknown field). The checks below need it whole.
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    assert_eq!(r["uid"], request["request"]["uid"]);
     for w in r["warnings"].as_array().into_iter().flatten() {
         assert!(w.as_str().is_some_and(|w| w.chars().count() <= 256), "{w}");
     }
