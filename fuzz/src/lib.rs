@@ -229,8 +229,8 @@ pub fn review(data: &[u8]) {
         return;
     };
     assert_eq!(r["patchType"], "JSONPatch");
-    let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
-        .expect("base64");
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64");
     let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("a JSON Patch");
     let mut pod = request["request"]["object"].clone();
     json_patch::patch(&mut pod, &patch).expect("the patch applies to the object sent");
