@@ -15,3 +15,4 @@ mod sidecar;
 mod signals;
 mod trust;
 mod util;
+mod volume;
