@@ -29,13 +29,13 @@ fn readme_benchmarks_are_the_last_full_run() {
 }
 
 /// Every mention of a released image (`ghcr.io/supervisor-dev/NAME:TAG`) in the documents,
-/// examples and Dockerfiles is tagged with the crate version, so bumping the version in
+/// examples, Dockerfiles and deploy manifests is tagged with the crate version, so bumping the version in
 /// Cargo.toml cannot leave a manifest pointing at the previous release.
 #[test]
 fn released_image_references_carry_the_crate_version() {
     let version = env!("CARGO_PKG_VERSION");
     let mut files = vec!["README.md".to_string()];
-    for dir in ["docs", "examples", "docker"] {
+    for dir in ["docs", "examples", "docker", "deploy"] {
         let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(dir)];
         while let Some(d) = stack.pop() {
             for e in fs::read_dir(&d).unwrap() {
