@@ -12,7 +12,7 @@ use crate::cli;
 use crate::clock;
 use crate::http::{self, HttpUrl};
 use crate::logging::{Format, LevelFilter};
-use crate::readiness::Target;
+use crate::readiness::{DockerEnv, Target};
 use crate::signals::{self, Sig, SigSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -97,10 +97,9 @@ impl Val {
         Ok(sig)
     }
 
-    fn target(&self) -> Result<Target, ConfigError> {
-        self.text()?
-            .parse::<Target>()
-            .map_err(|e| self.invalid(e.to_string()))
+    /// A readiness target; the `docker` preset is resolved against the container's variables.
+    fn target(&self, docker: &DockerEnv) -> Result<Target, ConfigError> {
+        Target::parse_with(self.text()?, docker).map_err(|e| self.invalid(e.to_string()))
     }
 
     /// A path naming a file (not empty, not ending in `/` or `..`).
@@ -142,6 +141,8 @@ struct Source<'a> {
     env: Vec<(&'static str, String, OsString)>,
     /// What should be said once logging is up: settings ignored (warnings), presets expanded.
     notes: std::cell::RefCell<Vec<Note>>,
+    /// The Docker variables the `docker` readiness preset reads.
+    docker: DockerEnv,
 }
 
 impl Source<'_> {
@@ -415,7 +416,8 @@ unsafe extern "C" {
     static environ: *const *const std::ffi::c_char;
 }
 
-/// The `SUPERVISOR_*` and `RUST_LOG` variables of this process.
+/// The `SUPERVISOR_*` and `RUST_LOG` variables of this process, and the Docker variables the
+/// `docker` readiness preset reads.
 fn our_environment() -> Vec<(OsString, OsString)> {
     let mut out = Vec::new();
     // SAFETY: this runs at start-up, before any thread exists, so nothing changes the environment
@@ -424,7 +426,10 @@ fn our_environment() -> Vec<(OsString, OsString)> {
         let mut entry = environ;
         while !entry.is_null() && !(*entry).is_null() {
             let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
-            if bytes.starts_with(b"SUPERVISOR_") || bytes.starts_with(b"RUST_LOG=") {
+            let docker = crate::readiness::docker::VARS
+                .iter()
+                .any(|v| bytes.starts_with(v.as_bytes()) && bytes.get(v.len()) == Some(&b'='));
+            if docker || bytes.starts_with(b"SUPERVISOR_") || bytes.starts_with(b"RUST_LOG=") {
                 if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
                     out.push((
                         OsStr::from_bytes(&bytes[..eq]).to_os_string(),
@@ -493,6 +498,7 @@ where
         args: &args,
         env: env_values,
         notes: Default::default(),
+        docker: DockerEnv::from_env(env),
     };
     let mode = match args.mode.name {
         "main" => Parsed::Main(main_config(&s)?),
@@ -533,11 +539,13 @@ fn log_settings(
 fn targets(s: &Source, id: &'static str) -> Result<Vec<Target>, ConfigError> {
     let mut out = Vec::new();
     for v in s.many(id)? {
-        let t = v.target()?;
-        if crate::presets::ready_url(v.text()?).is_some() {
-            s.notes
-                .borrow_mut()
-                .push(Note::Info(format!("{} {} is GET {t}", v.place, v.text()?)));
+        let t = v.target(&s.docker)?;
+        if let Some(expansion) = t.expansion(v.text()?) {
+            s.notes.borrow_mut().push(Note::Info(format!(
+                "{} {} is {expansion}",
+                v.place,
+                v.text()?
+            )));
         }
         out.push(t);
     }
@@ -756,7 +764,7 @@ fn probe_config(s: &Source) -> Result<ProbeConfig, ConfigError> {
             raw,
             place: Place::Flag("TARGET"),
         })
-        .map(|v| v.target())
+        .map(|v| v.target(&s.docker))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ProbeConfig {
         targets,

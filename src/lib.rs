@@ -17,8 +17,9 @@
 //! - [`events`]: the one stream a recipe reads: [`signals`], the [`reaper`], [`peers`] (other
 //!   containers' [`marker`]s and [`lease`]s, through [`watch`]), readiness ([`readiness`]),
 //!   timers.
-//! - Mechanism: [`child`] (spawn, signal the group), [`stop`] (the one stop lifecycle, quit URLs
-//!   over [`http`]), [`fsutil`] (files on a shared volume), [`termlog`], [`clock`], [`presets`].
+//! - Mechanism: [`child`] (spawn, signal the group), [`stop`] (the one stop lifecycle), [`quit`]
+//!   (quit URLs, POSTed through [`readiness`]'s attempts over [`http`]), [`fsutil`] (files on a
+//!   shared volume), [`termlog`], [`clock`], [`presets`].
 //!
 //! (The library split lets the fuzzers in `fuzz/` and `kubectl-supervise` call the parsers.)
 
@@ -39,6 +40,7 @@ pub mod marker;
 pub mod modes;
 pub mod peers;
 pub mod presets;
+pub mod quit;
 pub mod readiness;
 pub mod reaper;
 pub mod signals;

@@ -11,10 +11,8 @@
 //! mains are done, a timeout, a dependency ended) are never delayed.
 //!
 //! [`Stop`] is pure: it takes requests and timer expiries and says what to do ([`Step`]). The
-//! mode loops carry the steps out; [`post_all`] and [`quit`] are the HTTP half of that.
+//! mode loops carry the steps out; `crate::quit` is the HTTP half of that.
 
-use crate::child::Child;
-use crate::http::{self, HttpUrl, Method};
 use crate::signals::Sig;
 use std::time::Duration;
 
@@ -107,72 +105,6 @@ impl Stop {
             }
             _ => Vec::new(),
         }
-    }
-}
-
-/// Timeout of one quit request.
-pub const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// POSTs to every URL concurrently. Returns how many answered with a 2xx status; failures are
-/// logged with the URL and the reason.
-pub async fn post_all(urls: &[HttpUrl], timeout: Duration) -> usize {
-    let results = join_all(urls.iter().map(|u| async move {
-        let r = http::request(Method::Post, u, timeout).await;
-        (u, r)
-    }))
-    .await;
-    let mut ok = 0;
-    for (u, r) in results {
-        match r {
-            Ok(code) if (200..300).contains(&code) => {
-                tracing::info!("quit URL {u} answered {code}");
-                ok += 1;
-            }
-            Ok(code) => {
-                tracing::warn!("quit URL {u} answered {code} (not a success; not followed)")
-            }
-            Err(e) => tracing::warn!("quit URL {u} failed: {e}"),
-        }
-    }
-    ok
-}
-
-/// Runs futures concurrently on the current task and collects their outputs in order. (Small
-/// enough not to pull in the futures crate.)
-async fn join_all<F: std::future::Future>(futs: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut slots: Vec<Option<std::pin::Pin<Box<F>>>> = futs.map(|f| Some(Box::pin(f))).collect();
-    let mut outputs: Vec<Option<F::Output>> = slots.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, out) in slots.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(fut) = slot {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        *out = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
-/// Asks the daemon to stop over HTTP; when no URL succeeds, sends `fallback` (and SIGCONT) at once
-/// rather than idling until the SIGKILL.
-pub async fn quit(child: Child, urls: Vec<HttpUrl>, fallback: Sig) {
-    tracing::info!("stopping the daemon: POSTing to {} quit URL(s)", urls.len());
-    if post_all(&urls, QUIT_TIMEOUT).await == 0 {
-        tracing::warn!("no quit URL succeeded; sending {fallback} to the daemon instead");
-        child.signal_group(fallback);
-        child.signal_group(Sig::CONT);
     }
 }
 

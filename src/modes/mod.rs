@@ -22,7 +22,7 @@ use crate::http::HttpUrl;
 use crate::lease::Lease;
 use crate::marker::{Marker, Role};
 use crate::signals::Sig;
-use crate::stop::{self, Ask, Step};
+use crate::stop::{Ask, Step};
 use crate::termlog;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -187,7 +187,7 @@ fn ask_to_stop(child: Child, ask: Ask, quit_urls: &[HttpUrl]) {
         }
         Ask::Quit(fallback) => {
             child.signal_group(Sig::CONT);
-            tokio::spawn(stop::quit(child, quit_urls.to_vec(), fallback));
+            crate::quit::quit(child, quit_urls.to_vec(), fallback);
         }
     }
 }

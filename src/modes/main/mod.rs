@@ -20,7 +20,6 @@ use crate::peers::Peers;
 use crate::readiness;
 use crate::reaper;
 use crate::signals::Signals;
-use crate::stop;
 use policy::{Policy, Settings};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -106,7 +105,7 @@ async fn supervise(cfg: MainConfig) -> Outcome {
         ending,
     );
     if !cfg.quit_urls.is_empty() {
-        stop::post_all(&cfg.quit_urls, stop::QUIT_TIMEOUT).await;
+        crate::quit::post_all(&cfg.quit_urls);
     }
     outcome
 }
@@ -168,12 +167,11 @@ fn start_gate(cfg: &MainConfig, shown: &str, events: &mut Events) {
         "waiting for {} before starting {shown}",
         readiness::list(&cfg.wait_for)
     );
-    let deadline = cfg.wait_timeout.map(|d| tokio::time::Instant::now() + d);
     events.await_ready(Box::pin(readiness::wait_all(
         cfg.wait_for.clone(),
         "wait-for",
         FILE_POLL,
-        deadline,
+        cfg.wait_timeout,
     )));
 }
 
