@@ -13,10 +13,13 @@
 //! Names other than `localhost` and IP literals need getaddrinfo, which blocks: it runs on a
 //! short-lived thread that leaves its answer in a shared slot and then writes one byte to a pipe
 //! the attempt waits on. The thread holds both ends of the pipe until it has written, so the
-//! byte never raises SIGPIPE, even when the attempt was dropped meanwhile; at most
-//! [`MAX_LOOKUPS`] such threads exist at once, so a resolver that hangs costs a bounded number of
-//! threads (attempts beyond that fail at once and are retried). `localhost` is both loopback
-//! addresses without any lookup: a scratch image has no /etc/hosts.
+//! byte never raises SIGPIPE, even when the attempt was dropped meanwhile. A lookup is shared by
+//! every attempt at the same name while its thread runs (the retry of an attempt that timed out
+//! waits for the lookup still under way rather than starting another), and at most
+//! [`MAX_LOOKUPS`] names are looked up at once, so a resolver that hangs costs a bounded number
+//! of threads (an attempt at a further name fails at once and is retried). Nothing is cached: the
+//! next attempt after an answer looks the name up again. `localhost` is both loopback addresses
+//! without any lookup: a scratch image has no /etc/hosts.
 //!
 //! Sockets are non-blocking and close-on-exec; data is sent with MSG_NOSIGNAL, so a peer that
 //! hangs up never raises SIGPIPE; at most [`crate::http::MAX_RESPONSE_HEAD`] bytes are read.
@@ -25,6 +28,7 @@ use super::Target;
 use super::docker;
 use crate::http::{self, HttpUrl, Method};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sys::socket::{
     self, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, UnixAddr, sockopt,
 };
@@ -33,7 +37,6 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +53,6 @@ pub enum Interest {
 
 /// The most name lookups in flight at once, process-wide.
 pub const MAX_LOOKUPS: usize = 8;
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
 /// A lookup thread needs little: musl's resolver keeps its buffers small.
 const LOOKUP_STACK: usize = 128 * 1024;
 
@@ -194,11 +196,13 @@ impl Attempt {
         }
     }
 
-    /// Why the attempt is not ready when its deadline came `allowed` after its start.
+    /// Why the attempt is not ready when its deadline came `allowed` after its start (said in
+    /// whole milliseconds, rounded: a 500 ms timeout measured from a moment later is 500 ms).
     pub fn timed_out(&self, allowed: Duration) -> String {
+        let allowed = allowed + Duration::from_micros(500);
         let stage = match &self.stage {
             Stage::Start(..) | Stage::Check(_) => "not started",
-            Stage::Resolving { lookup, .. } => return timed_out_lookup(allowed, &lookup.host),
+            Stage::Resolving { lookup, .. } => return timed_out_lookup(allowed, lookup.host()),
             Stage::Connecting { .. } => "connecting",
             Stage::Sending { .. } => "sending the request",
             Stage::Reading { .. } => "connected, no status line yet",
@@ -227,7 +231,7 @@ fn advance(stage: Stage) -> Flow {
         Stage::Start(Peer::Unix(path), exchange) => connect_unix(&path, exchange),
         Stage::Start(Peer::Net { host, port }, exchange) => match literal_addresses(&host, port) {
             Some(addrs) => connect_next(addrs.into(), None, exchange),
-            None => match Lookup::start(&host, port) {
+            None => match Lookup::start(&host) {
                 Ok(lookup) => Flow::Wait(Stage::Resolving {
                     lookup,
                     port,
@@ -244,17 +248,17 @@ fn advance(stage: Stage) -> Flow {
             lookup,
             port,
             exchange,
-        } => match lookup.take() {
+        } => match lookup.answer(port) {
             None => Flow::Wait(Stage::Resolving {
                 lookup,
                 port,
                 exchange,
             }),
             Some(Ok(addrs)) if addrs.is_empty() => {
-                Flow::Done(Err(format!("{} has no address", lookup.host)))
+                Flow::Done(Err(format!("{} has no address", lookup.host())))
             }
             Some(Ok(addrs)) => connect_next(addrs.into(), None, exchange),
-            Some(Err(e)) => Flow::Done(Err(format!("cannot look up {}: {e}", lookup.host))),
+            Some(Err(e)) => Flow::Done(Err(format!("cannot look up {}: {e}", lookup.host()))),
         },
         Stage::Connecting {
             sock,
@@ -448,76 +452,93 @@ fn reading(sock: OwnedFd, method: Method, mut head: Vec<u8>) -> Flow {
     }
 }
 
-/// A name lookup on a thread of its own.
+/// A name lookup on a thread of its own, shared by every attempt at the same name while it runs.
 struct Lookup {
-    host: String,
     shared: Arc<Shared>,
 }
 
 struct Shared {
+    host: String,
     /// The pipe: the thread writes one byte once the answer is in `answer`.
     rx: OwnedFd,
     tx: OwnedFd,
-    answer: Mutex<Option<io::Result<Vec<SocketAddr>>>>,
+    answer: Mutex<Option<Result<Vec<IpAddr>, String>>>,
 }
 
-/// Gives its slot back when the lookup thread ends (or was never started).
-struct Slot;
+/// The lookups whose thread runs, at most [`MAX_LOOKUPS`]: a retry at a name whose lookup still
+/// hangs waits for that one rather than starting another.
+static IN_FLIGHT: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
 
-impl Drop for Slot {
-    fn drop(&mut self) {
-        LOOKUPS.fetch_sub(1, Ordering::SeqCst);
-    }
+fn in_flight() -> std::sync::MutexGuard<'static, Vec<Arc<Shared>>> {
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Lookup {
-    fn start(host: &str, port: u16) -> Result<Lookup, String> {
-        if LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
-            drop(Slot);
+    fn start(host: &str) -> Result<Lookup, String> {
+        let mut flight = in_flight();
+        if let Some(shared) = flight.iter().find(|s| s.host == host) {
+            return Ok(Lookup {
+                shared: Arc::clone(shared),
+            });
+        }
+        if flight.len() >= MAX_LOOKUPS {
             return Err(format!(
-                "{MAX_LOOKUPS} name lookups are in flight already (the resolver is slow); \
-                 {host} is looked up again at the next attempt"
+                "{MAX_LOOKUPS} other names are being looked up (the resolver is slow); {host} is \
+                 looked up at the next attempt"
             ));
         }
-        let slot = Slot;
-        let (rx, tx) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .map_err(|e| format!("cannot look up {host}: pipe: {}", os_error(e)))?;
+        let (rx, tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+            .map_err(|e| format!("cannot look up {host}: pipe: {}", os_error(e)))?;
         let shared = Arc::new(Shared {
+            host: host.to_string(),
             rx,
             tx,
             answer: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        let name = host.to_string();
         std::thread::Builder::new()
             .name("lookup".into())
             .stack_size(LOOKUP_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                let answer = (name.as_str(), port)
-                    .to_socket_addrs()
-                    .map(|a| a.collect::<Vec<_>>());
-                if let Ok(mut a) = theirs.answer.lock() {
-                    *a = Some(answer);
-                }
-                // Both ends are open (`theirs` holds them): no SIGPIPE, and one byte always fits.
-                let _ = nix::unistd::write(&theirs.tx, &[1]);
-            })
+            .spawn(move || look_up(&theirs))
             .map_err(|e| format!("cannot look up {host}: no thread: {e}"))?;
-        Ok(Lookup {
-            host: host.to_string(),
-            shared,
-        })
+        flight.push(Arc::clone(&shared));
+        Ok(Lookup { shared })
     }
 
-    /// The answer, once the thread has left it.
-    fn take(&self) -> Option<io::Result<Vec<SocketAddr>>> {
-        match self.shared.answer.lock() {
-            Ok(mut a) => a.take(),
-            Err(_) => Some(Err(io::Error::other("the lookup thread failed"))),
-        }
+    fn host(&self) -> &str {
+        &self.shared.host
     }
+
+    /// The answer, once the thread has left it, with `port`.
+    fn answer(&self, port: u16) -> Option<Result<Vec<SocketAddr>, String>> {
+        let answer = self
+            .shared
+            .answer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        answer.as_ref().map(|a| {
+            a.as_ref()
+                .map(|ips| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
+                .map_err(Clone::clone)
+        })
+    }
+}
+
+/// The lookup thread: getaddrinfo, the answer in the slot, out of the registry, one byte.
+fn look_up(shared: &Arc<Shared>) {
+    let answer = (shared.host.as_str(), 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|sa| sa.ip()).collect::<Vec<_>>())
+        .map_err(|e| e.to_string());
+    *shared
+        .answer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
+    in_flight().retain(|s| !Arc::ptr_eq(s, shared));
+    // Both ends are open (`shared` holds them): no SIGPIPE, and one byte always fits.
+    let _ = nix::unistd::write(&shared.tx, &[1]);
 }
 
 #[cfg(test)]
