@@ -287,6 +287,19 @@ fn docker_preset_with_tls_waits_for_the_client_certificates() {
     let o = probe();
     assert_eq!(o.code(), Some(1), "{o}");
     assert!(o.stderr.contains("ca.pem is empty"), "{o}");
+    // A FIFO planted where a certificate goes is never opened: not ready, and no hang.
+    let key = client.join("key.pem");
+    std::fs::remove_file(&key).unwrap();
+    let fifo = Command::new("mkfifo").arg(&key).status().unwrap();
+    assert!(fifo.success());
+    for name in ["ca.pem", "cert.pem"] {
+        std::fs::write(client.join(name), "-----BEGIN CERTIFICATE-----\n").unwrap();
+    }
+    let o = probe();
+    assert_eq!(o.code(), Some(1), "{o}");
+    assert!(o.stderr.contains("key.pem is not a regular file"), "{o}");
+    std::fs::remove_file(&key).unwrap();
+    std::fs::write(&key, "").unwrap();
     assert!(
         stays(Duration::from_millis(300), || m
             .wait_timeout(Duration::ZERO)
