@@ -9,8 +9,7 @@
 //! std::process::Command is used for the fork/exec and its error pipe (which turns exec failures
 //! into ENOENT/EACCES we can map to 127/126), but never to wait: the reaper owns waitpid.
 
-use crate::ending::{Ending, ExecFailure};
-use crate::signals::Sig;
+use crate::signals::{self, Sig};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
@@ -20,32 +19,20 @@ use std::os::fd::BorrowedFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    #[error("{cmd}: command not found ({source})")]
-    NotFound { cmd: String, source: io::Error },
-    #[error("{cmd}: cannot execute ({source})")]
-    NotExecutable { cmd: String, source: io::Error },
-    #[error("{cmd}: could not start ({source})")]
-    Other { cmd: String, source: io::Error },
+/// Why a command could not be started, as the shell tells them apart (127, 126, other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnFailure {
+    NotFound,
+    NotExecutable,
+    Other,
 }
 
-impl SpawnError {
-    /// How the run ends when its command cannot be started.
-    pub fn ending(&self) -> Ending {
-        let error = self.to_string();
-        match self {
-            SpawnError::NotFound { .. } => Ending::ExecFailed {
-                failure: ExecFailure::NotFound,
-                error,
-            },
-            SpawnError::NotExecutable { .. } => Ending::ExecFailed {
-                failure: ExecFailure::NotExecutable,
-                error,
-            },
-            SpawnError::Other { .. } => Ending::SupervisorError(error),
-        }
-    }
+/// A command that could not be started: why, and the sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpawnError {
+    pub failure: SpawnFailure,
+    pub message: String,
 }
 
 /// A running child, leader of its own process group.
@@ -73,13 +60,19 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
         Ok(child) => Ok(Child {
             pid: Pid::from_raw(child.id() as i32),
         }),
-        Err(source) => Err(match source.raw_os_error().map(Errno::from_raw) {
-            Some(Errno::ENOENT) => SpawnError::NotFound { cmd, source },
-            Some(Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM) => {
-                SpawnError::NotExecutable { cmd, source }
-            }
-            _ => SpawnError::Other { cmd, source },
-        }),
+        Err(source) => {
+            let (failure, what) = match source.raw_os_error().map(Errno::from_raw) {
+                Some(Errno::ENOENT) => (SpawnFailure::NotFound, "command not found"),
+                Some(Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM) => {
+                    (SpawnFailure::NotExecutable, "cannot execute")
+                }
+                _ => (SpawnFailure::Other, "could not start"),
+            };
+            Err(SpawnError {
+                failure,
+                message: format!("{cmd}: {what} ({source})"),
+            })
+        }
     }
 }
 
@@ -89,11 +82,10 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
     let me = nix::unistd::getpid();
     // Take the terminal's foreground only if the supervisor had it: a supervisor started in the
     // background of an interactive shell must not steal the terminal.
-    // SAFETY: isatty on a constant fd has no memory-safety requirements.
-    let on_tty = unsafe { nix::libc::isatty(0) } == 1;
     // SAFETY: fd 0 stays open for the duration of this function; borrowing it avoids
     // std::io::stdin(), whose lazy initialisation may allocate.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    let on_tty = nix::unistd::isatty(0).unwrap_or(false);
     if on_tty && nix::unistd::tcgetpgrp(stdin).ok() == Some(parent_pgrp) {
         // tcsetpgrp from what is now a background group raises SIGTTOU unless it is ignored.
         let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
@@ -130,14 +122,13 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
 
 impl Child {
     /// Sends `sig` to the child's process group. A group that is already gone is not an error
-    /// worth more than a debug line: the child may exit at any moment. The raw `kill` is used
-    /// because nix's `Signal` cannot name the real-time signals.
+    /// worth more than a debug line: the child may exit at any moment.
     pub fn signal_group(&self, sig: Sig) {
-        match kill(-self.pid.as_raw(), sig.number()) {
+        match signals::send(-self.pid.as_raw(), Some(sig)) {
             Ok(()) => tracing::debug!("sent {sig} to process group {}", self.pid),
             Err(Errno::ESRCH) => {
                 // The leader may have called setsid, or the group emptied; try the leader alone.
-                match kill(self.pid.as_raw(), sig.number()) {
+                match signals::send(self.pid.as_raw(), Some(sig)) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => tracing::warn!("could not send {sig} to pid {}: {e}", self.pid),
                 }
@@ -146,23 +137,11 @@ impl Child {
         }
     }
 
-    /// SIGKILLs whatever is left of the process group. Used after the grace period, and after a
-    /// daemon exits, so no straggler of its group outlives the supervisor.
+    /// SIGKILLs whatever is left of the process group (after the grace period).
     pub fn kill_group(&self) {
-        match kill(-self.pid.as_raw(), Sig::KILL.number()) {
+        match signals::send(-self.pid.as_raw(), Some(Sig::KILL)) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => tracing::warn!("could not SIGKILL process group {}: {e}", self.pid),
         }
     }
-
-    /// Whether any process is left in the child's process group (after the leader exited).
-    pub fn group_alive(&self) -> bool {
-        kill(-self.pid.as_raw(), 0).is_ok()
-    }
-}
-
-/// `kill(2)` with a raw signal number (0 probes).
-fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
-    // SAFETY: kill has no memory-safety requirements.
-    Errno::result(unsafe { nix::libc::kill(pid, sig) }).map(drop)
 }

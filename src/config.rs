@@ -14,6 +14,7 @@ use crate::http::{self, HttpUrl};
 use crate::logging::{Format, LevelFilter};
 use crate::readiness::{DockerEnv, Target};
 use crate::signals::{self, Sig, SigSet};
+use crate::stop::StopSettings;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -328,10 +329,7 @@ pub struct MainConfig {
     pub on_wait_timeout: OnWaitTimeout,
     pub requires: Vec<PathBuf>,
     pub timeout: Option<Duration>,
-    pub grace: Duration,
-    pub stop_signal: Sig,
-    pub stop_delay: Duration,
-    pub term_signals: SigSet,
+    pub stop: StopSettings,
     pub quit_urls: Vec<HttpUrl>,
     pub termination_log: Option<PathBuf>,
     pub command: Vec<OsString>,
@@ -345,15 +343,44 @@ pub struct SidecarConfig {
     pub poll: Duration,
     pub ready_when: Vec<Target>,
     pub ready_file: Option<PathBuf>,
-    pub stop_signal: Sig,
-    pub grace: Duration,
-    pub stop_delay: Duration,
-    pub term_signals: SigSet,
+    pub stop: StopSettings,
     pub quit_urls: Vec<HttpUrl>,
     pub exit_code: ExitPolicy,
     pub done_file: Option<PathBuf>,
     pub termination_log: Option<PathBuf>,
     pub command: Vec<OsString>,
+}
+
+/// Whether every path is absolute: then nothing needs the working directory once the command
+/// runs (file targets are checked after it starts only by a sidecar).
+fn all_absolute<'a>(paths: impl IntoIterator<Item = &'a Path>, targets: &'a [Target]) -> bool {
+    paths
+        .into_iter()
+        .chain(targets.iter().flat_map(Target::paths))
+        .all(Path::is_absolute)
+}
+
+impl MainConfig {
+    pub fn paths_are_absolute(&self) -> bool {
+        let paths = self
+            .done_file
+            .iter()
+            .chain(&self.requires)
+            .chain(&self.termination_log);
+        all_absolute(paths.map(PathBuf::as_path), &self.wait_for)
+    }
+}
+
+impl SidecarConfig {
+    pub fn paths_are_absolute(&self) -> bool {
+        let paths = self
+            .done_file
+            .iter()
+            .chain(&self.wait_files)
+            .chain(&self.ready_file)
+            .chain(&self.termination_log);
+        all_absolute(paths.map(PathBuf::as_path), &self.ready_when)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -580,6 +607,15 @@ fn signal(s: &Source, id: &'static str) -> Result<Sig, ConfigError> {
     s.one(id).map_or(Ok(Sig::TERM), |v| v.signal())
 }
 
+fn stop_settings(s: &Source) -> Result<StopSettings, ConfigError> {
+    Ok(StopSettings {
+        grace: duration(s, "grace")?,
+        stop_signal: signal(s, "stop_signal")?,
+        stop_delay: duration(s, "stop_delay")?,
+        term_signals: term_signals(s)?,
+    })
+}
+
 fn term_signals(s: &Source) -> Result<SigSet, ConfigError> {
     match s.one("term_signals") {
         Some(v) => signals::parse_list(v.text()?).map_err(|e| v.invalid(e.to_string())),
@@ -679,10 +715,7 @@ fn main_config(s: &Source) -> Result<MainConfig, ConfigError> {
             None => OnWaitTimeout::Fail,
         },
         timeout: opt_duration(s, "timeout", true)?,
-        grace: duration(s, "grace")?,
-        stop_signal: signal(s, "stop_signal")?,
-        stop_delay: duration(s, "stop_delay")?,
-        term_signals: term_signals(s)?,
+        stop: stop_settings(s)?,
         quit_urls: quit_urls(s)?,
         termination_log: termination_log(s)?,
         command: command(s),
@@ -731,10 +764,7 @@ fn sidecar_config(s: &Source) -> Result<SidecarConfig, ConfigError> {
             None => OnPolicy::Any,
         },
         poll: opt_duration(s, "poll", true)?.unwrap_or(Duration::from_secs(1)),
-        stop_signal: signal(s, "stop_signal")?,
-        grace: duration(s, "grace")?,
-        stop_delay: duration(s, "stop_delay")?,
-        term_signals: term_signals(s)?,
+        stop: stop_settings(s)?,
         quit_urls: quit_urls(s)?,
         exit_code: match s.one("exit_code") {
             Some(v) => v.choice(&[
@@ -862,13 +892,13 @@ mod tests {
             s.wait_files,
             [PathBuf::from("/s/a,b"), PathBuf::from("/s/c")]
         );
-        assert_eq!(s.grace, Duration::from_secs(3));
+        assert_eq!(s.stop.grace, Duration::from_secs(3));
         let s = sidecar(
             &["--grace=4s", "--wait-file=/x", "--", "d"],
             &[("SUPERVISOR_GRACE", "3s"), ("SUPERVISOR_WAIT_FILE", "/y")],
         );
         assert_eq!(
-            (s.grace, s.wait_files),
+            (s.stop.grace, s.wait_files),
             (Duration::from_secs(4), vec![PathBuf::from("/x")])
         );
         let m = main(
@@ -997,10 +1027,10 @@ mod tests {
         );
         assert_eq!(m.wait_for[0].to_string(), "http://127.0.0.1:9090/startup");
         assert_eq!(
-            (m.grace, m.stop_signal),
+            (m.stop.grace, m.stop.stop_signal),
             (Duration::from_secs(25), Sig::TERM)
         );
-        assert_eq!(m.term_signals.to_string(), "INT,TERM");
+        assert_eq!(m.stop.term_signals.to_string(), "INT,TERM");
         let s = sidecar(
             &[
                 "--term-signals=QUIT,RTMIN+3",
@@ -1010,7 +1040,7 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(s.term_signals.to_string(), "QUIT,RTMIN+3");
-        assert_eq!(s.grace, Duration::from_secs(10));
+        assert_eq!(s.stop.term_signals.to_string(), "QUIT,RTMIN+3");
+        assert_eq!(s.stop.grace, Duration::from_secs(10));
     }
 }

@@ -1,24 +1,31 @@
 //! The one event stream of a supervising mode: signals, the child's exit, the peers' files and
-//! leases, readiness, and timers, each turned into a typed [`Event`] here.
+//! leases, readiness, quit calls and timers, each turned into a typed [`Input`] for the policy.
 //!
-//! Theory of operation: a mode's loop reads like tini's: take the next event, let the pure policy
-//! decide, carry out what it decided. Everything that is mechanism rather than decision happens
-//! in [`Events::next`] and never reaches the policy: SIGCHLD becomes a reap (and an event only
-//! when the supervised child was among the reaped), the C library's reserved signals and our own
-//! SIGPIPE are dropped, a failed read of the signalfd is logged and retried. Timers are named
-//! ([`Timer`]); arming one replaces its deadline, and while none is armed nothing wakes the
-//! supervisor up.
+//! Theory of operation: the loop reads like tini's: wait for the kernel, turn what it says into
+//! inputs, let the pure policy decide, carry out what it decided. [`Events::next_input`] blocks in one
+//! `epoll_wait` on the signalfd, the inbox that helper threads post to (lease waiters, readiness
+//! probes, quit calls) and the inotify descriptor, with the nearest timer as its timeout.
+//! Everything that is mechanism rather than decision happens here and never reaches the policy:
+//! SIGCHLD becomes a reap (and an input only when the supervised child was among the reaped, or
+//! the last of its leftovers is gone), the C library's reserved signals and our own SIGPIPE are
+//! dropped, a dnotify SIGIO becomes a look at the peers, a failed read is logged and retried.
+//! Timers are named ([`Timer`]); arming one replaces its deadline, and while none is armed
+//! nothing wakes the supervisor up.
 
-use crate::ending::ChildStatus;
-use crate::peers::{Peers, Wake};
+use crate::child::SpawnError;
+use crate::evloop::{Inbox, Interest, Poller, Poster};
+use crate::http::HttpUrl;
+use crate::peers::{LeaseAge, Observation, Peers};
+use crate::readiness::Target;
 use crate::reaper;
+pub use crate::reaper::ChildStatus;
 use crate::signals::{Handling, Sig, Signals};
-use crate::watch::Watcher;
 use nix::unistd::Pid;
-use std::future::Future;
-use std::pin::Pin;
-use std::time::Duration;
-use tokio::time::Instant;
+use std::collections::VecDeque;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The timers a policy can arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,54 +40,97 @@ pub enum Timer {
     Heartbeat,
     /// `sidecar --stale-after`: look at the leases' ages.
     StaleCheck,
+    /// `main --wait-timeout`, while a required sidecar that ended is awaited back.
+    WaitTimeout,
+    /// The grace period of what the child left behind.
+    Leftovers,
 }
 
-const TIMERS: [Timer; 5] = [
-    Timer::Grace,
-    Timer::StopDelay,
-    Timer::Timeout,
-    Timer::Heartbeat,
-    Timer::StaleCheck,
-];
-
-/// Something that happened.
+/// Something that happened, for the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Input {
     /// A signal for the policy: a request to stop or one to forward.
     Signal(Sig),
-    /// The supervised child ended.
-    ChildExited(ChildStatus),
+    /// The command was started.
+    Spawned {
+        pid: i32,
+    },
+    /// The command could not be started.
+    SpawnFailed(SpawnError),
+    /// The supervised child ended; `leftovers`: processes of its tree are still running.
+    ChildExited {
+        status: ChildStatus,
+        leftovers: bool,
+    },
+    /// The last process the child left behind is gone (after a stop of the leftovers began).
+    LeftoversGone,
+    /// A look at peer `i` (a watched directory changed, or its lease was released).
+    Peer(usize, Observation),
+    /// The peers' lease ages, as asked for.
+    LeaseAges(Vec<Option<LeaseAge>>),
     Timer(Timer),
-    /// A peer's files or lease may have changed.
-    Peers(Wake),
     /// The readiness wait ended: every target ready, or the targets still pending at its deadline.
     Ready(Result<(), Vec<String>>),
+    /// The quit calls are done; so many answered with a success.
+    QuitDone {
+        answered: usize,
+    },
 }
 
-/// A readiness wait: its result, and its watcher to keep until exit (see `watch`).
-pub type ReadyWait = Pin<Box<dyn Future<Output = (Result<(), Vec<String>>, Option<Watcher>)>>>;
+/// What helper threads post to the loop.
+enum Note {
+    Released { peer: usize, id: u64 },
+    Ready(Result<(), Vec<String>>),
+    QuitDone(usize),
+}
+
+const SIGNALS: u64 = 1;
+const INBOX: u64 = 2;
+const INOTIFY: u64 = 3;
 
 pub struct Events {
+    poller: Poller,
     signals: Signals,
+    inbox: Inbox<Note>,
+    timers: Vec<(Timer, Instant)>,
+    /// The supervised child, while it runs: its exit is reported.
     child: Option<Pid>,
-    deadlines: [Option<Instant>; TIMERS.len()],
+    /// A stop of the leftovers is under way: report when none is left.
+    draining: bool,
     pub peers: Peers,
-    ready: Option<ReadyWait>,
-    /// Watchers that are done, kept open (and empty) so that closing them never blocks a
-    /// critical path; the process exit closes them.
-    retired: Vec<Watcher>,
+    pending: VecDeque<Input>,
+    /// The inotify descriptor registered with the poller, if any.
+    inotify: Option<RawFd>,
+    /// When to look at the peers again, while some directory can only be polled.
+    poll_at: Option<Instant>,
 }
 
 impl Events {
-    pub fn new(signals: Signals, peers: Peers) -> Events {
-        Events {
+    /// The stream, with the peers' markers (`--requires` or `--wait-file`) under watch. The first
+    /// inputs are a look at each peer, taken after the watch is armed.
+    pub fn new(signals: Signals, markers: &[PathBuf], poll: Duration) -> std::io::Result<Events> {
+        let poller = Poller::new()?;
+        let inbox: Inbox<Note> = Inbox::new()?;
+        poller.add(signals.fd(), SIGNALS, Interest::Read)?;
+        poller.add(inbox.fd(), INBOX, Interest::Read)?;
+        let poster = inbox.poster();
+        let on_release = Arc::new(move |peer, id| poster.post(Note::Released { peer, id }));
+        let mut peers = Peers::new(markers, poll, on_release);
+        let pending = (0..peers.count())
+            .map(|i| Input::Peer(i, peers.observe(i)))
+            .collect();
+        Ok(Events {
+            poller,
             signals,
+            inbox,
+            timers: Vec::new(),
             child: None,
-            deadlines: [None; TIMERS.len()],
+            draining: false,
             peers,
-            ready: None,
-            retired: Vec::new(),
-        }
+            pending,
+            inotify: None,
+            poll_at: None,
+        })
     }
 
     /// From now on, the reaper picks this child's status out of the exits it sees.
@@ -88,91 +138,221 @@ impl Events {
         self.child = Some(pid);
     }
 
+    /// Reports [`Input::LeftoversGone`] once nothing of the child's tree is left.
+    pub fn await_leftovers(&mut self) {
+        self.draining = true;
+        self.check_leftovers();
+    }
+
+    fn check_leftovers(&mut self) {
+        if self.draining && !reaper::has_children() {
+            self.draining = false;
+            self.pending.push_back(Input::LeftoversGone);
+        }
+    }
+
     /// Arms `timer` to fire `after` from now (replacing an earlier deadline).
     pub fn arm(&mut self, timer: Timer, after: Duration) {
-        self.deadlines[slot(timer)] = Some(Instant::now() + after);
+        let at = Instant::now() + after;
+        self.timers.retain(|(t, _)| *t != timer);
+        self.timers.push((timer, at));
     }
 
-    pub fn disarm(&mut self, timer: Timer) {
-        self.deadlines[slot(timer)] = None;
+    /// An answer to a question the policy asked, delivered as the next input.
+    pub fn answer(&mut self, input: Input) {
+        self.pending.push_front(input);
     }
 
-    /// Starts a readiness wait; its end comes as [`Event::Ready`].
-    pub fn await_ready(&mut self, wait: ReadyWait) {
-        self.ready = Some(wait);
-    }
-
-    /// The next event. Never fails: problems reading a source are logged and the source retried.
-    pub async fn next(&mut self) -> Event {
+    /// The next input. Never fails: problems reading a source are logged and the source retried.
+    pub fn next_input(&mut self) -> Input {
         loop {
-            let next_timer = TIMERS
+            if let Some(input) = self.pending.pop_front() {
+                return input;
+            }
+            self.peers.rewatch();
+            self.register_inotify();
+            let deadline = self
+                .timers
                 .iter()
-                .zip(self.deadlines)
-                .filter_map(|(t, d)| d.map(|d| (d, *t)))
-                .min_by_key(|(d, _)| *d);
-            let ready = &mut self.ready;
-            tokio::select! {
-                biased;
-                r = self.signals.recv() => match r {
-                    Ok(received) => {
-                        let sig = received.sig;
-                        match sig.handling() {
-                            Handling::Reap => {
-                                let (status, orphans) = reaper::reap(self.child);
-                                if orphans > 0 {
-                                    tracing::debug!("reaped {orphans} orphaned process(es)");
-                                }
-                                if let Some(st) = status {
-                                    self.child = None;
-                                    return Event::ChildExited(st);
-                                }
-                            }
-                            Handling::Reserved => {
-                                tracing::debug!("dropped signal {sig}: reserved by the C library");
-                            }
-                            _ if received.is_own_pipe() => {}
-                            _ if received.is_dnotify() => crate::watch::dnotify_fired(),
-                            _ => return Event::Signal(sig),
-                        }
-                    }
-                    Err(e) => {
-                        // Never give up: a PID 1 that exits kills the container.
-                        tracing::warn!("reading signals failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-                w = self.peers.next() => return Event::Peers(w),
-                r = poll_ready(ready) => {
-                    self.ready = None;
-                    let (result, watcher) = r;
-                    self.retired.extend(watcher);
-                    return Event::Ready(result);
+                .map(|(_, at)| *at)
+                .chain(self.poll_at)
+                .min();
+            let ready = match self.poller.wait(deadline) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Never give up: a PID 1 that exits kills the container.
+                    tracing::warn!("waiting for events failed: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
                 }
-                () = sleep_until(next_timer.map(|(d, _)| d)) => {
-                    if let Some((_, t)) = next_timer {
-                        self.deadlines[slot(t)] = None;
-                        return Event::Timer(t);
-                    }
+            };
+            // Signals first: a stop request or the child's exit is the most urgent news.
+            if ready.contains(&SIGNALS) {
+                self.read_signals();
+            }
+            if ready.contains(&INBOX) {
+                self.read_inbox();
+            }
+            if ready.contains(&INOTIFY) {
+                self.files_changed();
+            }
+            self.expire(Instant::now());
+        }
+    }
+
+    fn read_signals(&mut self) {
+        loop {
+            let received = match self.signals.read() {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("reading signals failed: {e}");
+                    return;
                 }
+            };
+            let sig = received.sig;
+            match sig.handling() {
+                Handling::Reap => self.reap(),
+                Handling::Reserved => {
+                    tracing::debug!("dropped signal {sig}: reserved by the C library");
+                }
+                Handling::Uncatchable => {}
+                Handling::Forward if received.is_own_pipe() => {}
+                Handling::Forward if received.is_dnotify() => {
+                    crate::watch::dnotify_fired();
+                    self.files_changed();
+                }
+                Handling::Forward => self.pending.push_back(Input::Signal(sig)),
             }
         }
     }
-}
 
-fn slot(timer: Timer) -> usize {
-    TIMERS.iter().position(|t| *t == timer).unwrap_or(0)
-}
+    fn reap(&mut self) {
+        let (status, orphans) = reaper::reap(self.child);
+        if orphans > 0 {
+            tracing::debug!("reaped {orphans} orphaned process(es)");
+        }
+        if let (Some(status), Some(pid)) = (status, self.child) {
+            self.child = None;
+            let leftovers = reaper::leftovers(pid);
+            self.pending
+                .push_back(Input::ChildExited { status, leftovers });
+        }
+        self.check_leftovers();
+    }
 
-async fn poll_ready(ready: &mut Option<ReadyWait>) -> (Result<(), Vec<String>>, Option<Watcher>) {
-    match ready {
-        Some(f) => f.await,
-        None => std::future::pending().await,
+    fn read_inbox(&mut self) {
+        for note in self.inbox.take() {
+            match note {
+                Note::Released { peer, id } => {
+                    if let Some((i, obs)) = self.peers.released(peer, id) {
+                        self.pending.push_back(Input::Peer(i, obs));
+                    }
+                }
+                Note::Ready(r) => self.pending.push_back(Input::Ready(r)),
+                Note::QuitDone(n) => self.pending.push_back(Input::QuitDone { answered: n }),
+            }
+        }
+    }
+
+    fn files_changed(&mut self) {
+        for (i, obs) in self.peers.changed() {
+            self.pending.push_back(Input::Peer(i, obs));
+        }
+    }
+
+    /// Fires the timers that are due, earliest first, and the poll tick.
+    fn expire(&mut self, now: Instant) {
+        let mut due: Vec<(Timer, Instant)> = Vec::new();
+        self.timers.retain(|&(t, at)| {
+            if at <= now {
+                due.push((t, at));
+                false
+            } else {
+                true
+            }
+        });
+        due.sort_by_key(|&(_, at)| at);
+        self.pending
+            .extend(due.into_iter().map(|(t, _)| Input::Timer(t)));
+        if self.poll_at.is_some_and(|at| at <= now) {
+            self.poll_at = None;
+            self.files_changed();
+        }
+    }
+
+    /// Keeps the poller in step with the watcher: its inotify descriptor once it has one, and the
+    /// poll tick while some directory can only be polled.
+    fn register_inotify(&mut self) {
+        let Some(w) = self.peers.watcher() else {
+            return;
+        };
+        if let Some(fd) = w.inotify_fd() {
+            let raw = fd.as_raw_fd();
+            if self.inotify != Some(raw) {
+                match self.poller.add(fd, INOTIFY, Interest::Read) {
+                    Ok(()) => self.inotify = Some(raw),
+                    Err(e) => tracing::warn!("cannot wait on inotify: {e}"),
+                }
+            }
+        }
+        if w.is_polling() && self.poll_at.is_none() {
+            self.poll_at = Some(Instant::now() + w.poll_interval());
+        }
+    }
+
+    /// Starts the readiness wait for `targets` (until `until`); its end comes as [`Input::Ready`].
+    /// (It runs on a helper thread of its own, which posts the result.)
+    pub fn start_gate(
+        &mut self,
+        targets: Vec<Target>,
+        what: &'static str,
+        poll: Duration,
+        until: Option<Instant>,
+    ) {
+        let poster = self.inbox.poster();
+        spawn_helper("gate", move || {
+            let result = on_tokio(async move {
+                let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+                let (result, watcher) =
+                    crate::readiness::wait_all(targets, what, poll, timeout).await;
+                // Kept open to the end: closing a watcher may wait for the kernel (see `watch`).
+                std::mem::forget(watcher);
+                result
+            });
+            poster.post(Note::Ready(result.unwrap_or_else(|e| {
+                Err(vec![format!("the readiness wait failed: {e}")])
+            })));
+        });
+    }
+
+    /// POSTs the quit URLs; the end comes as [`Input::QuitDone`]. (The poll runner drives the
+    /// POSTs on a helper thread of their own, which posts how many answered.)
+    pub fn post_quit(&mut self, urls: Vec<HttpUrl>) {
+        let poster: Poster<Note> = self.inbox.poster();
+        spawn_helper("quit", move || {
+            let answered = crate::quit::post_all(&urls);
+            poster.post(Note::QuitDone(answered));
+        });
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+/// Runs a future to its end on a single-threaded tokio runtime of the calling helper thread.
+fn on_tokio<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    let out = local.block_on(&rt, fut);
+    // The process exits soon after: tearing the runtime down would only delay that.
+    std::mem::forget(local);
+    std::mem::forget(rt);
+    Ok(out)
+}
+
+fn spawn_helper(name: &str, f: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
+        tracing::warn!("cannot start the {name} thread: {e}");
     }
 }

@@ -23,7 +23,6 @@
 //!
 //! (The library split lets the fuzzers in `fuzz/` and `kubectl-supervise` call the parsers.)
 
-pub mod asyncfd;
 pub mod child;
 pub mod cli;
 pub mod clock;
@@ -31,6 +30,7 @@ pub mod config;
 pub mod elf;
 pub mod ending;
 pub mod events;
+pub mod evloop;
 pub mod exit;
 pub mod fsutil;
 pub mod http;

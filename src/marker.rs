@@ -9,6 +9,7 @@
 //! (see `lease`), not this module's.
 
 use crate::fsutil;
+use crate::signals::Sig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -34,7 +35,8 @@ pub enum Reason {
     TimedOut,
     /// A sidecar named by `main --requires` ended first: the command was stopped.
     DependencyFailed,
-    /// A sidecar's daemon was stopped because the mains were done or the sidecar was asked to.
+    /// The supervisor stopped the command: a sidecar's daemon because the mains were done or the
+    /// sidecar was asked to stop; a main's command because the pod is stopping (`stop_request`).
     Stopped,
     /// A sidecar's daemon exited 0 before the mains were done and left processes behind.
     Daemonized,
@@ -72,6 +74,11 @@ impl Reason {
             Reason::Daemonized => "daemonized",
         }
     }
+
+    /// The reason named `name` in a marker, if we know it.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
 }
 
 /// Which kind of supervisor wrote a marker.
@@ -91,7 +98,7 @@ pub struct Dependency {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exit_code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// What it ran (its marker's command), for people.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub command: Option<String>,
@@ -107,6 +114,9 @@ pub struct Marker {
     pub reason: Reason,
     /// The signal that ended the command (or cancelled its start), without `SIG`.
     pub signal: Option<String>,
+    /// The signal from outside that stopped the run (the pod is stopping), without `SIG`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stop_request: Option<String>,
     /// How the command itself ended, as a shell reports it; null when it never ran.
     pub command_exit_code: Option<i32>,
     pub started_at: String,
@@ -182,7 +192,10 @@ impl Marker {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Seen {
     pub exit_code: Option<i64>,
-    pub reason: Option<String>,
+    /// The reason, when it is one we know.
+    pub reason: Option<Reason>,
+    /// The signal from outside that stopped its writer, when the marker says one did.
+    pub stop_request: Option<Sig>,
     /// The command's first word (its program), for messages like "dockerd exited with code 1".
     pub program: Option<String>,
     /// How the command itself ended, when the marker says.
@@ -202,7 +215,8 @@ pub fn decode(bytes: &[u8]) -> Seen {
     let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(|s| clean(s, 64));
     Seen {
         exit_code: o.get("exit_code").and_then(|c| c.as_i64()),
-        reason: text("reason"),
+        reason: text("reason").and_then(|r| Reason::from_name(&r)),
+        stop_request: text("stop_request").and_then(|s| s.parse().ok()),
         program: o
             .get("command")
             .and_then(|c| c.get(0))
@@ -253,6 +267,7 @@ mod tests {
             exit_code: 143,
             reason: Reason::Signaled,
             signal: Some("TERM".into()),
+            stop_request: None,
             command_exit_code: Some(143),
             started_at: "a".into(),
             finished_at: "b".into(),
@@ -281,7 +296,8 @@ mod tests {
             decode(&bytes),
             Seen {
                 exit_code: Some(143),
-                reason: Some("signaled".into()),
+                reason: Some(Reason::Signaled),
+                stop_request: None,
                 program: Some("sh".into()),
                 command_exit_code: Some(143),
             }
@@ -362,7 +378,12 @@ mod tests {
             assert_eq!(seen.program, None, "{junk:?}");
         }
         let forged = decode(b"{\"reason\":\"x\\n2026 ERROR forged\\u001b[31m\"}");
-        assert_eq!(forged.reason.as_deref(), Some("x2026 ERROR forged[31m"));
+        assert_eq!(forged.reason, None, "an unknown reason is no reason");
+        let stopped = decode(b"{\"reason\":\"stopped\",\"stop_request\":\"TERM\"}");
+        assert_eq!(
+            (stopped.reason, stopped.stop_request),
+            (Some(Reason::Stopped), Some(Sig::TERM))
+        );
         assert_eq!(decode(b"{\"exit_code\":0}").exit_code, Some(0));
         assert_eq!(
             decode(b" {\"exit_code\": 3 , \"x\": [1]} ").exit_code,

@@ -171,6 +171,21 @@ impl Target {
         }
     }
 
+    /// The paths this target reads (a file, a socket, certificates' directory): a relative one
+    /// needs the working directory for as long as the target is checked.
+    pub fn paths(&self) -> Vec<&Path> {
+        match self {
+            Target::File(p) | Target::Unix(p) => vec![p],
+            Target::HttpUnix { socket, .. } => vec![socket],
+            Target::Tcp { .. } | Target::Http(_) => Vec::new(),
+            Target::Docker(d) => {
+                let mut paths = d.probe.paths();
+                paths.extend(d.certs.as_deref());
+                paths
+            }
+        }
+    }
+
     /// Whether this target is a file, re-checked when its directory changes rather than polled.
     pub fn is_file(&self) -> bool {
         matches!(self, Target::File(_))

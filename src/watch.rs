@@ -7,6 +7,10 @@
 //! between a check and the arming would otherwise be missed forever. While nothing changes there
 //! are no wake-ups at all.
 //!
+//! The event loop waits on the inotify descriptor ([`Watcher::inotify_fd`]) and hears dnotify
+//! through its signalfd; on either, or on the poll tick when a directory can only be polled, it
+//! calls [`Watcher::arm`] and re-checks its paths.
+//!
 //! How a directory is watched, in order of preference:
 //! - dnotify (`fcntl(F_NOTIFY)` on an open directory): the kernel sends us SIGIO, which arrives
 //!   through the signalfd like every other signal (`events` tells it apart from a SIGIO someone
@@ -19,11 +23,10 @@
 //! - polling at `--poll`, where neither can watch the directory (no permission to read it, the
 //!   inotify instance limit reached), said once.
 
-use crate::asyncfd::{self, Owned};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -61,7 +64,7 @@ pub struct Watcher {
     paths: Vec<PathBuf>,
     poll: Duration,
     marks: HashMap<PathBuf, Mark>,
-    inotify: Option<AsyncFd<Owned<Inotify>>>,
+    inotify: Option<Inotify>,
     /// The dnotify count this watcher has seen.
     seen: u64,
     /// Said that it polls.
@@ -95,6 +98,23 @@ impl Watcher {
     /// True when some directory can only be polled.
     pub fn is_polling(&self) -> bool {
         self.marks.values().any(|m| matches!(m, Mark::Unwatched))
+    }
+
+    /// How often to look when some directory can only be polled.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll
+    }
+
+    /// The inotify instance's descriptor, once a directory is watched with inotify.
+    pub fn inotify_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.inotify.as_ref().map(|i| i.as_fd())
+    }
+
+    /// Reads and discards the inotify events (the caller re-checks its paths anyway).
+    pub fn drain_inotify(&self) {
+        if let Some(i) = &self.inotify {
+            while i.read_events().is_ok_and(|e| !e.is_empty()) {}
+        }
     }
 
     /// Watches the nearest existing ancestors of every path, and only those. Idempotent; call
@@ -138,7 +158,7 @@ impl Watcher {
             let keep = dirs.contains(dir);
             if !keep {
                 if let (Mark::Inotify(wd), Some(fd)) = (mark, inotify) {
-                    let _ = fd.get_ref().0.rm_watch(*wd);
+                    let _ = fd.rm_watch(*wd);
                 }
             }
             keep
@@ -183,12 +203,10 @@ impl Watcher {
 
     fn inotify_watch(&mut self, dir: &Path) -> io::Result<WatchDescriptor> {
         if self.inotify.is_none() {
-            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-                .map_err(io::Error::from)
-                .and_then(asyncfd::readable)?;
+            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
             self.inotify = Some(fd);
         }
-        let fd = self.inotify.as_ref().map(|f| &f.get_ref().0);
+        let fd = self.inotify.as_ref();
         // No IN_ATTRIB: a main's heartbeat touches its lease's mtime, and that must not wake us.
         let mask = AddWatchFlags::IN_CREATE
             | AddWatchFlags::IN_MOVED_TO
@@ -210,7 +228,7 @@ impl Watcher {
     }
 
     /// Waits until something may have changed, then re-arms. Spurious wake-ups are allowed: the
-    /// caller re-checks its paths.
+    /// caller re-checks its paths. (For the readiness wait, which still runs on tokio.)
     pub async fn changed(&mut self) {
         if self.paths.is_empty() {
             // Nothing to watch: no wake-ups, not even polling ones.
@@ -221,8 +239,14 @@ impl Watcher {
         let seen = self.seen;
         let inotify = self
             .inotify
-            .as_mut()
-            .filter(|_| self.marks.values().any(|m| matches!(m, Mark::Inotify(_))));
+            .as_ref()
+            .filter(|_| self.marks.values().any(|m| matches!(m, Mark::Inotify(_))))
+            .and_then(|i| {
+                // SAFETY: the descriptor belongs to the watcher's inotify instance, which outlives
+                // this AsyncFd: the AsyncFd is dropped at the end of this call.
+                let fd = unsafe { AsyncFd::register(Raw(i.as_fd().as_raw_fd())) };
+                fd.ok().map(|a| (a, i))
+            });
         tokio::select! {
             () = dnotify_after(seen), if dnotify => {}
             () = inotify_event(inotify) => {}
@@ -269,16 +293,25 @@ async fn dnotify_after(seen: u64) {
     }
 }
 
+/// A descriptor lent to tokio for one wait (it stays owned by the watcher).
+struct Raw(RawFd);
+
+impl AsRawFd for Raw {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
 /// Returns once the inotify instance has events (read and discarded: the caller re-checks).
-async fn inotify_event(fd: Option<&mut AsyncFd<Owned<Inotify>>>) {
-    let Some(fd) = fd else {
+async fn inotify_event(fd: Option<(AsyncFd<Raw>, &Inotify)>) {
+    let Some((fd, inotify)) = fd else {
         return std::future::pending().await;
     };
     loop {
-        let Ok(mut guard) = fd.readable_mut().await else {
+        let Ok(mut guard) = fd.readable().await else {
             return;
         };
-        match guard.get_inner_mut().0.read_events() {
+        match inotify.read_events() {
             Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
             _ => return,
         }

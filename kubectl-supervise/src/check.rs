@@ -831,8 +831,8 @@ fn on_success_never(pod: &Pod) -> Vec<Finding> {
 /// How long a supervisor may take to stop after a stop request: `--stop-delay`, then `--grace`.
 fn stop_budget(p: &Parsed) -> Option<(Duration, Duration)> {
     match p {
-        Parsed::Main(c) => Some((c.stop_delay, c.grace)),
-        Parsed::Sidecar(c) => Some((c.stop_delay, c.grace)),
+        Parsed::Main(c) => Some((c.stop.stop_delay, c.stop.grace)),
+        Parsed::Sidecar(c) => Some((c.stop.stop_delay, c.stop.grace)),
         _ => None,
     }
 }

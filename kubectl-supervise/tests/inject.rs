@@ -344,3 +344,99 @@ fn json_objects_get_the_same_wiring() {
         "already wired: no change"
     );
 }
+
+#[test]
+fn known_sidecars_are_waited_for_unless_turned_off() {
+    let demo = read("examples/unwired/demo-pod.yaml");
+    // Redis's readiness without --ready, and a bounded wait.
+    let out = inject::inject_str(&demo, &opts(&["job"], &[])).expect("inject");
+    assert!(
+        out.contains("- --ready-when=tcp://127.0.0.1:6379\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("- --wait-for=file:/supervisor/redis.ready\n"),
+        "{out}"
+    );
+    assert!(out.contains("- --wait-timeout=5m\n"), "{out}");
+    // --ready wins; --wait-timeout too.
+    let mut told = opts(&["job"], &[("redis", "tcp://127.0.0.1:7777")]);
+    told.wait_timeout = Some("40s".into());
+    let out = inject::inject_str(&demo, &told).expect("inject");
+    assert!(
+        out.contains("- --ready-when=tcp://127.0.0.1:7777\n"),
+        "{out}"
+    );
+    assert!(out.contains("- --wait-timeout=40s\n"), "{out}");
+    // The opt-out, as an option and as an annotation.
+    let mut off = opts(&["job"], &[]);
+    off.auto_ready = Some(false);
+    let out = inject::inject_str(&demo, &off).expect("inject");
+    assert!(
+        !out.contains("--ready-when") && !out.contains("--wait-for"),
+        "{out}"
+    );
+    let annotated = demo.replacen(
+        "  name: supervisor-demo\n",
+        "  name: supervisor-demo\n  annotations:\n    supervisor/auto-ready: \"false\"\n",
+        1,
+    );
+    let by_annotation = inject::inject_str(&annotated, &opts(&["job"], &[])).expect("inject");
+    assert!(!by_annotation.contains("--ready-when"), "{by_annotation}");
+    let timed = demo.replacen(
+        "  name: supervisor-demo\n",
+        "  name: supervisor-demo\n  annotations:\n    supervisor/wait-timeout: 90s\n",
+        1,
+    );
+    let out = inject::inject_str(&timed, &opts(&["job"], &[])).expect("inject");
+    assert!(out.contains("- --wait-timeout=90s\n"), "{out}");
+    let e = err(&timed.replacen("90s", "soon", 1), &opts(&["job"], &[]));
+    assert!(e.contains("annotation supervisor/wait-timeout"), "{e}");
+    // A sidecar whose command is not its daemon's known one gets nothing.
+    let shell = demo.replacen(
+        "command: [redis-server]",
+        "command: [sh, -c, 'exec redis-server']",
+        1,
+    );
+    let out = inject::inject_str(&shell, &opts(&["job"], &[])).expect("inject");
+    assert!(
+        out.contains("--ready-when=tcp://127.0.0.1:6379"),
+        "redis is known by its image: {out}"
+    );
+}
+
+#[test]
+fn native_sidecars_as_written_are_wired_in_place() {
+    let input = read("examples/unwired/dind-job-native.yaml");
+    let out = inject::inject_str(&input, &opts(&["build"], &[])).expect("inject");
+    let doc = yaml::parse(&out).expect("yaml")[0].to_json();
+    let spec = &doc["spec"]["template"]["spec"];
+    let init: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .expect("init containers")
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(init, ["install-supervisor", "dind"]);
+    let dind = &spec["initContainers"][1];
+    assert_eq!(dind["restartPolicy"], "Always");
+    // TODO(lead): the in-pod parser accepts these once "probes" has landed.
+    assert_eq!(
+        dind["startupProbe"]["exec"]["command"][2],
+        "docker:unix:///var/run/dind/docker.sock"
+    );
+    let cmd: Vec<String> = serde_json::from_value(dind["command"].clone()).expect("command");
+    assert!(!cmd.iter().any(|w| w.starts_with("--wait-file")), "{cmd:?}");
+    let build: Vec<String> =
+        serde_json::from_value(spec["containers"][0]["command"].clone()).expect("command");
+    assert!(build.contains(&"--wait-for=file:/supervisor/dind.ready".to_string()));
+    // A native sidecar is never a main: with one app container, that is the main.
+    let bare = inject::inject_str(&input, &Options::default()).expect("inject");
+    assert_eq!(bare, out);
+    // And `--main dind` names no app container.
+    let e = err(&input, &opts(&["dind"], &[]));
+    assert!(
+        e.contains("no container named dind (containers: build)"),
+        "{e}"
+    );
+}

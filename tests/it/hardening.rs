@@ -836,7 +836,8 @@ fn signal_storm_leaves_the_supervisor_standing_and_the_exit_code_right() {
     let m = read_json(&done);
     assert_eq!(
         (m["exit_code"].as_i64(), m["reason"].as_str()),
-        (Some(7), Some("exited"))
+        (Some(7), Some("stopped")),
+        "stopped by the storm's TERM, with the command's own code"
     );
 }
 

@@ -257,7 +257,12 @@ fn forwards_signals_to_the_child() {
     p.expect_line("got SIGTERM", DEADLINE);
     let o = p.finish();
     assert_eq!(o.code(), Some(0), "the child exited 0 on TERM: {o}");
-    assert_eq!(read_json(&done)["reason"], "exited");
+    // INT came first: it is the stop request; TERM was passed on after it.
+    let m = read_json(&done);
+    assert_eq!(
+        (m["reason"].as_str(), m["stop_request"].as_str()),
+        (Some("stopped"), Some("INT"))
+    );
 }
 
 #[test]
@@ -336,8 +341,9 @@ fn marker_records_a_signal_death() {
     let o = p.finish();
     assert_eq!(o.code(), Some(143), "{o}");
     let m = read_json(&done);
-    assert_eq!(m["reason"], "signaled");
+    assert_eq!(m["reason"], "stopped", "{m}");
     assert_eq!(m["signal"], "TERM");
+    assert_eq!(m["stop_request"], "TERM");
     assert_eq!(m["exit_code"], 143);
 }
 

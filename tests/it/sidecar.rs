@@ -648,5 +648,9 @@ fn no_process_of_the_daemon_outlives_the_sidecar() {
         !alive(escaped),
         "the escaped helper {escaped} outlived the sidecar: {o}"
     );
-    assert!(o.stderr.contains("leftover"), "{o}");
+    assert!(
+        o.stderr
+            .contains("the daemon left processes running: sent them TERM"),
+        "{o}"
+    );
 }
