@@ -12,8 +12,10 @@
 //! - [`gate`]: the pure decision of when to start which attempt (a capped backoff per target, each
 //!   attempt's own deadline clipped to what is left of the overall one, file targets re-checked
 //!   when their directory changes) and when the wait is over. Inputs carry the time.
-//! - [`runner`]: a small poll(2) loop that drives attempts to their end (`supervisor probe`, the
-//!   quit URLs' POSTs); [`wait`] drives a gate from the async runtime the modes still run on.
+//! - [`flight`]: the attempts under way and their deadlines, what every loop that drives them
+//!   shares: which descriptors to wait on, the nearest deadline, step the ready one, time out.
+//! - [`runner`]: a small poll(2) loop over a flight (`supervisor probe`, the quit URLs' POSTs);
+//!   [`wait`] drives a gate from an async runtime, until the event loop drives it directly.
 //!
 //! The backoff starts at 10 ms and doubles to a 100 ms cap: a gate is on the job's critical path,
 //! and a refused loopback connect costs microseconds, so ten attempts a second per target is cheap
@@ -21,6 +23,7 @@
 
 pub mod attempt;
 pub mod docker;
+pub mod flight;
 pub mod gate;
 pub mod runner;
 pub mod wait;
