@@ -302,7 +302,8 @@ impl Events {
     }
 
     /// Starts the readiness wait for `targets` (until `until`); its end comes as [`Input::Ready`].
-    /// (It runs on a helper thread of its own, which posts the result.)
+    /// (It runs on a helper thread of its own, a poll(2) loop over the gate's attempts and its
+    /// file watcher, which posts the result.)
     pub fn start_gate(
         &mut self,
         targets: Vec<Target>,
@@ -312,17 +313,11 @@ impl Events {
     ) {
         let poster = self.inbox.poster();
         spawn_helper("gate", move || {
-            let result = on_tokio(async move {
-                let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
-                let (result, watcher) =
-                    crate::readiness::wait_all(targets, what, poll, timeout).await;
-                // Kept open to the end: closing a watcher may wait for the kernel (see `watch`).
-                std::mem::forget(watcher);
-                result
-            });
-            poster.post(Note::Ready(result.unwrap_or_else(|e| {
-                Err(vec![format!("the readiness wait failed: {e}")])
-            })));
+            let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            let (result, watcher) = crate::readiness::wait_all(targets, what, poll, timeout);
+            // Kept open to the end: closing a watcher may wait for the kernel (see `watch`).
+            std::mem::forget(watcher);
+            poster.post(Note::Ready(result));
         });
     }
 
@@ -335,20 +330,6 @@ impl Events {
             poster.post(Note::QuitDone(answered));
         });
     }
-}
-
-/// Runs a future to its end on a single-threaded tokio runtime of the calling helper thread.
-fn on_tokio<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
-    let out = local.block_on(&rt, fut);
-    // The process exits soon after: tearing the runtime down would only delay that.
-    std::mem::forget(local);
-    std::mem::forget(rt);
-    Ok(out)
 }
 
 fn spawn_helper(name: &str, f: impl FnOnce() + Send + 'static) {
