@@ -195,13 +195,14 @@ impl Target {
     }
 }
 
-/// A unix socket's path: not empty, no NUL, short enough for a socket address.
+/// A unix socket's path: not empty, no control character (a NUL cannot be in an address, and a
+/// newline would forge log lines), short enough for a socket address.
 fn socket_path(p: &str, example: &str) -> Result<PathBuf, String> {
     if p.is_empty() {
         return Err(format!("missing path ({example})"));
     }
-    if p.contains('\0') {
-        return Err("the socket path contains a NUL byte".into());
+    if p.chars().any(char::is_control) {
+        return Err("the socket path contains a control character".into());
     }
     if p.len() > MAX_SOCKET_PATH {
         return Err(format!(

@@ -65,7 +65,7 @@ impl DockerEnv {
             return Some((PathBuf::from(p), "DOCKER_CERT_PATH".into()));
         }
         self.tls_certdir.as_ref().map(|d| {
-            let shown = format!("DOCKER_TLS_CERTDIR={}", Path::new(d).display());
+            let shown = format!("DOCKER_TLS_CERTDIR={}", one_line(Path::new(d)));
             (Path::new(d).join("client"), shown)
         })
     }
@@ -140,7 +140,7 @@ impl Docker {
         if let Some((dir, from)) = &certs {
             described.push_str(&format!(
                 ", then non-empty {}/{{ca,cert,key}}.pem ({from})",
-                dir.display()
+                one_line(dir)
             ));
         }
         Ok(Docker {
@@ -155,6 +155,18 @@ impl Docker {
     pub fn describe(&self) -> String {
         self.described.clone()
     }
+}
+
+/// A path from the environment, for the one start-up log line: control characters escaped.
+fn one_line(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .chars()
+        .flat_map(|c| match c.is_control() {
+            true => c.escape_default().collect::<Vec<_>>(),
+            false => vec![c],
+        })
+        .collect()
 }
 
 /// A DOCKER_HOST value: the endpoint written back in one canonical form, and what to probe there.

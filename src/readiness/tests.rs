@@ -109,6 +109,18 @@ fn socket_paths_fit_a_socket_address() {
         "{e}"
     );
     assert!("unix:/a\0b".parse::<Target>().is_err());
+    // Found by fuzzing: a newline in a socket's path went into the start-up log line.
+    for bad in ["unix:/a\nb", "http+unix:/a\rb:/x", "docker:unix:/a\nb"] {
+        let e = bad.parse::<Target>().unwrap_err().to_string();
+        assert!(e.contains("control character") && !e.contains('\n'), "{e}");
+    }
+    let env = DockerEnv::from_env(&|k| (k == "DOCKER_TLS_CERTDIR").then(|| "/c\nd".into()));
+    match Target::parse_with("docker", &env) {
+        Ok(Target::Docker(d)) => {
+            assert!(d.describe().contains("/c\\nd/client"), "{}", d.describe())
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 fn env(vars: &[(&str, &str)]) -> DockerEnv {
