@@ -12,8 +12,10 @@ fn main() {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
             .filter(|s| !s.is_empty())
     });
+    // Not under SUPERVISOR_: cargo also sets it in the environment of `cargo test`'s processes,
+    // where the binary would take it for a misspelt setting of its own.
     println!(
-        "cargo:rustc-env=SUPERVISOR_GIT_COMMIT={}",
+        "cargo:rustc-env=SV_BUILD_COMMIT={}",
         commit.unwrap_or_else(|| "unknown commit".into())
     );
     println!("cargo:rerun-if-env-changed=SUPERVISOR_GIT_COMMIT");

@@ -2,15 +2,17 @@
 //!
 //! Theory of operation: `main` writes one when its command ends, however it ends; a `sidecar`
 //! with `--done-file` writes one when its daemon ends. The file is published atomically
-//! ([`fsutil::write_atomic`]) on a volume other containers can write to, so the reading side
-//! ([`inspect`]) trusts nothing: it never follows a symlink, never blocks on a FIFO, reads a
-//! bounded prefix, and anything that exists counts as a marker with what could be decoded of it
-//! (a plain `touch` is "done, code unknown"). Whether a marker counts yet is the lease's business
-//! (see `lease`), not this module's.
+//! ([`fsutil::Place::write_atomic`], in the directory opened when the lease was taken) on a
+//! volume other containers can write to, so the reading side ([`inspect`]) trusts nothing: it
+//! never follows a symlink, never opens what is not a regular file, reads a bounded prefix, and
+//! anything that exists counts as a marker with what could be decoded of it (a plain `touch` is
+//! "done, code unknown"; so is a FIFO, a socket, a device or a symlink). Whether a marker counts
+//! yet is the lease's business (see `lease`), not this module's.
 
-use crate::fsutil;
+use crate::fsutil::{self, Kind};
 use crate::signals::Sig;
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Why the command ended, as written in the marker.
@@ -238,21 +240,26 @@ pub enum Presence {
 
 /// Looks at a marker path without following symlinks or blocking.
 pub fn inspect(path: &Path) -> Presence {
+    look(path).0
+}
+
+/// [`inspect`], and what is there when it counts but is not a regular file (a FIFO, a symlink,
+/// a socket, a device), so that whoever reports on it can say what it is.
+pub fn look(path: &Path) -> (Presence, Option<Kind>) {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(_) => return Presence::Absent,
+        Err(_) => return (Presence::Absent, None),
     };
-    if meta.is_dir() {
-        return Presence::NotAFile;
-    }
-    if !meta.is_file() {
-        // A symlink, FIFO or socket: it exists, so the writer said "done", but its content is not
-        // ours to read.
-        return Presence::Present(Seen::default());
-    }
-    match fsutil::read_bounded(path) {
-        Ok(bytes) => Presence::Present(decode(&bytes)),
-        Err(_) => Presence::Present(Seen::default()),
+    match Kind::of(meta.mode()) {
+        Kind::Dir => (Presence::NotAFile, None),
+        // It exists, so the writer said "done", but its content is not ours to read: opening it
+        // could block (a FIFO) or have a device's side effects.
+        Kind::File => match fsutil::read_bounded(path) {
+            Ok(bytes) => (Presence::Present(decode(&bytes)), None),
+            // Swapped since the look, or unreadable.
+            Err(e) => (Presence::Present(Seen::default()), fsutil::in_the_way(&e)),
+        },
+        other => (Presence::Present(Seen::default()), Some(other)),
     }
 }
 

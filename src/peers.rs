@@ -16,10 +16,11 @@
 //! cannot count before it, and a supervisor that holds no watches near its end never waits for the
 //! kernel to retire them on its way out.
 
+use crate::fsutil::Kind;
 use crate::lease::{self, Found};
 use crate::marker::{self, Presence};
 use crate::watch::Watcher;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,12 +63,24 @@ struct Peer {
     waiting_on: Option<u64>,
     /// Still of interest (the policy has not settled it).
     open: bool,
+    /// Said that the marker, the lease, is not a regular file (once each: peers are looked at
+    /// again on every change in their directory).
+    said_marker: bool,
+    said_lease: bool,
 }
 
 pub struct Peers {
     list: Vec<Peer>,
     watcher: Option<Watcher>,
     on_release: OnRelease,
+}
+
+/// Warns, the first time only, that what is at `path` is a `kind` and so `what`.
+fn say_once(said: &mut bool, path: &Path, kind: Kind, what: &str) {
+    if !*said {
+        *said = true;
+        tracing::warn!("{} is {kind}, {what}", path.display());
+    }
 }
 
 impl Peers {
@@ -81,6 +94,8 @@ impl Peers {
                 lease: lease::lease_path(m),
                 waiting_on: None,
                 open: true,
+                said_marker: false,
+                said_lease: false,
             })
             .collect();
         let mut peers = Peers {
@@ -105,8 +120,24 @@ impl Peers {
     /// Looks at peer `i`'s marker and lease. A lease seen held for the first time gets a helper
     /// thread that reports its release.
     pub fn observe(&mut self, i: usize) -> Observation {
-        let marker = marker::inspect(&self.list[i].marker);
+        let p = &mut self.list[i];
+        let (marker, odd) = marker::look(&p.marker);
+        if let Some(kind) = odd {
+            let what = "not a regular file: it counts as a marker whose exit code is unknown";
+            say_once(&mut p.said_marker, &p.marker, kind, what);
+        }
         let lease = match lease::open(&self.list[i].lease) {
+            Found::Other(kind) => {
+                let p = &mut self.list[i];
+                say_once(
+                    &mut p.said_lease,
+                    &p.lease,
+                    kind,
+                    "not a lease: ignoring it",
+                );
+                p.waiting_on = None;
+                LeaseView::None
+            }
             Found::Absent => {
                 // A clean end removes the lease: forget it, so the next one is waited on.
                 self.list[i].waiting_on = None;
@@ -194,7 +225,7 @@ impl Peers {
                 let age = lease::age(&p.lease)?;
                 let heartbeat = match lease::open(&p.lease) {
                     Found::Lease { body, .. } => body.is_none_or(|b| b.heartbeat_ms.is_some()),
-                    Found::Absent => false,
+                    Found::Absent | Found::Other(_) => false,
                 };
                 Some(LeaseAge { age, heartbeat })
             })

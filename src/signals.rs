@@ -88,6 +88,12 @@ impl Sig {
         }
     }
 
+    /// Whether the default action of this signal continues or suspends a process (CONT, TSTP,
+    /// TTIN, TTOU): sent to ask a process to stop, it would leave it running.
+    pub fn suspends_or_continues(self) -> bool {
+        matches!(self.0, 18 | 20 | 21 | 22)
+    }
+
     fn bit(self) -> u64 {
         1u64 << (self.0 - 1)
     }

@@ -57,14 +57,18 @@ pub fn run(mode: Parsed, notes: &[Note]) -> Outcome {
 }
 
 /// A bad command line or environment: one line on stderr, and the same line as the termination
-/// message when the kubelet's file is there (the `--termination-log` option itself may be what
-/// could not be read), so `kubectl describe pod` says what to fix.
-pub fn usage_error(e: &crate::config::ConfigError) -> Outcome {
-    let line = format!("supervisor: error: {e}");
+/// message where the command line or the environment said it goes (or the kubelet's file), so
+/// `kubectl describe pod` says what to fix.
+pub fn usage_error(refused: &crate::config::Refused) -> Outcome {
+    let line = format!("supervisor: error: {}", refused.error);
     eprintln!("{line}");
-    let default = Path::new("/dev/termination-log");
-    if nix::unistd::access(default, nix::unistd::AccessFlags::W_OK).is_ok() {
-        let _ = termlog::write(default, &line, b"");
+    if let Some(path) = &refused.termination_log {
+        if let Err(e) = termlog::write(path, &line, b"") {
+            eprintln!(
+                "supervisor: could not write the termination message {}: {e}",
+                path.display()
+            );
+        }
     }
     Outcome::Usage
 }
@@ -239,9 +243,14 @@ pub fn log(level: Level, text: &str) {
     }
 }
 
-/// A command line for logs and markers: arguments joined by spaces, shell-quoted where needed.
+/// The most of a command line a log line shows.
+const SHOWN_COMMAND: usize = 1024;
+
+/// A command line for logs: arguments joined by spaces, shell-quoted where needed, cut to a
+/// readable length (an inline script of 100 kB must not make every log line 100 kB).
 pub fn display_command(argv: &[OsString]) -> String {
-    argv.iter()
+    let full = argv
+        .iter()
         .map(|a| {
             let s = a.to_string_lossy();
             if !s.is_empty()
@@ -254,7 +263,11 @@ pub fn display_command(argv: &[OsString]) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match full.char_indices().nth(SHOWN_COMMAND) {
+        Some((i, _)) => format!("{}…", &full[..i]),
+        None => full,
+    }
 }
 
 /// Takes the lease and removes a stale marker: proves the volume is there and writable before a
@@ -268,25 +281,32 @@ pub fn prepare_done_file(done: &Path, heartbeat: Option<Duration>) -> Result<Lea
                 fsutil::parent_dir(done).display()
             ),
         })?;
-    match fsutil::remove_stale(done) {
-        Ok(true) => tracing::info!(
-            "removed a stale marker from an earlier run: {}",
+    if let Err(e) = remove_stale(lease.marker(), "marker") {
+        lease.release();
+        let e = match e.kind() {
+            std::io::ErrorKind::IsADirectory => "the marker path is a directory".to_string(),
+            _ => e.to_string(),
+        };
+        return Err(format!(
+            "cannot remove the stale marker {}: {e}",
             done.display()
-        ),
-        Ok(false) => {}
-        Err(e) => {
-            lease.release();
-            let e = match e.kind() {
-                std::io::ErrorKind::IsADirectory => "the marker path is a directory".to_string(),
-                _ => e.to_string(),
-            };
-            return Err(format!(
-                "cannot remove the stale marker {}: {e}",
-                done.display()
-            ));
-        }
+        ));
     }
     Ok(lease)
+}
+
+/// Removes what an earlier run left where this run's `what` ("marker", "ready file") goes, and
+/// says what it was: a file is routine, anything else was put in the way.
+pub fn remove_stale(place: &fsutil::Place, what: &str) -> std::io::Result<()> {
+    let path = place.path().display();
+    match place.remove_stale()? {
+        Some(fsutil::Kind::File) => {
+            tracing::info!("removed a stale {what} from an earlier run: {path}")
+        }
+        Some(kind) => tracing::warn!("removed {kind} that was in the way of the {what} {path}"),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Everything the end of a run needs.
@@ -296,18 +316,19 @@ pub struct Finishing {
     pub shown: String,
     pub started: Instant,
     pub started_at: SystemTime,
-    pub done_file: Option<PathBuf>,
     pub termination_log: Option<PathBuf>,
 }
 
 /// Every end of a supervising run comes here: write the marker, release the lease (only after the
 /// marker: whoever sees the lock released must find it), write the termination message, log the
-/// one closing line. Returns the outcome, which knows whether the marker was lost.
+/// one closing line. Returns the outcome, which knows whether the marker was lost. There is a
+/// marker to write when there is a lease: it goes beside it, in the directory opened when the
+/// lease was taken ([`Lease::marker`]).
 pub fn finish(f: &Finishing, lease: Option<Lease>, ending: Ending) -> Outcome {
     let elapsed = f.started.elapsed();
     let code = exit::ending_code(&ending);
     // Only built where someone reads it: nothing for a plain `main -- CMD`.
-    let json = if f.done_file.is_some() || f.termination_log.is_some() {
+    let json = if lease.is_some() || f.termination_log.is_some() {
         Marker {
             version: 1,
             role: f.role,
@@ -332,14 +353,15 @@ pub fn finish(f: &Finishing, lease: Option<Lease>, ending: Ending) -> Outcome {
         Vec::new()
     };
     let mut marker_lost = false;
-    let note = match &f.done_file {
+    let note = match lease.as_ref().map(Lease::marker) {
         None => String::new(),
-        Some(path) => match fsutil::write_atomic(path, &json) {
-            Ok(()) => format!("; marker written to {}", path.display()),
+        Some(marker) => match marker.write_atomic(&json) {
+            Ok(()) => format!("; marker written to {}", marker.path().display()),
             Err(e) => {
-                tracing::error!("could not write the marker {}: {e}", path.display());
+                let path = marker.path().display();
+                tracing::error!("could not write the marker {path}: {e}");
                 marker_lost = true;
-                format!("; MARKER NOT WRITTEN to {}", path.display())
+                format!("; MARKER NOT WRITTEN to {path}")
             }
         },
     };
@@ -382,7 +404,12 @@ pub fn refuse(role: Role, termination_log: Option<&Path>, shown: &str, why: Stri
             Role::Main => "main",
             Role::Sidecar => "sidecar",
         };
-        let _ = termlog::write(path, &format!("{role}: {sentence}"), b"");
+        if let Err(e) = termlog::write(path, &format!("{role}: {sentence}"), b"") {
+            tracing::warn!(
+                "could not write the termination message {}: {e}",
+                path.display()
+            );
+        }
     }
     Outcome::ended(ending)
 }

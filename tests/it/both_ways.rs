@@ -144,10 +144,6 @@ fn ready(p: &mut Proc) -> i32 {
         .unwrap()
 }
 
-fn lease(marker: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.lease", path_str(marker)))
-}
-
 /// main → redis → log shipper: each stops only after the one before it ended, and the shipper
 /// ships every line the main wrote.
 #[test]

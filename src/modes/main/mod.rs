@@ -70,7 +70,6 @@ fn supervise(cfg: MainConfig) -> Outcome {
         shown: super::display_command(&cfg.command),
         started,
         started_at: SystemTime::now(),
-        done_file: cfg.done_file.clone(),
         termination_log: cfg.termination_log.clone(),
     };
     let refuse = |why: String| {

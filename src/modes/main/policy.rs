@@ -1,8 +1,8 @@
 //! What `main` decides, as a pure function of its state and each input.
 //!
-//! Lifecycle ([`Phase`]): `Waiting` (for the `--wait-for` targets, for a first look at every
+//! Lifecycle (`Phase`): `Waiting` (for the `--wait-for` targets, for a first look at every
 //! required sidecar, and for a required sidecar that ended before CMD ran to come back; no child
-//! yet) → `Running` (CMD runs; a [`Stop`] may be under way, and [`Why`] remembers what it was for)
+//! yet) → `Running` (CMD runs; a [`Stop`] may be under way, and `Why` remembers what it was for)
 //! → `Closing` (the ending is written; what CMD left behind is being stopped, the quit URLs
 //! called) → `Ended`. How the run ends is decided here, once, as an [`Ending`]:
 //! - CMD's own exit or death is the ending, unless the supervisor asked it to stop: then it is

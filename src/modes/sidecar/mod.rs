@@ -12,14 +12,13 @@ use super::{Finishing, OwnEffects, Real, World};
 use crate::config::SidecarConfig;
 use crate::events::Events;
 use crate::exit::Outcome;
-use crate::fsutil;
+use crate::fsutil::{self, Place};
 use crate::marker::Role;
 use crate::readiness::ReadyFile;
 use crate::reaper;
 use crate::signals::Signals;
 use crate::stop::Ask;
 use policy::{Own, Policy, Settings};
-use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 pub fn run(cfg: SidecarConfig) -> Outcome {
@@ -51,32 +50,28 @@ fn settings(cfg: &SidecarConfig, command: &str) -> Settings {
     }
 }
 
-/// Removes a stale ready file and proves a new one can be written, before the daemon starts.
-fn prepare_ready_file(cfg: &SidecarConfig) -> Result<(), String> {
+/// Opens the ready file's directory (once, for the whole run: see `fsutil`), removes a stale
+/// ready file and proves a new one can be written, before the daemon starts.
+fn prepare_ready_file(cfg: &SidecarConfig) -> Result<Option<Place>, String> {
     let Some(rf) = &cfg.ready_file else {
-        return Ok(());
+        return Ok(None);
     };
-    match fsutil::remove_stale(rf) {
-        Ok(true) => tracing::info!("removed a stale ready file: {}", rf.display()),
-        Ok(false) => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot remove the stale ready file {}: {e}",
-                rf.display()
-            ));
-        }
-    }
-    fsutil::check_writable(rf).map_err(|e| {
+    let unusable = |e| {
         format!(
             "the ready file's directory {} is not usable: {e}",
             fsutil::parent_dir(rf).display()
         )
-    })
+    };
+    let place = Place::open(rf).map_err(unusable)?;
+    super::remove_stale(&place, "ready file")
+        .map_err(|e| format!("cannot remove the stale ready file {}: {e}", rf.display()))?;
+    place.check_writable().map_err(unusable)?;
+    Ok(Some(place))
 }
 
 /// `sidecar`'s own effects.
 struct SidecarEffects {
-    ready_file: Option<PathBuf>,
+    ready_file: Option<Place>,
 }
 
 impl OwnEffects for SidecarEffects {
@@ -85,12 +80,13 @@ impl OwnEffects for SidecarEffects {
     fn own(&mut self, world: &mut World, action: Own) {
         match action {
             Own::AnnounceReady => {
-                let (Some(path), Some(child)) = (&self.ready_file, world.child) else {
+                let (Some(place), Some(child)) = (&self.ready_file, world.child) else {
                     return;
                 };
                 let body = ReadyFile::new(child.pid.as_raw() as u32, &world.gate.0);
-                if let Err(e) = fsutil::write_atomic(path, &body.to_json()) {
-                    tracing::error!("could not write the ready file {}: {e}", path.display());
+                if let Err(e) = place.write_atomic(&body.to_json()) {
+                    let path = place.path().display();
+                    tracing::error!("could not write the ready file {path}: {e}");
                 }
             }
         }
@@ -104,7 +100,6 @@ fn supervise(cfg: SidecarConfig) -> Outcome {
         shown: super::display_command(&cfg.command),
         started: Instant::now(),
         started_at: SystemTime::now(),
-        done_file: cfg.done_file.clone(),
         termination_log: cfg.termination_log.clone(),
     };
     let refuse = |why: String| {
@@ -120,9 +115,10 @@ fn supervise(cfg: SidecarConfig) -> Outcome {
         Err(e) => return refuse(format!("cannot read signals (signalfd): {e}")),
     };
     reaper::become_subreaper();
-    if let Err(why) = prepare_ready_file(&cfg) {
-        return refuse(why);
-    }
+    let ready_file = match prepare_ready_file(&cfg) {
+        Ok(p) => p,
+        Err(why) => return refuse(why),
+    };
     let lease = match &cfg.done_file {
         Some(done) => match super::prepare_done_file(done, None) {
             Ok(l) => Some(l),
@@ -154,9 +150,7 @@ fn supervise(cfg: SidecarConfig) -> Outcome {
             finishing,
             leave_cwd,
         },
-        mode: SidecarEffects {
-            ready_file: cfg.ready_file,
-        },
+        mode: SidecarEffects { ready_file },
     };
     let outcome = super::driver::drive(&mut policy, &mut fx);
     // Kept open to the end: closing descriptors would only delay the exit.

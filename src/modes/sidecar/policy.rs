@@ -9,7 +9,7 @@
 //! mains do not count (the main will be restarted). When every slot is settled the daemon is
 //! stopped.
 //!
-//! Lifecycle of the daemon ([`Phase`]): `Starting` → `Running` (the daemon runs) until the slots
+//! Lifecycle of the daemon (`Phase`): `Starting` → `Running` (the daemon runs) until the slots
 //! are settled or a stop is requested from outside (a term signal, maybe delayed by
 //! `--stop-delay`), then `Stopping` (the shared [`Stop`] lifecycle) until it exits → `Closing`
 //! (the ending is written; what the daemon left behind is being stopped) → `Ended`. A daemon that

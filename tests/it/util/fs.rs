@@ -20,10 +20,6 @@ pub fn path_str(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
 }
 
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 /// `mkdir -p`, returning the path.
 pub fn mkdir(p: &Path) -> PathBuf {
     std::fs::create_dir_all(p).expect("mkdir");
@@ -43,4 +39,11 @@ pub fn lock_waiters(path: &Path) -> usize {
         .lines()
         .filter(|l| l.contains("->") && l.contains(&needle))
         .count()
+}
+
+/// `<marker>.lease`.
+pub fn lease(marker: &Path) -> std::path::PathBuf {
+    let mut s = marker.as_os_str().to_os_string();
+    s.push(".lease");
+    s.into()
 }
