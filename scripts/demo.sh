@@ -18,7 +18,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FAIL=0
 MODE=
-BIN=${SUPERVISOR_STATIC_BIN:-}
+BIN=${SV_STATIC_BIN:-}
 while [ $# -gt 0 ]; do
     case "$1" in
     --fail) FAIL=1 ;;

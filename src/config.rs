@@ -430,23 +430,16 @@ fn all_absolute<'a>(paths: impl IntoIterator<Item = &'a Path>, targets: &'a [Tar
 
 impl MainConfig {
     pub fn paths_are_absolute(&self) -> bool {
-        let paths = self
-            .done_file
-            .iter()
-            .chain(&self.requires)
-            .chain(&self.termination_log);
+        // The marker's directory is held open from the start: it needs no working directory.
+        let paths = self.requires.iter().chain(&self.termination_log);
         all_absolute(paths.map(PathBuf::as_path), &self.wait_for)
     }
 }
 
 impl SidecarConfig {
     pub fn paths_are_absolute(&self) -> bool {
-        let paths = self
-            .done_file
-            .iter()
-            .chain(&self.wait_files)
-            .chain(&self.ready_file)
-            .chain(&self.termination_log);
+        // The marker's and the ready file's directories are held open from the start.
+        let paths = self.wait_files.iter().chain(&self.termination_log);
         all_absolute(paths.map(PathBuf::as_path), &self.ready_when)
     }
 }

@@ -57,3 +57,8 @@ fn cli() {
 fn level() {
     replay("level", supervisor_fuzz::level);
 }
+
+#[test]
+fn review() {
+    replay("review", supervisor_fuzz::review);
+}

@@ -1,7 +1,7 @@
 //! Real containers: the static binary in an empty root, the docker/ images, and the examples
 //! played as pods with podman.
 //!
-//! Theory of operation. Containers need the static (musl) binary: SUPERVISOR_STATIC_BIN, else
+//! Theory of operation. Containers need the static (musl) binary: SV_STATIC_BIN, else
 //! the binary under test when it is static, else one `cargo build --release --target
 //! x86_64-unknown-linux-musl` into a target directory of its own (the outer cargo holds the
 //! lock on ours). The empty-root tests need only root and util-linux: a directory holding just
@@ -61,11 +61,11 @@ pub fn is_static_elf(path: &Path) -> Result<bool, String> {
 pub fn static_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("SUPERVISOR_STATIC_BIN") {
+        if let Some(p) = std::env::var_os("SV_STATIC_BIN") {
             let p = PathBuf::from(p);
             assert!(
-                is_static_elf(&p).unwrap_or_else(|e| panic!("SUPERVISOR_STATIC_BIN: {e}")),
-                "SUPERVISOR_STATIC_BIN={p:?} is dynamically linked"
+                is_static_elf(&p).unwrap_or_else(|e| panic!("SV_STATIC_BIN: {e}")),
+                "SV_STATIC_BIN={p:?} is dynamically linked"
             );
             return p;
         }
@@ -73,7 +73,7 @@ pub fn static_bin() -> &'static Path {
         // are about the release binary that ships.
         let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("static-build");
         eprintln!(
-            "building the static binary for the container tests into {target:?} (set SUPERVISOR_STATIC_BIN to skip)"
+            "building the static binary for the container tests into {target:?} (set SV_STATIC_BIN to skip)"
         );
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
@@ -366,7 +366,7 @@ fn podman_lock() -> MutexGuard<'static, ()> {
 }
 
 /// Where the tests keep podman's state (images, containers, volumes), unless
-/// SUPERVISOR_PODMAN_DIR says otherwise: short, because conmon's sockets live below it and a unix
+/// SV_PODMAN_DIR says otherwise: short, because conmon's sockets live below it and a unix
 /// socket path has 108 bytes at most (under the target directory, whose name now carries the
 /// target triple, podman's cleanup of exited containers failed and they stayed "stopped");
 /// one per checkout, so two checkouts never share state; kept between runs, as an image cache.
@@ -385,7 +385,7 @@ fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
         if !is_root() {
             return Err("rootful podman needs root".into());
         }
-        let dir = std::env::var_os("SUPERVISOR_PODMAN_DIR")
+        let dir = std::env::var_os("SV_PODMAN_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(podman_dir);
         let bin = static_bin();
@@ -1251,26 +1251,21 @@ fn every_playable_example_is_played() {
         "unwired/demo-pod.yaml",
         "unwired/cronjob-cloud-sql-proxy.yaml",
     ];
-    // (file, why it is not played as a pod here)
-    let not_playable = [(
-        "webhook/webhook.yaml",
-        "a webhook needs an API server to call it; examples::webhook_deployment_command_serves runs its command",
-    )];
+    // (The webhook's Deployment, which needs an API server to call it, is in deploy/, not
+    // examples/; examples::webhook_deployment_command_serves runs its command.)
     for pod in examples::all_pods() {
         assert!(
-            played.contains(&pod.file.as_str()) || not_playable.iter().any(|(f, _)| *f == pod.file),
-            "{} is neither played nor listed as not playable",
+            played.contains(&pod.file.as_str()),
+            "{} is not played",
             pod.file
         );
-        if played.contains(&pod.file.as_str()) {
-            for c in pod
-                .spec
-                .containers
-                .iter()
-                .chain(pod.spec.init_containers.iter().flatten())
-            {
-                local_image(c.image.as_deref().unwrap_or(""));
-            }
+        for c in pod
+            .spec
+            .containers
+            .iter()
+            .chain(pod.spec.init_containers.iter().flatten())
+        {
+            local_image(c.image.as_deref().unwrap_or(""));
         }
     }
 }

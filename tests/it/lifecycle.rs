@@ -178,8 +178,14 @@ fn under_subreaper(args: &[&str]) -> Proc {
 fn what_cmd_leaves_behind_is_stopped_and_reaped_after_the_marker() {
     let d = tempdir();
     let done = d.path().join("done");
-    // One leftover that stops on TERM, one that ignores it, one already dying.
-    let script = "sleep 1000 & (trap '' TERM; exec sleep 1000) & (sleep 0.05) & echo ready; exit 3";
+    // One leftover that stops on TERM, one that ignores it (CMD exits only once it does), one
+    // already dying.
+    let armed = d.path().join("armed");
+    let script = format!(
+        "sleep 1000 & (trap '' TERM; touch {a}; exec sleep 1000) & \
+         while [ ! -e {a} ]; do sleep 0.01; done; (sleep 0.05) & echo ready; exit 3",
+        a = path_str(&armed)
+    );
     let mut p = under_subreaper(&[
         "main",
         "--grace=2s",
@@ -188,7 +194,7 @@ fn what_cmd_leaves_behind_is_stopped_and_reaped_after_the_marker() {
         "--",
         "sh",
         "-c",
-        script,
+        &script,
     ]);
     p.expect_line("ready", DEADLINE);
     // The marker does not wait for the leftovers.
@@ -212,11 +218,14 @@ fn what_cmd_leaves_behind_is_stopped_and_reaped_after_the_marker() {
 fn the_supervisor_moves_to_root_once_cmd_runs_unless_a_relative_path_needs_it() {
     let d = tempdir();
     let done = d.path().join("done");
-    for (marker, stays) in [(path_str(&done), false), ("done".to_string(), true)] {
+    let required = path_str(&d.path().join("dep.done"));
+    for (required, stays) in [(required.as_str(), false), ("dep.done", true)] {
         let mut c = sup([
             "main",
             "--done-file",
-            &marker,
+            "done",
+            "--requires",
+            required,
             "--",
             "sh",
             "-c",
@@ -228,10 +237,11 @@ fn the_supervisor_moves_to_root_once_cmd_runs_unless_a_relative_path_needs_it() 
         p.expect_stderr("started sh -c", DEADLINE);
         let cwd = std::fs::read_link(format!("/proc/{}/cwd", p.pid())).unwrap();
         let want = if stays { d.path() } else { Path::new("/") };
-        assert_eq!(cwd, want, "--done-file {marker}");
+        assert_eq!(cwd, want, "--requires {required}");
         p.signal(15);
         assert_eq!(p.finish().code(), Some(143));
-        assert!(done.exists(), "--done-file {marker}");
+        // A relative marker path is resolved once, at the start: it lands where it should.
+        assert!(done.exists(), "--requires {required}");
         std::fs::remove_file(&done).unwrap();
     }
 }

@@ -286,15 +286,9 @@ pub fn kill(pid: i32, sig: i32) {
     }
 }
 
-/// (state, ppid) of a process, from /proc/PID/stat.
-pub fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields follow the last ')': the command name may contain spaces or parens.
-    let mut f = s.rsplit_once(')')?.1.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
-}
+#[path = "../../shared/procfs.rs"]
+mod procfs;
+pub use procfs::{children, stat};
 
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
@@ -361,15 +355,6 @@ pub fn descendants(pid: i32) -> Vec<i32> {
         }
     }
     out
-}
-
-/// The direct children of a process.
-pub fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// The first child of `pid`, waited for (with the deadline).
