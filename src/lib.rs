@@ -43,7 +43,6 @@ pub mod marker;
 pub mod modes;
 pub mod peers;
 pub mod presets;
-pub mod quit;
 pub mod readiness;
 pub mod reaper;
 pub mod signals;

@@ -15,6 +15,17 @@ use tracing::{Event, Level, Metadata, Subscriber};
 
 /// Parses a level name. `RUST_LOG` may be a directive list (`info,supervisor=debug`): the entry
 /// for this crate wins, else the last bare level.
+/// Logs `text` at `level` (for lines decided elsewhere, as data).
+pub fn log(level: tracing::Level, text: &str) {
+    match level {
+        tracing::Level::ERROR => tracing::error!("{text}"),
+        tracing::Level::WARN => tracing::warn!("{text}"),
+        tracing::Level::INFO => tracing::info!("{text}"),
+        tracing::Level::DEBUG => tracing::debug!("{text}"),
+        tracing::Level::TRACE => tracing::trace!("{text}"),
+    }
+}
+
 pub fn parse_level(s: &str) -> Option<LevelFilter> {
     let one = |l: &str| -> Option<LevelFilter> {
         match l.trim().to_ascii_lowercase().as_str() {

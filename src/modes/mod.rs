@@ -233,15 +233,7 @@ impl<M: OwnEffects> Effects<M::Own> for Real<M> {
     }
 }
 
-pub fn log(level: Level, text: &str) {
-    match level {
-        Level::ERROR => tracing::error!("{text}"),
-        Level::WARN => tracing::warn!("{text}"),
-        Level::INFO => tracing::info!("{text}"),
-        Level::DEBUG => tracing::debug!("{text}"),
-        Level::TRACE => tracing::trace!("{text}"),
-    }
-}
+pub use crate::logging::log;
 
 /// The most of a command line a log line shows.
 const SHOWN_COMMAND: usize = 1024;

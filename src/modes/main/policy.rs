@@ -26,7 +26,7 @@ use crate::events::{Input, Timer};
 use crate::marker::{Dependency, Presence, Reason};
 use crate::modes::driver::{self, say};
 use crate::peers::{LeaseView, Observation};
-use crate::signals::Sig;
+use crate::signals::{Sig, SigSet};
 use crate::stop::{Ask, Heard, Step, Stop, StopSettings};
 use std::time::{Duration, Instant};
 use tracing::Level;
@@ -87,6 +87,8 @@ enum Phase {
         stop: Stop,
         why: Option<Why>,
         asked_at: Option<Instant>,
+        /// Every signal sent to CMD's group: a death by another one is CMD's own.
+        sent: SigSet,
     },
     Closing {
         leftovers: bool,
@@ -256,6 +258,7 @@ impl Policy {
             stop: Stop::Idle,
             why: None,
             asked_at: None,
+            sent: SigSet::empty(),
         };
         let mut out = Vec::new();
         if let Some(t) = self.s.timeout {
@@ -289,6 +292,7 @@ impl Policy {
             stop,
             why,
             asked_at,
+            sent,
         } = &self.phase
         else {
             return Vec::new();
@@ -304,7 +308,10 @@ impl Policy {
             exit: StoppedExit::Command,
             took,
         };
-        let asked = matches!(stop, Stop::Asked { .. });
+        // A CMD that died of a signal nobody sent it (it crashed, or aborted, a moment before the
+        // stop reached it) ended by itself, whatever the supervisor was doing.
+        let asked =
+            matches!(stop, Stop::Asked { .. }) && status.signal().is_none_or(|s| sent.contains(s));
         let ending = match why.clone() {
             Some(Why::Outside(_) | Why::PodStopping(..))
                 if stop.killed() && status == ChildStatus::Signaled(Sig::KILL) =>
@@ -686,8 +693,17 @@ impl driver::Policy for Policy {
             // main never asks for lease ages.
             Input::LeaseAges(_) => Vec::new(),
         };
-        // The ask starts the clock of how long the stop `took`.
-        if let Phase::Running { asked_at, .. } = &mut self.phase {
+        if let Phase::Running { asked_at, sent, .. } = &mut self.phase {
+            for a in &out {
+                match a {
+                    Action::Stop(Step::Ask(Ask::Signal(s) | Ask::Quit(s)) | Step::Forward(s)) => {
+                        *sent = sent.with(*s);
+                    }
+                    Action::Stop(Step::KillGroup) => *sent = sent.with(Sig::KILL),
+                    _ => {}
+                }
+            }
+            // The ask starts the clock of how long the stop `took`.
             if asked_at.is_none() && out.iter().any(|a| matches!(a, Action::Stop(Step::Ask(_)))) {
                 *asked_at = Some(now);
             }

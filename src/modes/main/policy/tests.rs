@@ -672,3 +672,29 @@ fn what_the_command_leaves_behind_is_stopped_after_the_marker() {
     );
     assert_eq!(on(&mut p, Input::QuitDone { answered: 1 }), vec![Exit]);
 }
+
+#[test]
+fn a_command_that_dies_of_a_signal_nobody_sent_ended_by_itself() {
+    // It aborted a moment before the pod-deletion TERM reached it.
+    let mut p = running(settings());
+    on(&mut p, Input::Signal(TERM));
+    assert_eq!(
+        exit(&mut p, ChildStatus::Signaled(Sig::ABRT)),
+        Ending::Signaled(Sig::ABRT)
+    );
+    // The one it was sent is the stop's.
+    let mut p = running(settings());
+    on(&mut p, Input::Signal(TERM));
+    assert_eq!(
+        exit(&mut p, ChildStatus::Signaled(TERM)).reason(),
+        Reason::Stopped
+    );
+    // So is one forwarded after it.
+    let mut p = running(settings());
+    on(&mut p, Input::Signal(TERM));
+    on(&mut p, Input::Signal(Sig::HUP));
+    assert_eq!(
+        exit(&mut p, ChildStatus::Signaled(Sig::HUP)).reason(),
+        Reason::Stopped
+    );
+}

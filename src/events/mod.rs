@@ -2,9 +2,10 @@
 //! leases, readiness, quit calls and timers, each turned into a typed [`Input`] for the policy.
 //!
 //! Theory of operation: the loop reads like tini's: wait for the kernel, turn what it says into
-//! inputs, let the pure policy decide, carry out what it decided. [`Events::next_input`] blocks in one
-//! `epoll_wait` on the signalfd, the inbox that helper threads post to (lease waiters, readiness
-//! probes, quit calls) and the inotify descriptor, with the nearest timer as its timeout.
+//! inputs, let the pure policy decide, carry out what it decided. [`Events::next_input`] blocks in
+//! one `epoll_wait` on the signalfd, the inbox that the lease waiters (threads blocked in a flock)
+//! post to, the inotify descriptor, and the sockets of the readiness probes and quit calls under
+//! way ([`flights`]), with the nearest deadline as its timeout.
 //! Everything that is mechanism rather than decision happens here and never reaches the policy:
 //! SIGCHLD becomes a reap (and an input only when the supervised child was among the reaped, or
 //! the last of its leftovers is gone), the C library's reserved signals and our own SIGPIPE are
@@ -12,8 +13,10 @@
 //! Timers are named ([`Timer`]); arming one replaces its deadline, and while none is armed
 //! nothing wakes the supervisor up.
 
+mod flights;
+
 use crate::child::SpawnError;
-use crate::evloop::{Inbox, Interest, Poller, Poster};
+use crate::evloop::{Inbox, Interest, Poller};
 use crate::http::HttpUrl;
 use crate::peers::{LeaseAge, Observation, Peers};
 use crate::readiness::Target;
@@ -80,8 +83,6 @@ pub enum Input {
 /// What helper threads post to the loop.
 enum Note {
     Released { peer: usize, id: u64 },
-    Ready(Result<(), Vec<String>>),
-    QuitDone(usize),
 }
 
 const SIGNALS: u64 = 1;
@@ -103,6 +104,8 @@ pub struct Events {
     inotify: Option<RawFd>,
     /// When to look at the peers again, while some directory can only be polled.
     poll_at: Option<Instant>,
+    /// The readiness wait and the quit calls under way.
+    flights: flights::Flights,
 }
 
 impl Events {
@@ -130,6 +133,7 @@ impl Events {
             pending,
             inotify: None,
             poll_at: None,
+            flights: flights::Flights::default(),
         })
     }
 
@@ -171,13 +175,18 @@ impl Events {
             }
             self.peers.rewatch();
             self.register_inotify();
+            self.flights.register(&self.poller);
             let deadline = self
                 .timers
                 .iter()
                 .map(|(_, at)| *at)
                 .chain(self.poll_at)
+                .chain(self.flights.deadline())
                 .min();
-            let ready = match self.poller.wait(deadline) {
+            let waited = self.poller.wait(deadline);
+            // Out of the poller while every one is still open (see `flights`).
+            self.flights.unregister(&self.poller);
+            let ready = match waited {
                 Ok(r) => r,
                 Err(e) => {
                     // Never give up: a PID 1 that exits kills the container.
@@ -187,27 +196,39 @@ impl Events {
                 }
             };
             // Signals first: a stop request or the child's exit is the most urgent news.
+            let mut files = false;
             if ready.contains(&SIGNALS) {
-                self.read_signals();
+                files = self.read_signals();
             }
             if ready.contains(&INBOX) {
                 self.read_inbox();
             }
-            if ready.contains(&INOTIFY) {
+            if files || ready.contains(&INOTIFY) {
                 self.files_changed();
             }
-            self.expire(Instant::now());
+            let now = Instant::now();
+            let ours: Vec<u64> = ready
+                .into_iter()
+                .filter(|t| flights::Flights::owns(*t))
+                .collect();
+            for done in self.flights.progress(&ours, files, now) {
+                self.push_done(done);
+            }
+            self.expire(now);
         }
     }
 
-    fn read_signals(&mut self) {
+    /// Reads every pending signal; returns whether a dnotify signal said that something changed
+    /// in a watched directory.
+    fn read_signals(&mut self) -> bool {
+        let mut files = false;
         loop {
             let received = match self.signals.read() {
                 Ok(Some(r)) => r,
-                Ok(None) => return,
+                Ok(None) => return files,
                 Err(e) => {
                     tracing::warn!("reading signals failed: {e}");
-                    return;
+                    return files;
                 }
             };
             let sig = received.sig;
@@ -218,10 +239,7 @@ impl Events {
                 }
                 Handling::Uncatchable => {}
                 Handling::Forward if received.is_own_pipe() => {}
-                Handling::Forward if received.is_dnotify() => {
-                    crate::watch::dnotify_fired();
-                    self.files_changed();
-                }
+                Handling::Forward if received.is_dnotify() => files = true,
                 Handling::Forward => self.pending.push_back(Input::Signal(sig)),
             }
         }
@@ -249,8 +267,6 @@ impl Events {
                         self.pending.push_back(Input::Peer(i, obs));
                     }
                 }
-                Note::Ready(r) => self.pending.push_back(Input::Ready(r)),
-                Note::QuitDone(n) => self.pending.push_back(Input::QuitDone { answered: n }),
             }
         }
     }
@@ -301,9 +317,8 @@ impl Events {
         }
     }
 
-    /// Starts the readiness wait for `targets` (until `until`); its end comes as [`Input::Ready`].
-    /// (It runs on a helper thread of its own, a poll(2) loop over the gate's attempts and its
-    /// file watcher, which posts the result.)
+    /// Starts the readiness wait for `targets` (giving up at `until`); its end comes as
+    /// [`Input::Ready`]. A wait under way is replaced.
     pub fn start_gate(
         &mut self,
         targets: Vec<Target>,
@@ -311,29 +326,23 @@ impl Events {
         poll: Duration,
         until: Option<Instant>,
     ) {
-        let poster = self.inbox.poster();
-        spawn_helper("gate", move || {
-            let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
-            let (result, watcher) = crate::readiness::wait_all(targets, what, poll, timeout);
-            // Kept open to the end: closing a watcher may wait for the kernel (see `watch`).
-            std::mem::forget(watcher);
-            poster.post(Note::Ready(result));
-        });
+        let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+        for done in self.flights.start_gate(targets, what, poll, timeout) {
+            self.push_done(done);
+        }
     }
 
-    /// POSTs the quit URLs; the end comes as [`Input::QuitDone`]. (The poll runner drives the
-    /// POSTs on a helper thread of their own, which posts how many answered.)
+    /// POSTs the quit URLs; the end comes as [`Input::QuitDone`].
     pub fn post_quit(&mut self, urls: Vec<HttpUrl>) {
-        let poster: Poster<Note> = self.inbox.poster();
-        spawn_helper("quit", move || {
-            let answered = crate::quit::post_all(&urls);
-            poster.post(Note::QuitDone(answered));
-        });
+        for done in self.flights.post_quit(urls) {
+            self.push_done(done);
+        }
     }
-}
 
-fn spawn_helper(name: &str, f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(f) {
-        tracing::warn!("cannot start the {name} thread: {e}");
+    fn push_done(&mut self, done: flights::Done) {
+        self.pending.push_back(match done {
+            flights::Done::Ready(r) => Input::Ready(r),
+            flights::Done::Quit { answered } => Input::QuitDone { answered },
+        });
     }
 }
