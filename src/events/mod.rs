@@ -60,10 +60,12 @@ pub enum Input {
     },
     /// The command could not be started.
     SpawnFailed(SpawnError),
-    /// The supervised child ended; `leftovers`: processes of its tree are still running.
+    /// The supervised child ended; `leftovers`: processes of its tree are still running;
+    /// `before_stop`: it had already ended when it was asked to stop.
     ChildExited {
         status: ChildStatus,
         leftovers: bool,
+        before_stop: bool,
     },
     /// The last process the child left behind is gone (after a stop of the leftovers began).
     LeftoversGone,
@@ -98,6 +100,8 @@ pub struct Events {
     child: Option<Pid>,
     /// A stop of the leftovers is under way: report when none is left.
     draining: bool,
+    /// The child had already ended when it was asked to stop.
+    ended_before_ask: bool,
     pub peers: Peers,
     pending: VecDeque<Input>,
     /// The inotify descriptor registered with the poller, if any.
@@ -129,6 +133,7 @@ impl Events {
             timers: Vec::new(),
             child: None,
             draining: false,
+            ended_before_ask: false,
             peers,
             pending,
             inotify: None,
@@ -140,6 +145,14 @@ impl Events {
     /// From now on, the reaper picks this child's status out of the exits it sees.
     pub fn watch_child(&mut self, pid: Pid) {
         self.child = Some(pid);
+    }
+
+    /// The child is being asked to stop: remember whether it had ended already (its exit may be
+    /// read only after the stop request that came after it).
+    pub fn asking(&mut self) {
+        if let Some(pid) = self.child {
+            self.ended_before_ask |= reaper::has_exited(pid);
+        }
     }
 
     /// Reports [`Input::LeftoversGone`] once nothing of the child's tree is left.
@@ -253,8 +266,11 @@ impl Events {
         if let (Some(status), Some(pid)) = (status, self.child) {
             self.child = None;
             let leftovers = reaper::leftovers(pid);
-            self.pending
-                .push_back(Input::ChildExited { status, leftovers });
+            self.pending.push_back(Input::ChildExited {
+                status,
+                leftovers,
+                before_stop: self.ended_before_ask,
+            });
         }
         self.check_leftovers();
     }

@@ -169,6 +169,7 @@ impl<M: OwnEffects> Effects<M::Own> for Real<M> {
     }
 
     fn ask(&mut self, ask: Ask) {
+        self.world.events.asking();
         if let (Ask::Signal(sig), Some(c)) = (ask, self.world.child) {
             c.signal_group(sig);
         }

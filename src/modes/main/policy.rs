@@ -26,7 +26,7 @@ use crate::events::{Input, Timer};
 use crate::marker::{Dependency, Presence, Reason};
 use crate::modes::driver::{self, say};
 use crate::peers::{LeaseView, Observation};
-use crate::signals::{Sig, SigSet};
+use crate::signals::Sig;
 use crate::stop::{Ask, Heard, Step, Stop, StopSettings};
 use std::time::{Duration, Instant};
 use tracing::Level;
@@ -87,8 +87,6 @@ enum Phase {
         stop: Stop,
         why: Option<Why>,
         asked_at: Option<Instant>,
-        /// Every signal sent to CMD's group: a death by another one is CMD's own.
-        sent: SigSet,
     },
     Closing {
         leftovers: bool,
@@ -258,7 +256,6 @@ impl Policy {
             stop: Stop::Idle,
             why: None,
             asked_at: None,
-            sent: SigSet::empty(),
         };
         let mut out = Vec::new();
         if let Some(t) = self.s.timeout {
@@ -287,12 +284,17 @@ impl Policy {
         out
     }
 
-    fn on_exit(&mut self, now: Instant, status: ChildStatus, leftovers: bool) -> Vec<Action> {
+    fn on_exit(
+        &mut self,
+        now: Instant,
+        status: ChildStatus,
+        leftovers: bool,
+        before_stop: bool,
+    ) -> Vec<Action> {
         let Phase::Running {
             stop,
             why,
             asked_at,
-            sent,
         } = &self.phase
         else {
             return Vec::new();
@@ -308,10 +310,9 @@ impl Policy {
             exit: StoppedExit::Command,
             took,
         };
-        // A CMD that died of a signal nobody sent it (it crashed, or aborted, a moment before the
-        // stop reached it) ended by itself, whatever the supervisor was doing.
-        let asked =
-            matches!(stop, Stop::Asked { .. }) && status.signal().is_none_or(|s| sent.contains(s));
+        // A CMD that had already ended when the stop was sent (it crashed or exited a moment
+        // before, and its exit was read after the stop request) ended by itself.
+        let asked = matches!(stop, Stop::Asked { .. }) && !before_stop;
         let ending = match why.clone() {
             Some(Why::Outside(_) | Why::PodStopping(..))
                 if stop.killed() && status == ChildStatus::Signaled(Sig::KILL) =>
@@ -672,7 +673,11 @@ impl driver::Policy for Policy {
             Input::Signal(sig) => self.on_signal(sig),
             Input::Spawned { pid } => self.on_spawned(now, pid),
             Input::SpawnFailed(e) => self.close(Ending::from_spawn(&e), false),
-            Input::ChildExited { status, leftovers } => self.on_exit(now, status, leftovers),
+            Input::ChildExited {
+                status,
+                leftovers,
+                before_stop,
+            } => self.on_exit(now, status, leftovers, before_stop),
             Input::LeftoversGone => match &mut self.phase {
                 Phase::Closing { leftovers, .. } => {
                     *leftovers = false;
@@ -693,17 +698,8 @@ impl driver::Policy for Policy {
             // main never asks for lease ages.
             Input::LeaseAges(_) => Vec::new(),
         };
-        if let Phase::Running { asked_at, sent, .. } = &mut self.phase {
-            for a in &out {
-                match a {
-                    Action::Stop(Step::Ask(Ask::Signal(s) | Ask::Quit(s)) | Step::Forward(s)) => {
-                        *sent = sent.with(*s);
-                    }
-                    Action::Stop(Step::KillGroup) => *sent = sent.with(Sig::KILL),
-                    _ => {}
-                }
-            }
-            // The ask starts the clock of how long the stop `took`.
+        // The ask starts the clock of how long the stop `took`.
+        if let Phase::Running { asked_at, .. } = &mut self.phase {
             if asked_at.is_none() && out.iter().any(|a| matches!(a, Action::Stop(Step::Ask(_)))) {
                 *asked_at = Some(now);
             }

@@ -588,7 +588,11 @@ impl driver::Policy for Policy {
             Input::Signal(sig) => self.on_signal(sig),
             Input::Spawned { pid } => self.on_spawned(pid),
             Input::SpawnFailed(e) => self.close(Ending::from_spawn(&e), false),
-            Input::ChildExited { status, leftovers } => self.on_exit(now, status, leftovers),
+            // Whether the daemon had ended before it was asked does not matter here: a daemon
+            // asked to stop was stopped (the sidecar's job is done either way).
+            Input::ChildExited {
+                status, leftovers, ..
+            } => self.on_exit(now, status, leftovers),
             Input::LeftoversGone => match self.phase {
                 Phase::Closing { leftovers: true } => {
                     self.phase = Phase::Ended;

@@ -94,6 +94,7 @@ fn exit(p: &mut Policy, st: ChildStatus) -> Ending {
         Input::ChildExited {
             status: st,
             leftovers: false,
+            before_stop: false,
         },
     ));
     match out.as_slice() {
@@ -645,6 +646,7 @@ fn what_the_command_leaves_behind_is_stopped_after_the_marker() {
         Input::ChildExited {
             status: ChildStatus::Exited(0),
             leftovers: true,
+            before_stop: false,
         },
     );
     assert_eq!(
@@ -674,27 +676,24 @@ fn what_the_command_leaves_behind_is_stopped_after_the_marker() {
 }
 
 #[test]
-fn a_command_that_dies_of_a_signal_nobody_sent_ended_by_itself() {
-    // It aborted a moment before the pod-deletion TERM reached it.
+fn a_command_that_had_ended_before_the_stop_ended_by_itself() {
+    // It aborted a moment before the pod-deletion TERM, whose request was read first.
     let mut p = running(settings());
     on(&mut p, Input::Signal(TERM));
-    assert_eq!(
-        exit(&mut p, ChildStatus::Signaled(Sig::ABRT)),
-        Ending::Signaled(Sig::ABRT)
-    );
-    // The one it was sent is the stop's.
+    let out = acts(on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Signaled(Sig::ABRT),
+            leftovers: false,
+            before_stop: true,
+        },
+    ));
+    assert_eq!(out, vec![Finish(Ending::Signaled(Sig::ABRT)), Exit]);
+    // Asked while it ran, it ignored the stop and crashed later: the stop's reason stays.
     let mut p = running(settings());
-    on(&mut p, Input::Signal(TERM));
+    on(&mut p, Input::Peer(0, ended(1)));
     assert_eq!(
-        exit(&mut p, ChildStatus::Signaled(TERM)).reason(),
-        Reason::Stopped
-    );
-    // So is one forwarded after it.
-    let mut p = running(settings());
-    on(&mut p, Input::Signal(TERM));
-    on(&mut p, Input::Signal(Sig::HUP));
-    assert_eq!(
-        exit(&mut p, ChildStatus::Signaled(Sig::HUP)).reason(),
-        Reason::Stopped
+        exit(&mut p, ChildStatus::Signaled(Sig::SEGV)).reason(),
+        Reason::DependencyFailed
     );
 }
