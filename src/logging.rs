@@ -3,7 +3,8 @@
 //!
 //! A small `tracing::Subscriber` of our own rather than tracing-subscriber: the supervisor needs
 //! a level filter and two line formats, nothing else (no spans, no per-target filters, no ANSI),
-//! and the general-purpose formatter cost about 100 KiB of a 1 MiB static binary.
+//! and the general-purpose formatter cost more of a 1 MiB budget than it would give (the
+//! figure is in the README's "Dependencies and what they cost").
 
 use std::fmt::Write as _;
 use std::io::Write as _;

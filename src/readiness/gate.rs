@@ -109,6 +109,7 @@ impl Gate {
         }
     }
 
+    #[cfg(test)]
     /// Whether the gate has said Ready or NotReady.
     pub fn is_over(&self) -> bool {
         self.over

@@ -102,6 +102,7 @@ impl Policy {
         }
     }
 
+    #[cfg(test)]
     pub fn slots(&self) -> &[Slot] {
         &self.slots
     }
