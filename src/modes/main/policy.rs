@@ -144,11 +144,10 @@ impl Policy {
             out.push(Action::Arm(Timer::Leftovers, self.s.stop.grace));
             out.push(say(
                 Level::WARN,
-                format!(
-                    "{} left processes running: sent them {}; SIGKILL after {}",
-                    self.s.command,
+                crate::ending::leftovers_words(
+                    &self.s.command,
                     self.s.stop.stop_signal,
-                    crate::clock::human(self.s.stop.grace)
+                    self.s.stop.grace,
                 ),
             ));
         }
@@ -346,10 +345,7 @@ impl Policy {
                 if !steps.is_empty() {
                     out.push(say(
                         Level::WARN,
-                        format!(
-                            "{cmd} still running {} after being asked to stop; killing its process group",
-                            crate::clock::human(grace)
-                        ),
+                        crate::ending::grace_over_words(&cmd, grace),
                     ));
                 }
                 out
@@ -370,10 +366,7 @@ impl Policy {
                 Action::KillLeftovers,
                 say(
                     Level::WARN,
-                    format!(
-                        "what {cmd} left behind outlived {}: SIGKILLed",
-                        crate::clock::human(grace)
-                    ),
+                    crate::ending::leftovers_killed_words(&cmd, grace),
                 ),
             ],
             // A timer of another phase, armed before the phase changed: nothing to do now.

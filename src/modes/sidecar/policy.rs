@@ -467,10 +467,7 @@ impl Policy {
             out.push(Action::Arm(Timer::Leftovers, grace));
             out.push(say(
                 Level::WARN,
-                format!(
-                    "the daemon left processes running: sent them {sig}; SIGKILL after {}",
-                    crate::clock::human(grace)
-                ),
+                crate::ending::leftovers_words("the daemon", sig, grace),
             ));
         } else {
             self.phase = Phase::Ended;
@@ -504,10 +501,7 @@ impl Policy {
                 if !out.is_empty() {
                     out.push(say(
                         Level::WARN,
-                        format!(
-                            "{cmd} still running {} after being asked to stop; killing its process group",
-                            crate::clock::human(grace)
-                        ),
+                        crate::ending::grace_over_words(&cmd, grace),
                     ));
                 }
                 out
@@ -517,10 +511,7 @@ impl Policy {
                 Action::KillLeftovers,
                 say(
                     Level::WARN,
-                    format!(
-                        "what {cmd} left behind outlived {}: SIGKILLed",
-                        crate::clock::human(grace)
-                    ),
+                    crate::ending::leftovers_killed_words(&cmd, grace),
                 ),
             ],
             // A timer of another phase, armed before the phase changed: nothing to do now.
