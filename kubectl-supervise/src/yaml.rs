@@ -328,82 +328,83 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, usize),
 }
 
-/// Parses every document of a YAML stream; empty documents are dropped.
-pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
-    let mut docs = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: std::collections::HashMap<usize, Node> = Default::default();
-    for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| YamlError::Syntax {
-            info: e.info().to_string(),
-            line: e.marker().line(),
-            col: e.marker().col() + 1,
-        })?;
-        let line = span.start.line();
-        let done = match event {
-            Event::Scalar(value, style, anchor, tag) => {
-                let style = match style {
-                    ScalarStyle::Plain => Style::Plain,
-                    ScalarStyle::SingleQuoted => Style::Single,
-                    ScalarStyle::DoubleQuoted => Style::Double,
-                    ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
-                };
-                let tag = tag.map(|t| {
-                    if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
-                        format!("!!{}", t.suffix)
-                    } else {
-                        format!("{}{}", t.handle, t.suffix)
-                    }
-                });
-                let node = Node::Scalar(Scalar {
-                    value: value.into_owned(),
-                    style,
-                    tag,
-                });
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                Some((node, 0))
-            }
+/// Builds the documents from the parser's events: a stack of open collections, the anchors
+/// seen so far (an alias is expanded to a copy of its anchor's node), the documents done.
+#[derive(Default)]
+struct Builder {
+    docs: Vec<Node>,
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, Node>,
+}
+
+fn scalar_node(value: String, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Node {
+    let style = match style {
+        ScalarStyle::Plain => Style::Plain,
+        ScalarStyle::SingleQuoted => Style::Single,
+        ScalarStyle::DoubleQuoted => Style::Double,
+        ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
+    };
+    let tag = tag.map(|t| {
+        if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
+            format!("!!{}", t.suffix)
+        } else {
+            format!("{}{}", t.handle, t.suffix)
+        }
+    });
+    Node::Scalar(Scalar { value, style, tag })
+}
+
+impl Builder {
+    /// Takes one event; `line` is where it starts.
+    fn on_event(&mut self, event: Event, line: usize) -> Result<(), YamlError> {
+        let (node, anchor) = match event {
+            Event::Scalar(value, style, anchor, tag) => (
+                scalar_node(value.into_owned(), style, tag.as_deref()),
+                anchor,
+            ),
             Event::Alias(id) => {
-                let node = anchors.get(&id).cloned().ok_or(YamlError::Unsupported {
-                    what: "an alias to an unknown anchor",
-                    line,
-                })?;
-                Some((node, 0))
+                let node = self
+                    .anchors
+                    .get(&id)
+                    .cloned()
+                    .ok_or(YamlError::Unsupported {
+                        what: "an alias to an unknown anchor",
+                        line,
+                    })?;
+                (node, 0)
             }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq(Vec::new(), anchor));
-                None
+                self.stack.push(Frame::Seq(Vec::new(), anchor));
+                return Ok(());
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map(Vec::new(), None, anchor));
-                None
+                self.stack.push(Frame::Map(Vec::new(), None, anchor));
+                return Ok(());
             }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(v, anchor)) => Some((Node::Seq(v), anchor)),
-                _ => unreachable!("the parser balances sequences"),
+            Event::SequenceEnd | Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Seq(v, anchor)) => (Node::Seq(v), anchor),
+                Some(Frame::Map(m, _, anchor)) => (Node::Map(m), anchor),
+                None => unreachable!("the parser balances collections"),
             },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(m, _, anchor)) => Some((Node::Map(m), anchor)),
-                _ => unreachable!("the parser balances mappings"),
-            },
-            _ => None,
-        };
-        let Some((node, anchor)) = done else {
-            continue;
+            _ => return Ok(()),
         };
         if anchor > 0 {
-            anchors.insert(anchor, node.clone());
+            self.anchors.insert(anchor, node.clone());
         }
-        match stack.last_mut() {
+        self.add(node, line)
+    }
+
+    /// Puts a finished node where it belongs: in the open collection, or as a document.
+    fn add(&mut self, node: Node, line: usize) -> Result<(), YamlError> {
+        match self.stack.last_mut() {
             None => {
                 if !node.is_null() {
-                    docs.push(node);
+                    self.docs.push(node);
                 }
             }
             Some(Frame::Seq(v, _)) => v.push(node),
             Some(Frame::Map(m, pending, _)) => match pending.take() {
+                Some(key) => m.push((key, node)),
                 None => {
                     let Node::Scalar(k) = &node else {
                         return Err(YamlError::Unsupported {
@@ -419,11 +420,24 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
                     }
                     *pending = Some(node);
                 }
-                Some(key) => m.push((key, node)),
             },
         }
+        Ok(())
     }
-    Ok(docs)
+}
+
+/// Parses every document of a YAML stream; empty documents are dropped.
+pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    let mut b = Builder::default();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.map_err(|e| YamlError::Syntax {
+            info: e.info().to_string(),
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+        })?;
+        b.on_event(event, span.start.line())?;
+    }
+    Ok(b.docs)
 }
 
 // ---------------------------------------------------------------------------------------------

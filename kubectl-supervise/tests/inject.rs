@@ -344,3 +344,34 @@ fn json_objects_get_the_same_wiring() {
         "already wired: no change"
     );
 }
+
+#[test]
+fn buildkite_steps_follow_the_rules_of_pods() {
+    // One planner: what it refuses for a pod, it refuses for a Buildkite step.
+    let step = read("kubectl-supervise/tests/golden/in/buildkite.yml");
+    let e = err(&step, &opts(&[], &[("build", "tcp://127.0.0.1:1")]));
+    assert!(
+        e.contains("build is a main container, not a sidecar"),
+        "{e}"
+    );
+    let dind = ("dind", "unix:/var/run/dind/docker.sock");
+    let wired = inject::inject_str(&step, &opts(&[], &[dind])).expect("inject");
+    let no_ready_file = wired.replacen(
+        "                - --ready-file=/supervisor/dind.ready\n",
+        "",
+        1,
+    );
+    let e = err(&no_ready_file, &opts(&[], &[dind]));
+    assert!(
+        e.contains("container dind already runs `supervisor sidecar` without --ready-file"),
+        "{e}"
+    );
+    // The same grace rule: five sixths of a short termination grace period, main and sidecar.
+    let short = step.replacen(
+        "          podSpec:\n",
+        "          podSpec:\n            terminationGracePeriodSeconds: 6\n",
+        1,
+    );
+    let out = inject::inject_str(&short, &opts(&[], &[dind])).expect("inject");
+    assert_eq!(out.matches("--grace=5s").count(), 2, "{out}");
+}
