@@ -152,6 +152,11 @@ pub const RULES: &[Rule] = &[
         check: endpoint_disabled,
     },
     Rule {
+        id: "unwaited-sidecar",
+        summary: "a main talks to a sidecar (DOCKER_HOST naming its socket or port, a port it serves on localhost in the main's environment or arguments) without waiting for it: it may start before the sidecar is ready",
+        check: unwaited_sidecar,
+    },
+    Rule {
         id: "probe-target",
         summary: "`supervisor probe` on a non-loopback host or a port the container does not declare",
         check: probe_target,
@@ -1018,6 +1023,193 @@ fn probe_target(pod: &Pod) -> Vec<Finding> {
                     ));
                 }
             }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// unwaited-sidecar
+// ---------------------------------------------------------------------------------------------
+
+/// What a sidecar serves, each socket as (volume, path inside it).
+struct Served<'a> {
+    member: &'a Member,
+    sockets: Vec<(String, PathBuf)>,
+    ports: Vec<u16>,
+    /// How a main would wait for it, for the message.
+    wait_with: Option<String>,
+}
+
+/// What a container's daemon runs: the command after `supervisor sidecar ... --`, else its
+/// own command.
+fn daemon_argv(m: &Member) -> Vec<String> {
+    let wrapped = m.running().find_map(|p| match p {
+        Parsed::Sidecar(c) => Some(
+            c.command
+                .iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect(),
+        ),
+        _ => None,
+    });
+    wrapped
+        .or_else(|| command::effective_argv(&m.container))
+        .unwrap_or_default()
+}
+
+fn served(m: &Member) -> Served<'_> {
+    let image = m.container.image.as_deref().unwrap_or("");
+    let env = command::environment(&m.container);
+    let known = images::serves(image, &daemon_argv(m), &env).unwrap_or_default();
+    let mut ports = known.ports;
+    ports.extend(
+        m.container
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| u16::try_from(p.container_port).ok()),
+    );
+    let ready_file = m.running().find_map(|p| match p {
+        Parsed::Sidecar(c) => c.ready_file.as_ref().map(|f| format!("file:{}", shown(f))),
+        _ => None,
+    });
+    Served {
+        member: m,
+        sockets: known
+            .sockets
+            .iter()
+            .filter_map(|p| m.resolve(Path::new(p)).map(|(v, p, _)| (v, p)))
+            .collect(),
+        ports,
+        wait_with: ready_file.or(known.target),
+    }
+}
+
+/// The ports `host:PORT` names on loopback anywhere in `text` (`localhost:6379`,
+/// `tcp://127.0.0.1:2376`, `[::1]:5432`).
+fn loopback_ports(text: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for host in ["localhost:", "127.0.0.1:", "[::1]:"] {
+        for (at, _) in text.match_indices(host) {
+            let digits: String = text[at + host.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            ports.extend(digits.parse::<u16>().ok());
+        }
+    }
+    ports
+}
+
+/// How a main reaches a sidecar, if it does: `DOCKER_HOST` naming one of its sockets or
+/// ports, or one of its ports on loopback in the main's environment or arguments.
+fn talks_to(main: &Member, s: &Served) -> Option<String> {
+    let env = command::environment(&main.container);
+    if let Some(host) = images::env_var(&env, "DOCKER_HOST") {
+        if let Some(path) = host.strip_prefix("unix://")
+            && let Some((v, p, _)) = main.resolve(Path::new(path))
+            && s.sockets.contains(&(v, p))
+        {
+            return Some(format!("DOCKER_HOST {host}"));
+        }
+        let tls = images::env_var(&env, "DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+        let local = ["tcp://localhost", "tcp://127.0.0.1", "tcp://[::1]"]
+            .iter()
+            .any(|p| host.starts_with(p));
+        if local
+            && let Some(port) = images::docker_tcp_port(host, tls)
+            && s.ports.contains(&port)
+        {
+            return Some(format!("DOCKER_HOST {host}"));
+        }
+    }
+    let words = command::effective_argv(&main.container).unwrap_or_default();
+    let texts = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(words.iter().map(|w| ("its arguments", w.as_str())));
+    for (what, text) in texts {
+        if let Some(port) = loopback_ports(text)
+            .into_iter()
+            .find(|p| s.ports.contains(p))
+        {
+            return Some(format!("port {port} in {what}"));
+        }
+    }
+    None
+}
+
+/// Whether the main waits for the sidecar: a `--wait-for` it satisfies, or the kubelet
+/// holding the main until a native sidecar's startupProbe passes.
+fn waits_for(main: &Member, cfg: &MainConfig, s: &Served) -> bool {
+    let sm = s.member;
+    if sm.slot == Slot::Native && sm.container.startup_probe.is_some() {
+        return true;
+    }
+    let ready_file = sm.running().find_map(|p| match p {
+        Parsed::Sidecar(c) => c.ready_file.as_ref().and_then(|f| sm.resolve(f)),
+        _ => None,
+    });
+    let socket = |path: &Path| {
+        main.resolve(path)
+            .is_some_and(|(v, p, _)| s.sockets.contains(&(v, p)))
+    };
+    cfg.wait_for.iter().any(|t| match t {
+        Target::File(f) => {
+            let here = main.resolve(f).map(|(v, p, _)| (v, p));
+            here.is_some() && here == ready_file.as_ref().map(|(v, p, _)| (v.clone(), p.clone()))
+        }
+        Target::Tcp { host, port, .. } => {
+            supervisor::http::is_loopback(host) && s.ports.contains(port)
+        }
+        Target::Http(u) => supervisor::http::is_loopback(&u.host) && s.ports.contains(&u.port),
+        Target::Unix(p) => socket(p),
+        // Targets this version does not name (the `docker` preset, `http+unix:`) are read
+        // from how they print: their socket comes first.
+        #[allow(unreachable_patterns)]
+        other => {
+            let text = other.to_string();
+            let path = text.strip_prefix("docker:unix://").or_else(|| {
+                text.strip_prefix("http+unix:")
+                    .map(|r| r.rsplit_once(":/").map_or(r, |(p, _)| p))
+            });
+            path.is_some_and(|p| socket(Path::new(p)))
+        }
+    })
+}
+
+fn unwaited_sidecar(pod: &Pod) -> Vec<Finding> {
+    if !pod.is_pod() {
+        return Vec::new();
+    }
+    let sidecars: Vec<Served> = pod
+        .members
+        .iter()
+        .filter(|m| m.slot != Slot::Init && !m.running().any(|p| matches!(p, Parsed::Main(_))))
+        .map(served)
+        .collect();
+    let mut out = Vec::new();
+    for (main, cfg) in pod.mains() {
+        for s in &sidecars {
+            let Some(how) = talks_to(main, s) else {
+                continue;
+            };
+            if waits_for(main, cfg, s) {
+                continue;
+            }
+            let name = s.member.name();
+            let fix = match &s.wait_with {
+                Some(t) => format!("add --wait-for={t}"),
+                None => format!(
+                    "make {name} announce its readiness (--ready-when, --ready-file) and wait for it"
+                ),
+            };
+            out.push(pod.finding(
+                Some(main),
+                "unwaited-sidecar",
+                format!("talks to {name} ({how}) but does not wait for it, so it may start before {name} is ready: {fix}"),
+            ));
         }
     }
     out

@@ -83,6 +83,7 @@ pub struct InjectArgs {
     pub entrypoints: Vec<String>,
 
     /// How long the mains wait for the sidecars' readiness before giving up (exit 124).
+    /// Default: 5m.
     #[arg(long, value_name = "DURATION")]
     pub wait_timeout: Option<String>,
 
@@ -90,6 +91,12 @@ pub struct InjectArgs {
     /// (--done-file) that every main --requires: a dead sidecar stops them (exit 122).
     #[arg(long)]
     pub no_requires: bool,
+
+    /// The mains wait only for the sidecars --ready names. By default they also wait for
+    /// sidecars whose image is known (docker:dind, redis, postgres, mysql, memcached, the
+    /// proxies with presets), each on its own readiness.
+    #[arg(long)]
+    pub no_auto_ready: bool,
 }
 
 #[derive(Args, Debug)]
@@ -178,6 +185,7 @@ impl InjectArgs {
             entrypoints,
             wait_timeout: self.wait_timeout.clone(),
             requires: self.no_requires.then_some(false),
+            auto_ready: self.no_auto_ready.then_some(false),
         })
     }
 }

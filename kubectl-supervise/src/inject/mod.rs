@@ -55,6 +55,11 @@ pub mod annotation {
     /// `"false"`: a sidecar that ends does not stop the mains (no `--done-file` on the
     /// sidecars, no `--requires` on the mains).
     pub const REQUIRES: &str = "supervisor/requires";
+    /// `"false"`: the mains wait only for the sidecars `supervisor/ready` names, not for the
+    /// known images' readiness.
+    pub const AUTO_READY: &str = "supervisor/auto-ready";
+    /// A duration: how long the mains wait for the sidecars' readiness (`--wait-timeout`).
+    pub const WAIT_TIMEOUT: &str = "supervisor/wait-timeout";
 }
 
 /// What the user asked for; empty fields fall back to the pod's annotations.
@@ -70,6 +75,9 @@ pub struct Options {
     pub wait_timeout: Option<String>,
     /// Whether the mains stop when a sidecar ends (`Some(false)`: `--no-requires`).
     pub requires: Option<bool>,
+    /// Whether the mains wait for the known sidecars' readiness without `--ready`
+    /// (`Some(false)`: `--no-auto-ready`).
+    pub auto_ready: Option<bool>,
 }
 
 impl Default for Options {
@@ -82,6 +90,7 @@ impl Default for Options {
             entrypoints: Vec::new(),
             wait_timeout: None,
             requires: None,
+            auto_ready: None,
         }
     }
 }
@@ -210,6 +219,7 @@ pub struct Settings {
     pub native: bool,
     pub entrypoints: BTreeMap<String, Vec<String>>,
     pub requires: bool,
+    pub auto_ready: bool,
     pub wait_timeout: Option<String>,
 }
 
@@ -254,6 +264,18 @@ fn settings(
         };
     let native = boolean(opts.native, annotation::NATIVE, false)?;
     let requires = boolean(opts.requires, annotation::REQUIRES, true)?;
+    let auto_ready = boolean(opts.auto_ready, annotation::AUTO_READY, true)?;
+    let wait_timeout = match (
+        &opts.wait_timeout,
+        annotations.get(annotation::WAIT_TIMEOUT),
+    ) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(t)) => {
+            supervisor::clock::parse_duration(t).map_err(|e| bad(annotation::WAIT_TIMEOUT, e))?;
+            Some(t.clone())
+        }
+        (None, None) => None,
+    };
     let mut entrypoints =
         annotated_entrypoints(annotations).map_err(|m| bad(annotation::ENTRYPOINTS, m))?;
     entrypoints.extend(opts.entrypoints.iter().cloned());
@@ -263,7 +285,8 @@ fn settings(
         native,
         entrypoints,
         requires,
-        wait_timeout: opts.wait_timeout.clone(),
+        auto_ready,
+        wait_timeout,
     })
 }
 
@@ -313,12 +336,19 @@ fn inject_template(
         return Ok(false);
     };
     let spec = typed_spec(spec_node, object)?;
+    // The app containers, then the native sidecars (init containers with restartPolicy:
+    // Always), which are sidecars whatever the options say.
+    let natives = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
     let members: Vec<Member> = spec
         .containers
         .iter()
+        .chain(natives)
         .map(|c| Member::new(c, settings.entrypoint(&c.name)))
         .collect();
-    // Native sidecars wired earlier live among the init containers; options may name them.
     let names = spec
         .containers
         .iter()
@@ -360,12 +390,15 @@ fn inject_template(
     Ok(true)
 }
 
+/// The mains: those the options name, else the only app container, else (all wired already)
+/// those that run `supervisor main`. A native sidecar is never one.
 fn choose_mains(
     members: &[Member],
     settings: &Settings,
     object: &str,
     used: &mut Used,
 ) -> Result<Vec<String>, InjectError> {
+    let members: Vec<&Member> = members.iter().filter(|m| !m.native).collect();
     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     let listed = names.join(", ");
     if !settings.mains.is_empty() {
@@ -390,7 +423,7 @@ fn choose_mains(
     if members.len() == 1 {
         return Ok(vec![members[0].name.clone()]);
     }
-    if members.iter().all(Member::wired) {
+    if members.iter().all(|m| m.wired()) {
         return Ok(members
             .iter()
             .filter(|m| matches!(m.runs(), Some(Parsed::Main(_))))
@@ -422,11 +455,7 @@ fn original_command(
         return Ok(words.clone());
     }
     let image = c.image.as_deref().unwrap_or("");
-    if let Some(k) = images::known(image) {
-        let mut v: Vec<String> = k.entrypoint.iter().map(|s| s.to_string()).collect();
-        if c.args.is_none() {
-            v.extend(k.cmd.iter().map(|s| s.to_string()));
-        }
+    if let Some(v) = images::image_command(image, c.args.is_some()) {
         return Ok(v);
     }
     Err(pod_error(

@@ -12,6 +12,7 @@
 
 use super::{InjectError, Settings, Used, pod_error};
 use crate::command::{self, Invocation, Place};
+use crate::images;
 use k8s_openapi::api::core::v1::Container;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,15 +28,24 @@ pub struct Member {
     pub name: String,
     pub container: Container,
     pub invocations: Vec<Invocation>,
+    /// A native sidecar already (an init container with `restartPolicy: Always`).
+    pub native: bool,
+    /// How to tell it is ready, when its image is known ([`images::serves`]).
+    pub known_target: Option<String>,
 }
 
 impl Member {
     /// `entrypoint`: what the user says the container's image runs (`--entrypoint`).
     pub fn new(container: &Container, entrypoint: Option<&[String]>) -> Member {
+        let image = container.image.as_deref().unwrap_or("");
+        let argv = command::effective_argv_with(container, entrypoint).unwrap_or_default();
+        let env = command::environment(container);
         Member {
             name: container.name.clone(),
             invocations: command::invocations_with(container, entrypoint),
             container: container.clone(),
+            native: container.restart_policy.as_deref() == Some("Always"),
+            known_target: images::serves(image, &argv, &env).and_then(|s| s.target),
         }
     }
 
@@ -72,7 +82,7 @@ pub struct Pod<'a> {
     /// `restartPolicy`: `Always` when the pod does not say.
     pub restart: String,
     pub termination_grace_s: i64,
-    /// The sidecars are (or become) native sidecars.
+    /// The classic sidecars become native sidecars (`--native`).
     pub native: bool,
 }
 
@@ -92,10 +102,20 @@ impl Pod<'_> {
         matches!(self.restart.as_str(), "Never" | "OnFailure")
     }
 
+    /// Whether a sidecar is (or becomes) a native sidecar.
+    fn is_native(&self, m: &Member) -> bool {
+        self.native || m.native
+    }
+
     /// Classic sidecars of a Job must be stopped when the mains are done; in a long-running
     /// pod (and for native sidecars) the pod's own end stops them.
-    fn classic(&self) -> bool {
-        self.job_like() && !self.native
+    fn stopped_by_markers(&self, m: &Member) -> bool {
+        self.job_like() && !self.is_native(m)
+    }
+
+    /// Some sidecar waits for the mains' markers.
+    fn any_stopped_by_markers(&self) -> bool {
+        self.sidecars().any(|s| self.stopped_by_markers(s))
     }
 }
 
@@ -124,11 +144,12 @@ pub struct SidecarWiring {
 
 /// What the pod will look like: the wiring of each container `inject` (re)writes.
 pub struct Plan {
-    /// Every sidecar's name, wired already or not.
-    pub sidecars: Vec<String>,
     pub mains: BTreeMap<String, MainWiring>,
     pub sidecar_wiring: BTreeMap<String, SidecarWiring>,
-    pub native: bool,
+    /// The sidecars that are or become native sidecars: they get a startupProbe.
+    pub natives: Vec<String>,
+    /// The classic sidecars become native ones (moved among the init containers).
+    pub to_native: bool,
 }
 
 impl Plan {
@@ -150,8 +171,11 @@ impl Plan {
         }
     }
 
-    /// The readiness target of a sidecar wired now, for its startupProbe.
-    pub fn ready_target(&self, name: &str) -> Option<&str> {
+    /// The readiness target of a native sidecar wired now, for its startupProbe.
+    pub fn startup_target(&self, name: &str) -> Option<&str> {
+        if !self.natives.iter().any(|n| n == name) {
+            return None;
+        }
         self.sidecar_wiring.get(name)?.ready_when.as_deref()
     }
 }
@@ -235,25 +259,31 @@ pub fn plan(pod: &Pod, settings: &Settings, used: &mut Used) -> Result<Plan, Inj
             used.0.insert(s.clone());
         }
     }
-    let done_files = if pod.classic() && !sidecars.is_empty() {
+    let done_files = if pod.any_stopped_by_markers() {
         main_markers(pod)?
     } else {
         Vec::new()
     };
     let side = sidecar_side(pod, settings, &done_files)?;
-    let mains = main_side(pod, settings, &side, !sidecars.is_empty());
+    let mains = main_side(pod, settings, &side);
     Ok(Plan {
-        sidecars,
         mains,
         sidecar_wiring: side.wiring,
-        native: pod.native,
+        natives: pod
+            .sidecars()
+            .filter(|s| pod.is_native(s))
+            .map(|s| s.name.clone())
+            .collect(),
+        to_native: pod.native,
     })
 }
 
 /// The markers the classic sidecars of a Job wait for: each main's `--done-file` (the one a
 /// wired main already writes, or the one it gets now).
 fn main_markers(pod: &Pod) -> Result<Vec<String>, InjectError> {
-    let sidecar_todo = pod.sidecars().any(|s| !s.wired());
+    let sidecar_todo = pod
+        .sidecars()
+        .any(|s| !s.wired() && pod.stopped_by_markers(s));
     let mut done_files = Vec::new();
     for m in pod.mains.iter().filter_map(|m| pod.member(m)) {
         let done = match m.runs() {
@@ -307,20 +337,19 @@ fn sidecar_side(
         .iter()
         .any(|m| pod.member(m).is_some_and(|x| !x.wired()));
     let own_marker = settings.requires && mains_todo;
-    let classic = pod.classic();
     let mut side = SidecarSide {
         wiring: BTreeMap::new(),
         ready_files: Vec::new(),
         requires: Vec::new(),
     };
     for s in pod.sidecars() {
-        let target = settings.ready.get(&s.name);
+        let explicit = settings.ready.get(&s.name);
         if let Some(Parsed::Sidecar(c)) = s.runs() {
             if settings.requires {
                 let markers = c.done_file.iter().map(|f| f.display().to_string());
                 side.requires.extend(markers);
             }
-            if target.is_some() {
+            if explicit.is_some() {
                 let Some(f) = &c.ready_file else {
                     return Err(pod_error(
                         pod.object,
@@ -337,11 +366,16 @@ fn sidecar_side(
         if s.wired() {
             continue;
         }
-        let ready_file = target.map(|_| file_in_volume(&s.name, "ready"));
+        // What it was told, else what its image is known to need (unless turned off).
+        let target = explicit
+            .cloned()
+            .or_else(|| s.known_target.clone().filter(|_| settings.auto_ready));
+        let ready_file = target.as_ref().map(|_| file_in_volume(&s.name, "ready"));
         side.ready_files
             .extend(ready_file.iter().map(|f| format!("file:{f}")));
         let done_file = own_marker.then(|| file_in_volume(&s.name, "done"));
         side.requires.extend(done_file.iter().cloned());
+        let classic = pod.stopped_by_markers(s);
         let wiring = SidecarWiring {
             wait_files: if classic {
                 done_files.to_vec()
@@ -350,7 +384,7 @@ fn sidecar_side(
             },
             on_success: classic && pod.restart == "OnFailure",
             done_file,
-            ready_when: target.cloned(),
+            ready_when: target,
             ready_file,
             grace: fitting_grace("sidecar", pod.termination_grace_s),
         };
@@ -359,23 +393,26 @@ fn sidecar_side(
     Ok(side)
 }
 
-fn main_side(
-    pod: &Pod,
-    settings: &Settings,
-    side: &SidecarSide,
-    has_sidecars: bool,
-) -> BTreeMap<String, MainWiring> {
-    let wait_timeout = settings
-        .wait_timeout
-        .clone()
-        .filter(|_| !side.ready_files.is_empty());
+/// How long the mains wait for their sidecars' readiness when nothing says: long enough for
+/// a dockerd or a database to start on a busy node, and the same bound the kubelet gives a
+/// native sidecar's startupProbe (300 one-second periods).
+pub const DEFAULT_WAIT_TIMEOUT: &str = "5m";
+
+fn main_side(pod: &Pod, settings: &Settings, side: &SidecarSide) -> BTreeMap<String, MainWiring> {
+    let wait_timeout = (!side.ready_files.is_empty()).then(|| {
+        settings
+            .wait_timeout
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WAIT_TIMEOUT.to_string())
+    });
+    let done_file = pod.any_stopped_by_markers();
     let mut wiring = BTreeMap::new();
     for m in &pod.mains {
         if pod.member(m).is_none_or(Member::wired) {
             continue;
         }
         let w = MainWiring {
-            done_file: (pod.classic() && has_sidecars).then(|| file_in_volume(m, "done")),
+            done_file: done_file.then(|| file_in_volume(m, "done")),
             wait_for: side.ready_files.clone(),
             wait_timeout: wait_timeout.clone(),
             requires: side.requires.clone(),

@@ -132,9 +132,7 @@ pub fn name_of(c: &Node) -> String {
 pub fn wire_container(c: &mut Node, plan: &Plan, name: &str, argv: &[String]) {
     c.set_after(&["image", "name"], "command", seq_of(argv));
     ensure_mount(c, !plan.writes(name));
-    if plan.native
-        && plan.sidecars.iter().any(|s| s == name)
-        && let Some(t) = plan.ready_target(name)
+    if let Some(t) = plan.startup_target(name)
         && c.get("startupProbe").is_none()
     {
         c.set("startupProbe", startup_probe(t));
@@ -151,6 +149,15 @@ pub fn apply_pod(
     image: &str,
 ) {
     ensure_volume(spec);
+    // Native sidecars already among the init containers are wired where they are.
+    if let Some(init) = spec.get_mut("initContainers").and_then(Node::as_seq_mut) {
+        for c in init {
+            let name = name_of(c);
+            if let Some(argv) = commands.get(&name) {
+                wire_container(c, plan, &name, argv);
+            }
+        }
+    }
     let mut natives = Vec::new();
     if let Some(containers) = spec.get_mut("containers").and_then(Node::as_seq_mut) {
         let mut keep = Vec::new();
@@ -158,7 +165,7 @@ pub fn apply_pod(
             let name = name_of(&c);
             if let Some(argv) = commands.get(&name) {
                 wire_container(&mut c, plan, &name, argv);
-                if plan.native && plan.sidecars.contains(&name) {
+                if plan.to_native && plan.natives.contains(&name) {
                     c.set_after(&["image", "name"], "restartPolicy", Node::text("Always"));
                     natives.push(c);
                     continue;
