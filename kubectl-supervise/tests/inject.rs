@@ -499,3 +499,27 @@ fn native_sidecars_as_written_are_wired_in_place() {
         "{e}"
     );
 }
+
+#[test]
+fn json_objects_are_bounded_before_they_are_copied() {
+    // What the webhook hands over: refused with one line, as any bad pod.
+    let env: Vec<serde_json::Value> = (0..70_000)
+        .map(|i| serde_json::json!({"name": format!("V{i}"), "value": "x"}))
+        .collect();
+    let wide = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "image": "busybox", "command": ["true"], "env": env}]}
+    });
+    let e = inject::inject_json(&wide, &Options::default()).expect_err("too many values");
+    assert!(e.to_string().contains("more than 131072 values"), "{e}");
+    let mut deep = serde_json::json!("x");
+    for _ in 0..101 {
+        deep = serde_json::json!([deep]);
+    }
+    let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"x": deep}}});
+    let e = inject::inject_json(&pod, &Options::default()).expect_err("too deep");
+    assert!(
+        e.to_string().contains("nests deeper than 100 levels"),
+        "{e}"
+    );
+}

@@ -164,11 +164,13 @@ pub fn inject_doc(doc: &mut Node, opts: &Options) -> Result<Vec<String>, InjectE
 }
 
 /// Injects one object given as JSON (an admission request's Pod): the injected object, or
-/// None when nothing changed.
+/// None when nothing changed. The object is refused before any copy of it is made when it is
+/// deeper or holds more values than a tree may ([`yaml::check_json`]).
 pub fn inject_json(
     object: &serde_json::Value,
     opts: &Options,
 ) -> Result<Option<serde_json::Value>, InjectError> {
+    yaml::check_json(object)?;
     let mut doc = Node::from_json(object);
     let changed = inject_doc(&mut doc, opts)?;
     Ok((!changed.is_empty()).then(|| doc.to_json()))
