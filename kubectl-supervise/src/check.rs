@@ -30,16 +30,48 @@ pub struct Finding {
 }
 
 impl std::fmt::Display for Finding {
+    /// One line, whatever the manifest holds: control characters (a newline in a name, a
+    /// path or a script) are written escaped.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.container {
-            Some(c) => write!(
-                f,
+        let line = match &self.container {
+            Some(c) => format!(
                 "{}: container {c}: {} [{}]",
                 self.object, self.message, self.rule
             ),
-            None => write!(f, "{}: {} [{}]", self.object, self.message, self.rule),
+            None => format!("{}: {} [{}]", self.object, self.message, self.rule),
+        };
+        f.write_str(&escape_controls(&line))
+    }
+}
+
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
         }
     }
+    out
+}
+
+/// How long a command line shown in a finding may be: a script can be pages long.
+const SHOWN_LINE_MAX: usize = 200;
+
+/// A command line as a shell would take it, cut to [`SHOWN_LINE_MAX`] characters.
+fn shown_line(words: &[String]) -> String {
+    let line = words
+        .iter()
+        .map(|w| inject::sh_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.chars().count() <= SHOWN_LINE_MAX {
+        return line;
+    }
+    let cut: String = line.chars().take(SHOWN_LINE_MAX).collect();
+    format!("{cut}...")
 }
 
 /// A rule: its id (shown in brackets after each finding), what it catches, and the check.
@@ -90,6 +122,11 @@ pub const RULES: &[Rule] = &[
         id: "not-shared",
         summary: "a marker, ready file or --wait-for path on no volume, or on a volume no other container mounts",
         check: not_shared,
+    },
+    Rule {
+        id: "volume-outlives-pod",
+        summary: "a marker, ready file or lease on a volume that outlives the pod (hostPath, a PersistentVolumeClaim, NFS...): a file left by an earlier pod stops the sidecars, or fails the mains, at once",
+        check: volume_outlives_pod,
     },
     Rule {
         id: "read-only-write",
@@ -229,6 +266,13 @@ impl Pod {
         self.view.origin != Origin::ContainerSpec
     }
 
+    /// Every supervisor command line of the pod parses, so what each container writes and
+    /// waits for is known: the rules that match one container's files with another's need it
+    /// (else a broken line would make its partners look wrong).
+    fn complete(&self) -> bool {
+        !self.members.iter().any(Member::broken)
+    }
+
     fn restart_policy(&self) -> &str {
         self.view.spec.restart_policy.as_deref().unwrap_or("Always")
     }
@@ -274,6 +318,14 @@ impl Member {
             .iter()
             .filter(|i| matches!(i.place, Place::Command | Place::Script))
             .filter_map(|i| i.parsed.as_ref().ok())
+    }
+
+    /// Its own supervisor command line does not parse: what it writes and waits for is not
+    /// known.
+    fn broken(&self) -> bool {
+        self.invocations
+            .iter()
+            .any(|i| matches!(i.place, Place::Command | Place::Script) && i.parsed.is_err())
     }
 
     fn supervised(&self) -> bool {
@@ -339,9 +391,24 @@ fn shown(p: &Path) -> String {
 }
 
 /// Every finding for one pod, rule by rule.
+///
+/// A container whose supervisor command line does not parse gets that error alone: what the
+/// other rules would say of it follows from the error, not from its wiring.
 pub fn check_pod(view: PodView) -> Vec<Finding> {
     let pod = Pod::new(view);
-    RULES.iter().flat_map(|r| (r.check)(&pod)).collect()
+    let broken: Vec<&str> = pod
+        .members
+        .iter()
+        .filter(|m| m.broken())
+        .map(Member::name)
+        .collect();
+    RULES
+        .iter()
+        .flat_map(|r| (r.check)(&pod))
+        .filter(|f| {
+            f.rule == "command-line" || f.container.as_deref().is_none_or(|c| !broken.contains(&c))
+        })
+        .collect()
 }
 
 /// Every finding in one document.
@@ -412,7 +479,7 @@ fn command_line(pod: &Pod) -> Vec<Finding> {
                 out.push(pod.finding(
                     Some(m),
                     "command-line",
-                    format!("`{}`{env} would not start: {e}", inv.written.join(" ")),
+                    format!("`{}`{env} would not start: {e}", shown_line(&inv.written)),
                 ));
             }
         }
@@ -691,7 +758,7 @@ fn unwritten<'a>(
     rule: &'static str,
     say: impl Fn(&str, &str) -> String,
 ) -> Vec<Finding> {
-    if !pod.is_pod() {
+    if !pod.is_pod() || !pod.complete() {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -749,7 +816,7 @@ fn requires_unwritten(pod: &Pod) -> Vec<Finding> {
 }
 
 fn done_file_unwaited(pod: &Pod) -> Vec<Finding> {
-    if !pod.is_pod() {
+    if !pod.is_pod() || !pod.complete() {
         return Vec::new();
     }
     let waited = pod
@@ -1180,7 +1247,7 @@ fn waits_for(main: &Member, cfg: &MainConfig, s: &Served) -> bool {
 }
 
 fn unwaited_sidecar(pod: &Pod) -> Vec<Finding> {
-    if !pod.is_pod() {
+    if !pod.is_pod() || !pod.complete() {
         return Vec::new();
     }
     let sidecars: Vec<Served> = pod
@@ -1210,6 +1277,73 @@ fn unwaited_sidecar(pod: &Pod) -> Vec<Finding> {
                 "unwaited-sidecar",
                 format!("talks to {name} ({how}) but does not wait for it, so it may start before {name} is ready: {fix}"),
             ));
+        }
+    }
+    out
+}
+
+/// The kind of a volume that outlives its pod, or None for one that ends with it (emptyDir,
+/// a generic ephemeral volume) or that the kubelet writes itself (configMap, secret,
+/// downwardAPI, projected: read-only, and another rule's business).
+fn lasting_kind(v: &k8s_openapi::api::core::v1::Volume) -> Option<&'static str> {
+    if v.empty_dir.is_some()
+        || v.ephemeral.is_some()
+        || v.config_map.is_some()
+        || v.secret.is_some()
+        || v.downward_api.is_some()
+        || v.projected.is_some()
+    {
+        return None;
+    }
+    let kinds = [
+        ("hostPath", v.host_path.is_some()),
+        ("persistentVolumeClaim", v.persistent_volume_claim.is_some()),
+        ("nfs", v.nfs.is_some()),
+        ("csi volume", v.csi.is_some()),
+        ("image volume", v.image.is_some()),
+    ];
+    Some(
+        kinds
+            .iter()
+            .find(|(_, is)| *is)
+            .map_or("volume that outlives the pod", |(k, _)| k),
+    )
+}
+
+fn volume_outlives_pod(pod: &Pod) -> Vec<Finding> {
+    if !pod.is_pod() {
+        return Vec::new();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for m in &pod.members {
+        for (what, path) in shared_paths(m) {
+            let Some((vol, _, _)) = m.resolve(&path) else {
+                continue;
+            };
+            let lasting = pod
+                .view
+                .spec
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == vol)
+                .and_then(lasting_kind);
+            let Some(kind) = lasting.filter(|_| what != "install directory") else {
+                continue;
+            };
+            if seen.contains(&vol) {
+                continue;
+            }
+            out.push(pod.finding(
+                None,
+                "volume-outlives-pod",
+                format!(
+                    "volume {vol:?} is a {kind}, so a file left there by an earlier pod ({what} {}) stops the sidecars or fails the mains at once: hold the supervisor's files in an emptyDir",
+                    shown(&path)
+                ),
+            ));
+            seen.push(vol);
         }
     }
     out

@@ -124,6 +124,13 @@ const CASES: &[Case] = &[
         needle: "is on no volume",
     },
     Case {
+        rule: "volume-outlives-pod",
+        file: "dind-job.yaml",
+        from: "        - name: supervisor\n          emptyDir: {}\n",
+        to: "        - name: supervisor\n          hostPath:\n            path: /var/lib/ci\n",
+        needle: "volume \"supervisor\" is a hostPath",
+    },
+    Case {
         rule: "read-only-write",
         file: "dind-job.yaml",
         from: "            - name: supervisor\n              mountPath: /supervisor\n            - name: docker-sock\n              mountPath: /var/run/dind\n        - name: dind",
@@ -492,4 +499,60 @@ fn a_main_that_talks_to_a_sidecar_must_wait_for_it() {
         found.len() == 1 && found[0].contains("talks to dind"),
         "{found:#?}"
     );
+}
+
+#[test]
+fn a_command_line_that_does_not_parse_is_reported_alone() {
+    // A typo in the main's marker option: the line would not start. Nothing else is said
+    // about it, nor about the sidecar that waits for the marker it would have written.
+    let bad = example("dind-job.yaml").replacen(
+        "            - --done-file=/supervisor/main.done\n",
+        "            - --done-fil=/supervisor/main.done\n",
+        1,
+    );
+    let all: Vec<String> = findings(&bad).iter().map(ToString::to_string).collect();
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(
+        all[0].contains("container build:") && all[0].ends_with("[command-line]"),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn a_supervisor_volume_that_outlives_the_pod_is_flagged() {
+    let good = example("dind-job.yaml");
+    for (to, kind) in [
+        (
+            "        - name: supervisor\n          hostPath:\n            path: /var/lib/ci\n",
+            "hostPath",
+        ),
+        (
+            "        - name: supervisor\n          persistentVolumeClaim:\n            claimName: ci\n",
+            "persistentVolumeClaim",
+        ),
+    ] {
+        let bad = good.replacen(
+            "        - name: supervisor\n          emptyDir: {}\n",
+            to,
+            1,
+        );
+        assert_ne!(bad, good);
+        let found: Vec<String> = findings(&bad)
+            .iter()
+            .filter(|f| f.rule == "volume-outlives-pod")
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(found.len(), 1, "one finding for the volume: {found:#?}");
+        assert!(
+            found[0].contains(&format!("volume \"supervisor\" is a {kind}")),
+            "{found:#?}"
+        );
+    }
+    // A generic ephemeral volume ends with the pod, as an emptyDir does.
+    let ephemeral = good.replacen(
+        "        - name: supervisor\n          emptyDir: {}\n",
+        "        - name: supervisor\n          ephemeral:\n            volumeClaimTemplate:\n              spec:\n                accessModes: [ReadWriteOnce]\n                resources: {requests: {storage: 1Gi}}\n",
+        1,
+    );
+    assert_eq!(findings(&ephemeral), vec![]);
 }

@@ -492,10 +492,10 @@ fn native_sidecars_as_written_are_wired_in_place() {
     // A native sidecar is never a main: with one app container, that is the main.
     let bare = inject::inject_str(&input, &Options::default()).expect("inject");
     assert_eq!(bare, out);
-    // And `--main dind` names no app container.
+    // And `--main dind` names a sidecar.
     let e = err(&input, &opts(&["dind"], &[]));
     assert!(
-        e.contains("no container named dind (containers: build)"),
+        e.contains("dind is a native sidecar (an init container with restartPolicy: Always)"),
         "{e}"
     );
 }
@@ -520,6 +520,54 @@ fn json_objects_are_bounded_before_they_are_copied() {
     let e = inject::inject_json(&pod, &Options::default()).expect_err("too deep");
     assert!(
         e.to_string().contains("nests deeper than 100 levels"),
+        "{e}"
+    );
+}
+
+#[test]
+fn main_names_the_containers_of_the_pods_that_have_them() {
+    // As the docs say: --main picks the mains where it names a container; a pod with one
+    // container, where it names none, is its own main.
+    let list = r#"apiVersion: v1
+kind: List
+items:
+  - apiVersion: v1
+    kind: Pod
+    metadata: {name: p}
+    spec:
+      restartPolicy: Never
+      containers:
+        - {name: a, image: busybox, command: ["true"]}
+        - {name: b, image: redis:7}
+  - apiVersion: batch/v1
+    kind: Job
+    metadata: {name: j}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers:
+            - {name: c, image: busybox, command: ["true"]}
+"#;
+    let out = inject::inject_str(list, &opts(&["a"], &[])).expect("inject");
+    let docs = yaml::parse(&out).expect("yaml")[0].to_json();
+    let command = |item: &serde_json::Value| -> Vec<String> {
+        serde_json::from_value(item["command"].clone()).expect("command")
+    };
+    let pod = &docs["items"][0]["spec"]["containers"];
+    assert_eq!(command(&pod[0])[1], "main");
+    assert_eq!(command(&pod[1])[1], "sidecar");
+    let job = &docs["items"][1]["spec"]["template"]["spec"]["containers"];
+    assert_eq!(command(&job[0])[1], "main");
+    // A pod of two where --main names neither still cannot be guessed.
+    let two = list.replacen(
+        "            - {name: c, image: busybox, command: [\"true\"]}\n",
+        "            - {name: c, image: busybox, command: [\"true\"]}\n            - {name: d, image: redis:7}\n",
+        1,
+    );
+    let e = err(&two, &opts(&["a"], &[]));
+    assert!(
+        e.contains("Job/j: no container named a (containers: c, d)"),
         "{e}"
     );
 }

@@ -217,6 +217,9 @@ fn unused_names(opts: &Options, used: &Used) -> Result<(), InjectError> {
 /// The options for one pod, after annotations.
 pub struct Settings {
     pub mains: Vec<String>,
+    /// The mains came from `--main`, which names containers across all the input's pods;
+    /// an annotation names this pod's own.
+    pub mains_from_options: bool,
     pub ready: BTreeMap<String, String>,
     pub native: bool,
     pub entrypoints: BTreeMap<String, Vec<String>>,
@@ -283,6 +286,7 @@ fn settings(
     entrypoints.extend(opts.entrypoints.iter().cloned());
     Ok(Settings {
         mains,
+        mains_from_options: !opts.mains.is_empty(),
         ready,
         native,
         entrypoints,
@@ -400,27 +404,43 @@ fn choose_mains(
     object: &str,
     used: &mut Used,
 ) -> Result<Vec<String>, InjectError> {
+    if let Some(n) = members
+        .iter()
+        .find(|m| m.native && settings.mains.contains(&m.name))
+    {
+        return Err(pod_error(
+            object,
+            format!(
+                "{} is a native sidecar (an init container with restartPolicy: Always), not a main container",
+                n.name
+            ),
+        ));
+    }
     let members: Vec<&Member> = members.iter().filter(|m| !m.native).collect();
     let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
     let listed = names.join(", ");
-    if !settings.mains.is_empty() {
-        let found: Vec<String> = settings
-            .mains
-            .iter()
-            .filter(|n| names.contains(&n.as_str()))
-            .cloned()
-            .collect();
-        if found.is_empty() {
-            return Err(pod_error(
-                object,
-                format!(
-                    "no container named {} (containers: {listed})",
-                    settings.mains.join(" or ")
-                ),
-            ));
-        }
+    let found: Vec<String> = settings
+        .mains
+        .iter()
+        .filter(|n| names.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    if !found.is_empty() {
         used.0.extend(found.iter().cloned());
         return Ok(found);
+    }
+    // `--main` naming none of this pod's containers says nothing about it: a pod with one
+    // container is still its own main (docs/kubectl-supervise.md). An annotation names the
+    // pod's own containers: naming none is a mistake.
+    let lone = members.len() == 1 && settings.mains_from_options;
+    if !settings.mains.is_empty() && !lone {
+        return Err(pod_error(
+            object,
+            format!(
+                "no container named {} (containers: {listed})",
+                settings.mains.join(" or ")
+            ),
+        ));
     }
     if members.len() == 1 {
         return Ok(vec![members[0].name.clone()]);
