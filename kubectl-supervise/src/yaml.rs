@@ -660,7 +660,17 @@ fn emit_map(out: &mut String, m: &[(Node, Node)], indent: usize, first_inline: b
         if i > 0 || !first_inline {
             pad(out, indent);
         }
-        out.push_str(&scalar_or_empty(k, indent));
+        let key = key_text(k);
+        // YAML reads a key written before `:` only when it is at most 1024 characters long:
+        // a longer one goes after `? `, its value on the next line.
+        if key.chars().count() > 1000 {
+            out.push_str("? ");
+            out.push_str(&key);
+            out.push('\n');
+            pad(out, indent);
+        } else {
+            out.push_str(&key);
+        }
         out.push(':');
         match inline(v, indent) {
             Some(s) if s.is_empty() => out.push('\n'),
@@ -678,6 +688,18 @@ fn emit_map(out: &mut String, m: &[(Node, Node)], indent: usize, first_inline: b
                 }
             }
         }
+    }
+}
+
+/// A mapping key on one line: a block scalar cannot be one, so a key with a line break is
+/// double-quoted.
+fn key_text(k: &Node) -> String {
+    match k {
+        Node::Scalar(s) if s.value.contains('\n') => {
+            let tag = s.tag.as_ref().map(|t| format!("{t} ")).unwrap_or_default();
+            format!("{tag}{}", double_quoted(&s.value))
+        }
+        other => scalar_or_empty(other, 0),
     }
 }
 
@@ -712,7 +734,7 @@ fn scalar(s: &Scalar, indent: usize) -> String {
     let v = &s.value;
     let one_line = !v.contains('\n') && v.trim() == v;
     let body = match s.style {
-        Style::Plain if one_line && !v.is_empty() => v.clone(),
+        Style::Plain if one_line && !v.is_empty() && !document_marker(v) => v.clone(),
         Style::Plain if v.is_empty() && s.tag.is_none() => String::new(),
         Style::Single if one_line && !has_control(v) => format!("'{}'", v.replace('\'', "''")),
         Style::Text if is_plain_string(v) => v.clone(),
@@ -720,6 +742,12 @@ fn scalar(s: &Scalar, indent: usize) -> String {
         _ => double_quoted(v),
     };
     format!("{tag}{body}")
+}
+
+/// A plain scalar that starts like `---` or `...` is a document marker when it lands at the
+/// start of a line (a document that is a lone scalar): quote it wherever it is.
+fn document_marker(v: &str) -> bool {
+    v.starts_with("---") || v.starts_with("...")
 }
 
 fn has_control(v: &str) -> bool {
@@ -743,6 +771,7 @@ fn is_plain_string(v: &str) -> bool {
         _ => false,
     };
     !indicator_start
+        && !document_marker(v)
         && !v.contains(": ")
         && !v.contains(" #")
         && !v.ends_with(':')
@@ -887,6 +916,33 @@ mod tests {
         // Flow style becomes block; aliases are expanded; comments go.
         let text = "a: &x [1, 'two']  # c\nb: *x\n";
         assert_eq!(round(text), "a:\n  - 1\n  - 'two'\nb:\n  - 1\n  - 'two'\n");
+    }
+
+    #[test]
+    fn a_document_of_one_scalar_is_not_a_document_marker() {
+        // Found by the `yaml` fuzz target: a plain scalar "--- >- folded text" came back as a
+        // document marker and a broken block scalar.
+        let text = "--- --- >-\n  folded\n  text\n";
+        let docs = parse(text).expect("parses");
+        let out = emit(&docs);
+        let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(back[0].to_json(), "--- >- folded text");
+        let made = emit(&[Node::text("... end")]);
+        assert_eq!(parse(&made).expect("parses")[0].to_json(), "... end");
+    }
+
+    #[test]
+    fn keys_stay_keys() {
+        let long = "k".repeat(1500);
+        for text in [
+            "? |\n  two\n  lines\n: v\n".to_string(),
+            format!("? \"{long}\"\n: [a]\n"),
+        ] {
+            let docs = parse(&text).expect("parses");
+            let out = emit(&docs);
+            let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(back[0].to_json(), docs[0].to_json(), "{out}");
+        }
     }
 
     #[test]
