@@ -734,7 +734,9 @@ fn scalar(s: &Scalar, indent: usize) -> String {
     let v = &s.value;
     let one_line = !v.contains('\n') && v.trim() == v;
     let body = match s.style {
-        Style::Plain if one_line && !v.is_empty() && !document_marker(v) => v.clone(),
+        // Written plain and still plain in block context: verbatim (a non-string value, a
+        // number or a boolean, always is); else quoted, which keeps a string a string.
+        Style::Plain if block_plain(v) => v.clone(),
         Style::Plain if v.is_empty() && s.tag.is_none() => String::new(),
         Style::Single if one_line && !has_control(v) => format!("'{}'", v.replace('\'', "''")),
         Style::Text if is_plain_string(v) => v.clone(),
@@ -757,10 +759,17 @@ fn has_control(v: &str) -> bool {
 /// Whether `v` can be written plain in block context and still be read as this very string by
 /// YAML 1.1 and 1.2 resolvers.
 fn is_plain_string(v: &str) -> bool {
+    block_plain(v) && resolve_plain(v).is_none() && !is_special_float(v)
+}
+
+/// Whether `v` written plain in block context reads back as these very characters: no
+/// indicator first, no `: ` or ` #` inside, no line break or tab, nothing that looks like a
+/// document marker. A scalar written plain in flow context (`[>, y]`) may fail this.
+fn block_plain(v: &str) -> bool {
     let Some(first) = v.chars().next() else {
         return false;
     };
-    if v.trim() != v || resolve_plain(v).is_some() || is_special_float(v) || has_control(v) {
+    if v.trim() != v || has_control(v) {
         return false;
     }
     let second = v.chars().nth(1);
@@ -929,6 +938,18 @@ mod tests {
         assert_eq!(back[0].to_json(), "--- >- folded text");
         let made = emit(&[Node::text("... end")]);
         assert_eq!(parse(&made).expect("parses")[0].to_json(), "... end");
+    }
+
+    #[test]
+    fn plain_in_flow_is_not_always_plain_in_block() {
+        // Found by the `yaml` fuzz target: `>` is plain inside `[...]`, a folded block
+        // scalar's indicator as a block list item.
+        let text = "a: &a [>, y, x#y]\nb: *a\n";
+        let docs = parse(text).expect("parses");
+        let out = emit(&docs);
+        let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(back[0].to_json(), docs[0].to_json(), "{out}");
+        assert_eq!(docs[0].to_json()["a"][1], true);
     }
 
     #[test]
