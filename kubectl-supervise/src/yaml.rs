@@ -401,14 +401,38 @@ fn scalar_node(value: String, style: ScalarStyle, tag: Option<&saphyr_parser::Ta
         ScalarStyle::DoubleQuoted => Style::Double,
         ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
     };
-    let tag = tag.map(|t| {
-        if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
-            format!("!!{}", t.suffix)
+    Node::Scalar(Scalar {
+        value,
+        style,
+        tag: tag.map(tag_text),
+    })
+}
+
+/// A tag as it can be written back: `!!suffix` for the core schema's, `!suffix` for local
+/// ones, `!<...>` for one a `%TAG` directive expanded (there is no directive in our output).
+/// The parser decodes `%XX` escapes, so characters a tag cannot hold are escaped again.
+fn tag_text(t: &saphyr_parser::Tag) -> String {
+    let suffix = escape_tag(&t.suffix);
+    match t.handle.as_str() {
+        "tag:yaml.org,2002:" | "!!" => format!("!!{suffix}"),
+        "!" => format!("!{suffix}"),
+        handle => format!("!<{}{suffix}>", escape_tag(handle)),
+    }
+}
+
+fn escape_tag(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || "-#;/?:@&=+$_.~*'()".contains(c) {
+            out.push(c);
         } else {
-            format!("{}{}", t.handle, t.suffix)
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
         }
-    });
-    Node::Scalar(Scalar { value, style, tag })
+    }
+    out
 }
 
 fn scalar_cost(s: &Scalar) -> usize {
@@ -950,6 +974,23 @@ mod tests {
         let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(back[0].to_json(), docs[0].to_json(), "{out}");
         assert_eq!(docs[0].to_json()["a"][1], true);
+    }
+
+    #[test]
+    fn tags_are_written_as_tags() {
+        // Found by the `inject` fuzz target: `%00` in a tag is decoded to a NUL, which the
+        // emitter wrote as it was.
+        for text in [
+            "!h0%00@u x\n",
+            "a: !<tag:example.com,2000:x> 1\n",
+            "%TAG !e! tag:example.com,2000:\n---\na: !e!foo 2\n",
+            "a: !!str 3\nb: !local y\n",
+        ] {
+            let docs = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let out = emit(&docs);
+            let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(back, docs, "{out}");
+        }
     }
 
     #[test]
