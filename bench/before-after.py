@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Two supervisor binaries side by side, in one interleaved run: the rows that must not regress
-when the code is reshaped (start-up, marker-to-exit, idle wake-ups, peak RSS, size).
+when the code is reshaped (start-up, SIGTERM-to-exit, marker-to-exit, idle wake-ups, peak RSS,
+size).
 
     bench/before-after.py OLD NEW [--rounds N] [--out FILE]
 
@@ -47,6 +48,19 @@ def markerbench(bk, sup, lease, runs, scratch):
         if f[:1] == ["ok"] and len(f) > 1 and f[1].isdigit():
             out.append(int(f[1]))
     return out
+
+
+def sigbench(bk, argv, runs, scratch):
+    """SIGTERM -> the supervisor exited (ns) for each run of `benchkit sigbench` (docs/bench.md,
+    signal forwarding); %D in argv is a scratch directory of its own."""
+    d = tempfile.mkdtemp(dir=scratch)
+    argv = [a.replace("%D", d) for a in argv]
+    q = subprocess.run([bk, "sigbench", str(runs), "1000", "5000", d, "--"] + argv
+                       + [bk, "child", "%R", "%O"], capture_output=True, text=True,
+                       timeout=runs * 12 + 30)
+    shutil.rmtree(d, ignore_errors=True)
+    return [int(f[2]) for f in (line.split() for line in q.stdout.splitlines())
+            if f[:1] == ["ok"] and len(f) > 2]
 
 
 def hwm(bk, argv):
@@ -100,7 +114,7 @@ def main():
     scratch = tempfile.mkdtemp(prefix="supba.")
     bk = os.path.join(scratch, "benchkit")
     subprocess.run(["gcc", "-O2", "-o", bk, os.path.join(HERE, "benchkit.c")], check=True)
-    start, start_done, lease, marker, rss = ({n: [] for n in bins} for _ in range(5))
+    start, start_done, term_done, lease, marker, rss = ({n: [] for n in bins} for _ in range(6))
     base = []
     for r in range(a.rounds):
         base += spawnloop(bk, [], 20)
@@ -110,6 +124,8 @@ def main():
             start[name] += spawnloop(bk, [sup, "main", "--"], 20)
             start_done[name] += spawnloop(bk, [sup, "main", "--done-file", d + "/done%N", "--"], 20)
             shutil.rmtree(d, ignore_errors=True)
+            term_done[name] += sigbench(bk, [sup, "main", "--done-file", "%D/done%N", "--"], 10,
+                                        scratch)
             lease[name] += markerbench(bk, sup, 1, 10, scratch)
             marker[name] += markerbench(bk, sup, 0, 10, scratch)
             rss[name].append(hwm(bk, [sup, "main", "--", "/bin/true"]))
@@ -121,6 +137,8 @@ def main():
          lambda n: "%d µs" % ((statistics.median(start[n]) - b) / 1000)),
         ("start-up overhead, `main --done-file` (median)",
          lambda n: "%d µs" % ((statistics.median(start_done[n]) - b) / 1000)),
+        ("SIGTERM → exited, `main --done-file`: p50 / p90 / p99",
+         lambda n: " / ".join(ms(pct(term_done[n], p)) for p in (50, 90, 99))),
         ("marker → sidecar exited, lease held: p50 / p90 / p99",
          lambda n: " / ".join(ms(pct(lease[n], p)) for p in (50, 90, 99))),
         ("marker → sidecar exited, marker only: p50 / p90 / p99",
@@ -132,7 +150,8 @@ def main():
     lines = ["# Before and after, one interleaved run", "",
              "- before: `%s`" % bins["before"], "- after: `%s`" % bins["after"],
              "- %s, %d rounds; %s" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), a.rounds,
-                                    "runs per round: 20 start-ups and 10 markers of each kind"),
+                                    "runs per round: 20 start-ups, 10 SIGTERMs and 10 markers "
+                                    "of each kind"),
              "", "| measurement | before | after |", "|---|---|---|"]
     lines += ["| %s | %s | %s |" % (what, f("before"), f("after")) for what, f in rows]
     text = "\n".join(lines) + "\n"

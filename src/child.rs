@@ -6,46 +6,36 @@
 //! and, when the supervisor owns the terminal, the terminal's foreground, so an interactive shell
 //! gets Ctrl-C directly and is not stopped by SIGTTIN.
 //!
-//! std::process::Command is used for the fork/exec and its error pipe (which turns exec failures
-//! into ENOENT/EACCES we can map to 127/126), but never to wait: the reaper owns waitpid.
+//! The fork and exec are ours, as in tini: everything the child runs between them is prepared
+//! before the fork (the argument vector as C strings) and async-signal-safe after it, and an exec
+//! failure comes back through a close-on-exec pipe as its errno, which tells 127 (not found) from
+//! 126 (not executable). (std::process::Command did the same with environment and stdio
+//! machinery the supervisor never uses, some 20 KiB of the binary.) Nothing here waits for the
+//! child once it runs: the reaper owns waitpid.
 
-use crate::ending::{Ending, ExecFailure};
-use crate::signals::Sig;
+use crate::signals::{self, Sig};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::unistd::Pid;
-use std::ffi::OsString;
+use nix::unistd::{ForkResult, Pid};
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::BorrowedFd;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 
-#[derive(Debug, thiserror::Error)]
-pub enum SpawnError {
-    #[error("{cmd}: command not found ({source})")]
-    NotFound { cmd: String, source: io::Error },
-    #[error("{cmd}: cannot execute ({source})")]
-    NotExecutable { cmd: String, source: io::Error },
-    #[error("{cmd}: could not start ({source})")]
-    Other { cmd: String, source: io::Error },
+/// Why a command could not be started, as the shell tells them apart (127, 126, other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnFailure {
+    NotFound,
+    NotExecutable,
+    Other,
 }
 
-impl SpawnError {
-    /// How the run ends when its command cannot be started.
-    pub fn ending(&self) -> Ending {
-        let error = self.to_string();
-        match self {
-            SpawnError::NotFound { .. } => Ending::ExecFailed {
-                failure: ExecFailure::NotFound,
-                error,
-            },
-            SpawnError::NotExecutable { .. } => Ending::ExecFailed {
-                failure: ExecFailure::NotExecutable,
-                error,
-            },
-            SpawnError::Other { .. } => Ending::SupervisorError(error),
-        }
-    }
+/// A command that could not be started: why, and the sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpawnError {
+    pub failure: SpawnFailure,
+    pub message: String,
 }
 
 /// A running child, leader of its own process group.
@@ -60,26 +50,70 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
         .first()
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]);
-    let parent_pgrp = nix::unistd::getpgrp();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed: setpgid, isatty/tcgetpgrp/tcsetpgrp, sigaction and sigprocmask are, and
-    // nothing here allocates or takes a lock.
-    unsafe {
-        command.pre_exec(move || prepare_child(parent_pgrp));
-    }
-    match command.spawn() {
-        Ok(child) => Ok(Child {
-            pid: Pid::from_raw(child.id() as i32),
-        }),
-        Err(source) => Err(match source.raw_os_error().map(Errno::from_raw) {
-            Some(Errno::ENOENT) => SpawnError::NotFound { cmd, source },
-            Some(Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM) => {
-                SpawnError::NotExecutable { cmd, source }
+    let fail = |errno: Errno| {
+        let (failure, what) = match errno {
+            Errno::ENOENT => (SpawnFailure::NotFound, "command not found"),
+            Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => {
+                (SpawnFailure::NotExecutable, "cannot execute")
             }
-            _ => SpawnError::Other { cmd, source },
-        }),
+            _ => (SpawnFailure::Other, "could not start"),
+        };
+        SpawnError {
+            failure,
+            message: format!("{cmd}: {what} ({})", io::Error::from(errno)),
+        }
+    };
+    // Everything the child needs, made before the fork: it must not allocate after it.
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| fail(Errno::EINVAL))?;
+    let mut ptrs: Vec<*const nix::libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    if args.is_empty() {
+        return Err(fail(Errno::ENOENT));
+    }
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail)?;
+    let parent_pgrp = nix::unistd::getpgrp();
+    // SAFETY: the supervisor may have threads (lease waiters, name lookups), so the child may only
+    // make async-signal-safe calls until it execs or exits: prepare_child's calls, execvp over
+    // vectors made before the fork, write and _exit. It allocates nothing and takes no lock.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let errno = match prepare_child(parent_pgrp) {
+                Ok(()) => {
+                    // SAFETY: both vectors outlive the call and the argument vector ends in
+                    // null; execvp returns only on failure.
+                    unsafe { nix::libc::execvp(ptrs[0], ptrs.as_ptr()) };
+                    Errno::last_raw()
+                }
+                Err(e) => e.raw_os_error().unwrap_or(nix::libc::EINVAL),
+            };
+            let _ = nix::unistd::write(&wr, &errno.to_ne_bytes());
+            // SAFETY: _exit ends the child at once, running nothing of the parent's.
+            unsafe { nix::libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(wr);
+            let mut buf = [0u8; 4];
+            let got = loop {
+                match nix::unistd::read(rd.as_raw_fd(), &mut buf) {
+                    Err(Errno::EINTR) => continue,
+                    r => break r,
+                }
+            };
+            match got {
+                // The pipe closed on exec: the command runs.
+                Ok(0) | Err(_) => Ok(Child { pid: child }),
+                Ok(_) => {
+                    // Reaped here, by its pid: it never ran, and nobody else waits for it.
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    Err(fail(Errno::from_raw(i32::from_ne_bytes(buf))))
+                }
+            }
+        }
+        Err(e) => Err(fail(e)),
     }
 }
 
@@ -89,11 +123,10 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
     let me = nix::unistd::getpid();
     // Take the terminal's foreground only if the supervisor had it: a supervisor started in the
     // background of an interactive shell must not steal the terminal.
-    // SAFETY: isatty on a constant fd has no memory-safety requirements.
-    let on_tty = unsafe { nix::libc::isatty(0) } == 1;
     // SAFETY: fd 0 stays open for the duration of this function; borrowing it avoids
     // std::io::stdin(), whose lazy initialisation may allocate.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    let on_tty = nix::unistd::isatty(0).unwrap_or(false);
     if on_tty && nix::unistd::tcgetpgrp(stdin).ok() == Some(parent_pgrp) {
         // tcsetpgrp from what is now a background group raises SIGTTOU unless it is ignored.
         let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
@@ -130,14 +163,13 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
 
 impl Child {
     /// Sends `sig` to the child's process group. A group that is already gone is not an error
-    /// worth more than a debug line: the child may exit at any moment. The raw `kill` is used
-    /// because nix's `Signal` cannot name the real-time signals.
+    /// worth more than a debug line: the child may exit at any moment.
     pub fn signal_group(&self, sig: Sig) {
-        match kill(-self.pid.as_raw(), sig.number()) {
+        match signals::send(-self.pid.as_raw(), Some(sig)) {
             Ok(()) => tracing::debug!("sent {sig} to process group {}", self.pid),
             Err(Errno::ESRCH) => {
                 // The leader may have called setsid, or the group emptied; try the leader alone.
-                match kill(self.pid.as_raw(), sig.number()) {
+                match signals::send(self.pid.as_raw(), Some(sig)) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => tracing::warn!("could not send {sig} to pid {}: {e}", self.pid),
                 }
@@ -146,23 +178,11 @@ impl Child {
         }
     }
 
-    /// SIGKILLs whatever is left of the process group. Used after the grace period, and after a
-    /// daemon exits, so no straggler of its group outlives the supervisor.
+    /// SIGKILLs whatever is left of the process group (after the grace period).
     pub fn kill_group(&self) {
-        match kill(-self.pid.as_raw(), Sig::KILL.number()) {
+        match signals::send(-self.pid.as_raw(), Some(Sig::KILL)) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => tracing::warn!("could not SIGKILL process group {}: {e}", self.pid),
         }
     }
-
-    /// Whether any process is left in the child's process group (after the leader exited).
-    pub fn group_alive(&self) -> bool {
-        kill(-self.pid.as_raw(), 0).is_ok()
-    }
-}
-
-/// `kill(2)` with a raw signal number (0 probes).
-fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
-    // SAFETY: kill has no memory-safety requirements.
-    Errno::result(unsafe { nix::libc::kill(pid, sig) }).map(drop)
 }

@@ -2,18 +2,22 @@
 //!
 //! Everything a user can get wrong is checked here, before any process starts, and reported as
 //! one line naming the option, or the environment variable when the value came from there, and
-//! the offending value (exit 2). Each option `--some-option` also reads `SUPERVISOR_SOME_OPTION`
-//! when it is not on the command line; a repeatable option's variable holds a comma-separated
-//! list in which `\,` is a literal comma and `\\` a literal backslash (any other backslash is
-//! kept as is, so ordinary paths need no escaping). Options that would do nothing without
-//! another one are refused, naming the one they need.
+//! the offending value, cut to a readable length (exit 2). Each option `--some-option` also reads
+//! `SUPERVISOR_SOME_OPTION` when it is not on the command line; a repeatable option's variable
+//! holds a comma-separated list in which `\,` is a literal comma and `\\` a literal backslash
+//! (any other backslash is kept as is, so ordinary paths need no escaping). One rule for empty
+//! values: an empty value is an error, on the command line and in the environment alike, except
+//! `--termination-log`, where empty turns the message off. Options that would do nothing without
+//! another one are refused, naming the one they need. Options are read by [`Id`], and each one's
+//! default lives only in the table of `cli`.
 
-use crate::cli;
+use crate::cli::{self, Id, ModeId};
 use crate::clock;
 use crate::http::{self, HttpUrl};
 use crate::logging::{Format, LevelFilter};
-use crate::readiness::Target;
-use crate::signals::{self, Sig, SigSet};
+use crate::readiness::{DockerEnv, Target};
+use crate::signals::{self, Sig};
+use crate::stop::StopSettings;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -32,19 +36,37 @@ pub enum ConfigError {
     CommandLine(String),
 }
 
-/// Where a value came from: the flag, or its environment variable.
+/// Where a value came from: the flag, its environment variable, or a positional argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Place {
-    Flag(&'static str),
+    Flag(Id),
     Env(String),
+    Arg(&'static str),
 }
 
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Place::Flag(id) => write!(f, "--{}", id.replace('_', "-")),
+            Place::Flag(id) => f.write_str(&id.flag()),
             Place::Env(var) => f.write_str(var),
+            Place::Arg(name) => f.write_str(name),
         }
+    }
+}
+
+/// The most of a value an error line shows: a 100 kB value must not make a 100 kB line.
+const SHOWN: usize = 200;
+
+/// `raw` as an error line shows it: quoted, escaped, cut to 200 characters.
+pub fn shown(raw: &OsStr) -> String {
+    let text = raw.to_string_lossy();
+    match text.char_indices().nth(SHOWN) {
+        Some((i, _)) => format!(
+            "{:?}…({} more bytes)",
+            &text[..i],
+            raw.as_bytes().len().saturating_sub(i)
+        ),
+        None => format!("{text:?}"),
     }
 }
 
@@ -62,6 +84,10 @@ impl Val {
         }
     }
 
+    fn shown(&self) -> String {
+        shown(&self.raw)
+    }
+
     /// The value as text: non-empty, UTF-8.
     fn text(&self) -> Result<&str, ConfigError> {
         if self.raw.is_empty() {
@@ -71,36 +97,52 @@ impl Val {
         }
         self.raw
             .to_str()
-            .ok_or_else(|| self.invalid(format!("{:?} is not valid UTF-8", self.raw)))
+            .ok_or_else(|| self.invalid(format!("{} is not valid UTF-8", self.shown())))
+    }
+
+    /// A message about the value, with the value cut to a readable length.
+    fn wrong(&self, why: impl std::fmt::Display) -> ConfigError {
+        self.invalid(bounded(&why.to_string()))
     }
 
     fn duration(&self) -> Result<Duration, ConfigError> {
-        clock::parse_duration(self.text()?).map_err(|m| self.invalid(m))
+        clock::parse_duration(self.text()?).map_err(|m| self.wrong(m))
     }
 
     fn positive_duration(&self) -> Result<Duration, ConfigError> {
         let d = self.duration()?;
         if d.is_zero() {
-            return Err(self.invalid(format!("{:?} must be greater than zero", self.raw)));
+            return Err(self.invalid(format!("{} must be greater than zero", self.shown())));
         }
         Ok(d)
     }
 
     fn signal(&self) -> Result<Sig, ConfigError> {
-        let sig: Sig = self
-            .text()?
+        self.text()?
             .parse()
-            .map_err(|e: signals::SigError| self.invalid(e.to_string()))?;
+            .map_err(|e: signals::SigError| self.wrong(e))
+    }
+
+    /// A signal the supervisor can ask a process to stop with: one it can send and receive, and
+    /// not one whose default action continues or suspends a process (the child would then run on
+    /// until the SIGKILL).
+    fn stop_signal(&self) -> Result<Sig, ConfigError> {
+        let sig = self.signal()?;
         if sig.handling() != signals::Handling::Forward {
             return Err(self.invalid(format!("{sig} cannot ask a process to stop")));
+        }
+        if sig.suspends_or_continues() {
+            return Err(self.invalid(format!(
+                "{sig} stops nothing: its default action continues or suspends a process, which \
+                 then runs until the SIGKILL (use TERM, INT, QUIT or the image's STOPSIGNAL)"
+            )));
         }
         Ok(sig)
     }
 
-    fn target(&self) -> Result<Target, ConfigError> {
-        self.text()?
-            .parse::<Target>()
-            .map_err(|e| self.invalid(e.to_string()))
+    /// A readiness target; the `docker` preset is resolved against the container's variables.
+    fn target(&self, docker: &DockerEnv) -> Result<Target, ConfigError> {
+        Target::parse_with(self.text()?, docker).map_err(|e| self.wrong(e))
     }
 
     /// A path naming a file (not empty, not ending in `/` or `..`).
@@ -112,10 +154,7 @@ impl Val {
         }
         let p = PathBuf::from(&self.raw);
         if p.file_name().is_none() || self.raw.as_bytes().ends_with(b"/") {
-            return Err(self.invalid(format!(
-                "{:?} does not name a file",
-                p.display().to_string()
-            )));
+            return Err(self.invalid(format!("{} does not name a file", self.shown())));
         }
         Ok(p)
     }
@@ -129,53 +168,63 @@ impl Val {
             .map(|(_, v)| *v)
             .ok_or_else(|| {
                 let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-                self.invalid(format!("invalid value {t:?} (use {})", names.join(", ")))
+                self.invalid(format!(
+                    "invalid value {} (use {})",
+                    self.shown(),
+                    names.join(", ")
+                ))
             })
     }
 }
 
+/// A message cut to a readable length (it may quote a value).
+fn bounded(text: &str) -> String {
+    const MAX: usize = 2 * SHOWN + 200;
+    match text.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
 /// Reads options from the parsed command line, falling back to the environment, then to the
-/// definition's default.
+/// table's default.
 struct Source<'a> {
     args: &'a cli::Args,
-    /// Each option's variable, looked up once: (option id, variable, value).
-    env: Vec<(&'static str, String, OsString)>,
+    /// Each option's variable, looked up once: (option, variable, value).
+    env: Vec<(Id, String, OsString)>,
     /// What should be said once logging is up: settings ignored (warnings), presets expanded.
     notes: std::cell::RefCell<Vec<Note>>,
+    /// The Docker variables the `docker` readiness preset reads.
+    docker: DockerEnv,
 }
 
 impl Source<'_> {
     /// An option `id` that does nothing without `need`: refused when it was on the command line;
     /// when it came from the environment (an image's default), ignored with a warning. Returns
     /// whether to keep it.
-    fn needs(
-        &self,
-        id: &'static str,
-        missing: bool,
-        need: &'static str,
-    ) -> Result<bool, ConfigError> {
+    fn needs(&self, id: Id, missing: bool, need: &'static str) -> Result<bool, ConfigError> {
         if !missing {
             return Ok(true);
         }
-        let flag = Place::Flag(id).to_string();
         if self.on_command_line(id) {
             return Err(ConfigError::Needs {
-                option: flag,
+                option: id.flag(),
                 needs: need,
             });
         }
         self.notes.borrow_mut().push(Note::Warn(format!(
-            "{} is set but {flag} does nothing without {need}; ignoring it",
-            cli::env_var(id)
+            "{} is set but {} does nothing without {need}; ignoring it",
+            id.var(),
+            id.flag()
         )));
         Ok(false)
     }
 
-    fn on_command_line(&self, id: &str) -> bool {
+    fn on_command_line(&self, id: Id) -> bool {
         !self.args.values(id).is_empty()
     }
 
-    fn env_value(&self, id: &'static str) -> Option<Val> {
+    fn env_value(&self, id: Id) -> Option<Val> {
         self.env
             .iter()
             .find(|(o, _, _)| *o == id)
@@ -185,33 +234,44 @@ impl Source<'_> {
             })
     }
 
-    /// The value of a single-valued option, if it has one (from the command line, the
-    /// environment, or its default).
-    fn one(&self, id: &'static str) -> Option<Val> {
+    /// The value of a single-valued option, if it was given (on the command line or in the
+    /// environment).
+    fn given_value(&self, id: Id) -> Option<Val> {
         if let Some(raw) = self.args.values(id).pop() {
             return Some(Val {
                 raw,
                 place: Place::Flag(id),
             });
         }
-        if let Some(v) = self.env_value(id) {
-            return Some(v);
-        }
-        let default = self.args.spec(id).and_then(|o| o.default)?;
-        Some(Val {
-            raw: default.into(),
-            place: Place::Flag(id),
+        self.env_value(id)
+    }
+
+    /// The value of a single-valued option: given, or its default.
+    fn one(&self, id: Id) -> Option<Val> {
+        self.given_value(id).or_else(|| {
+            let default = self.args.spec(id).and_then(|o| o.default)?;
+            Some(Val {
+                raw: default.into(),
+                place: Place::Flag(id),
+            })
+        })
+    }
+
+    /// The value of an option that has a default in the table (a test checks every such read).
+    fn defaulted(&self, id: Id) -> Result<Val, ConfigError> {
+        self.one(id).ok_or_else(|| {
+            ConfigError::CommandLine(format!("{} has no default (a bug)", id.flag()))
         })
     }
 
     /// Whether the option was given at all (not just its default).
-    fn given(&self, id: &'static str) -> bool {
+    fn given(&self, id: Id) -> bool {
         self.on_command_line(id) || self.env.iter().any(|(o, _, _)| *o == id)
     }
 
     /// The values of a repeatable option: each occurrence on the command line is one value;
     /// otherwise its variable's list.
-    fn many(&self, id: &'static str) -> Result<Vec<Val>, ConfigError> {
+    fn many(&self, id: Id) -> Result<Vec<Val>, ConfigError> {
         if self.on_command_line(id) {
             return Ok(self
                 .args
@@ -227,13 +287,15 @@ impl Source<'_> {
             return Ok(Vec::new());
         };
         if v.raw.is_empty() {
-            return Ok(Vec::new());
+            return Err(ConfigError::Empty {
+                place: v.place.to_string(),
+            });
         }
         let items = split_list(&v.raw);
         if items.iter().any(|i| i.is_empty()) {
             return Err(v.invalid(format!(
-                "{:?} has an empty item (write a comma inside an item as \\,)",
-                v.raw
+                "{} has an empty item (write a comma inside an item as \\,)",
+                v.shown()
             )));
         }
         Ok(items
@@ -246,7 +308,7 @@ impl Source<'_> {
     }
 
     /// A flag: present on the command line, or its variable says true.
-    fn flag(&self, id: &'static str) -> Result<bool, ConfigError> {
+    fn flag(&self, id: Id) -> Result<bool, ConfigError> {
         if self.on_command_line(id) {
             return Ok(true);
         }
@@ -263,6 +325,14 @@ impl Source<'_> {
             ("on", true),
             ("off", false),
         ])
+    }
+
+    fn duration(&self, id: Id) -> Result<Duration, ConfigError> {
+        self.defaulted(id)?.duration()
+    }
+
+    fn positive(&self, id: Id) -> Result<Option<Duration>, ConfigError> {
+        self.one(id).map(|v| v.positive_duration()).transpose()
     }
 }
 
@@ -327,10 +397,7 @@ pub struct MainConfig {
     pub on_wait_timeout: OnWaitTimeout,
     pub requires: Vec<PathBuf>,
     pub timeout: Option<Duration>,
-    pub grace: Duration,
-    pub stop_signal: Sig,
-    pub stop_delay: Duration,
-    pub term_signals: SigSet,
+    pub stop: StopSettings,
     pub quit_urls: Vec<HttpUrl>,
     pub termination_log: Option<PathBuf>,
     pub command: Vec<OsString>,
@@ -344,15 +411,37 @@ pub struct SidecarConfig {
     pub poll: Duration,
     pub ready_when: Vec<Target>,
     pub ready_file: Option<PathBuf>,
-    pub stop_signal: Sig,
-    pub grace: Duration,
-    pub stop_delay: Duration,
-    pub term_signals: SigSet,
+    pub stop: StopSettings,
     pub quit_urls: Vec<HttpUrl>,
     pub exit_code: ExitPolicy,
     pub done_file: Option<PathBuf>,
     pub termination_log: Option<PathBuf>,
     pub command: Vec<OsString>,
+}
+
+/// Whether every path is absolute: then nothing needs the working directory once the command
+/// runs.
+fn all_absolute<'a>(paths: impl IntoIterator<Item = &'a Path>, targets: &'a [Target]) -> bool {
+    paths
+        .into_iter()
+        .chain(targets.iter().flat_map(Target::paths))
+        .all(Path::is_absolute)
+}
+
+impl MainConfig {
+    pub fn paths_are_absolute(&self) -> bool {
+        // The marker's directory is held open from the start: it needs no working directory.
+        let paths = self.requires.iter().chain(&self.termination_log);
+        all_absolute(paths.map(PathBuf::as_path), &self.wait_for)
+    }
+}
+
+impl SidecarConfig {
+    pub fn paths_are_absolute(&self) -> bool {
+        // The marker's and the ready file's directories are held open from the start.
+        let paths = self.wait_files.iter().chain(&self.termination_log);
+        all_absolute(paths.map(PathBuf::as_path), &self.ready_when)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -398,44 +487,110 @@ pub enum Invocation {
     Print(String),
 }
 
+/// A command line that could not be read: what was wrong, and where the termination message
+/// should say so (the `--termination-log` of the command line or the environment, if it could be
+/// made out, else the kubelet's file when it is there).
+#[derive(Debug)]
+pub struct Refused {
+    pub error: ConfigError,
+    pub termination_log: Option<PathBuf>,
+}
+
 /// Parses this process's command line and environment.
-pub fn from_process() -> Result<Invocation, ConfigError> {
-    // One pass over the environment, copying only our variables (and RUST_LOG), rather than a
-    // getenv per option or a copy of every variable.
-    let ours: Vec<(OsString, OsString)> = our_environment();
-    parse(std::env::args_os(), &|var| {
+pub fn from_process() -> Result<Invocation, Refused> {
+    let ours = our_environment();
+    let env = |var: &str| {
         ours.iter()
             .find(|(k, _)| k.as_bytes() == var.as_bytes())
             .map(|(_, v)| v.clone())
-    })
+    };
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    match parse(argv.iter().cloned(), &env) {
+        Ok(Invocation::Run {
+            log,
+            mode,
+            mut notes,
+        }) => {
+            notes.extend(unknown_variables(&ours));
+            Ok(Invocation::Run { log, mode, notes })
+        }
+        Ok(print) => Ok(print),
+        Err(error) => Err(Refused {
+            termination_log: termination_log_hint(&argv, &env),
+            error,
+        }),
+    }
 }
 
-unsafe extern "C" {
-    /// The C library's environment array (POSIX).
-    static environ: *const *const std::ffi::c_char;
-}
-
-/// The `SUPERVISOR_*` and `RUST_LOG` variables of this process.
+/// The `SUPERVISOR_*` and `RUST_LOG` variables of this process, and the ones of the images the
+/// presets read (`DOCKER_*`). One pass, copying only those.
 fn our_environment() -> Vec<(OsString, OsString)> {
-    let mut out = Vec::new();
-    // SAFETY: this runs at start-up, before any thread exists, so nothing changes the environment
-    // while it is read; `environ` is a NULL-terminated array of NUL-terminated strings.
-    unsafe {
-        let mut entry = environ;
-        while !entry.is_null() && !(*entry).is_null() {
-            let bytes = std::ffi::CStr::from_ptr(*entry).to_bytes();
-            if bytes.starts_with(b"SUPERVISOR_") || bytes.starts_with(b"RUST_LOG=") {
-                if let Some(eq) = bytes.iter().position(|&b| b == b'=') {
-                    out.push((
-                        OsStr::from_bytes(&bytes[..eq]).to_os_string(),
-                        OsStr::from_bytes(&bytes[eq + 1..]).to_os_string(),
-                    ));
-                }
-            }
-            entry = entry.add(1);
+    std::env::vars_os()
+        .filter(|(k, _)| {
+            let k = k.as_bytes();
+            k.starts_with(b"SUPERVISOR_") || k == b"RUST_LOG" || k.starts_with(b"DOCKER_")
+        })
+        .collect()
+}
+
+/// A warning for each `SUPERVISOR_*` variable that no option of any mode reads (a typo would
+/// otherwise be ignored without a word), with the closest real name.
+fn unknown_variables(env: &[(OsString, OsString)]) -> Vec<Note> {
+    let known: Vec<String> = cli::MODES
+        .iter()
+        .flat_map(|m| m.options.iter())
+        .chain(cli::GLOBAL)
+        .map(|o| o.id.var())
+        .collect();
+    env.iter()
+        .map(|(k, _)| k.to_string_lossy())
+        .filter(|k| k.starts_with("SUPERVISOR_") && !known.iter().any(|v| v == k))
+        .map(|k| {
+            let hint = cli::suggest(&k, known.iter().cloned())
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
+            Note::Warn(format!(
+                "{} is not a supervisor setting; ignoring it{hint}",
+                bounded(&k)
+            ))
+        })
+        .collect()
+}
+
+/// Where a usage error's termination message goes, read from the raw command line and
+/// environment (the line may not parse): `--termination-log` before `--`, then its variable,
+/// then the kubelet's file when this container has a writable one. Empty turns it off.
+fn termination_log_hint(
+    argv: &[OsString],
+    env: &dyn Fn(&str) -> Option<OsString>,
+) -> Option<PathBuf> {
+    let flag = Id::TerminationLog.flag();
+    let mut given = None;
+    let mut words = argv.iter().skip(1);
+    while let Some(w) = words.next() {
+        let b = w.as_bytes();
+        if b == b"--" {
+            break;
+        }
+        if b == flag.as_bytes() {
+            given = words.next().cloned();
+        } else if let Some(v) = b.strip_prefix(format!("{flag}=").as_bytes()) {
+            given = Some(OsStr::from_bytes(v).to_os_string());
         }
     }
-    out
+    match given.or_else(|| env(&Id::TerminationLog.var())) {
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => kubelet_termination_log(),
+    }
+}
+
+/// `/dev/termination-log`, when this container has a writable one (the kubelet mounts it).
+fn kubelet_termination_log() -> Option<PathBuf> {
+    let default = Path::new("/dev/termination-log");
+    nix::unistd::access(default, nix::unistd::AccessFlags::W_OK)
+        .is_ok()
+        .then(|| default.to_path_buf())
 }
 
 /// Parses and validates a whole `supervisor` command line (`argv[0]` included) exactly as the
@@ -475,7 +630,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let args = match cli::parse(argv).map_err(ConfigError::CommandLine)? {
+    let args = match cli::parse(argv).map_err(|e| ConfigError::CommandLine(bounded(&e)))? {
         cli::Request::Print(text) => return Ok(Invocation::Print(text)),
         cli::Request::Run(args) => args,
     };
@@ -485,7 +640,7 @@ where
         .iter()
         .chain(cli::GLOBAL)
         .filter_map(|o| {
-            let var = cli::env_var(o.id);
+            let var = o.id.var();
             env(&var).map(|v| (o.id, var, v))
         })
         .collect();
@@ -493,12 +648,13 @@ where
         args: &args,
         env: env_values,
         notes: Default::default(),
+        docker: DockerEnv::from_env(env),
     };
-    let mode = match args.mode.name {
-        "main" => Parsed::Main(main_config(&s)?),
-        "sidecar" => Parsed::Sidecar(sidecar_config(&s)?),
-        "probe" => Parsed::Probe(probe_config(&s)?),
-        _ => Parsed::Install(install_config(&s)?),
+    let mode = match args.mode.id {
+        ModeId::Main => Parsed::Main(main_config(&s)?),
+        ModeId::Sidecar => Parsed::Sidecar(sidecar_config(&s)?),
+        ModeId::Probe => Parsed::Probe(probe_config(&s)?),
+        ModeId::Install => Parsed::Install(install_config(&s)?),
     };
     Ok(Invocation::Run {
         log: log_settings(&s, env)?,
@@ -511,11 +667,11 @@ fn log_settings(
     s: &Source,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<LogSettings, ConfigError> {
-    let level = match s.one("log_level") {
+    let level = match s.one(Id::LogLevel) {
         Some(v) => crate::logging::parse_level(v.text()?).ok_or_else(|| {
             v.invalid(format!(
-                "invalid level {:?} (use error, warn, info, debug or trace)",
-                v.raw
+                "invalid level {} (use error, warn, info, debug or trace)",
+                v.shown()
             ))
         })?,
         // RUST_LOG is a convention, not ours to validate: a value we cannot read is ignored.
@@ -523,87 +679,67 @@ fn log_settings(
             .and_then(|v| crate::logging::parse_level(&v.to_string_lossy()))
             .unwrap_or(LevelFilter::INFO),
     };
-    let format = match s.one("log_format") {
-        Some(v) => v.choice(&[("text", Format::Text), ("json", Format::Json)])?,
-        None => Format::Text,
-    };
+    let format = s
+        .defaulted(Id::LogFormat)?
+        .choice(&[("text", Format::Text), ("json", Format::Json)])?;
     Ok(LogSettings { level, format })
 }
 
-fn targets(s: &Source, id: &'static str) -> Result<Vec<Target>, ConfigError> {
+fn targets(s: &Source, id: Id) -> Result<Vec<Target>, ConfigError> {
     let mut out = Vec::new();
     for v in s.many(id)? {
-        let t = v.target()?;
-        if crate::presets::ready_url(v.text()?).is_some() {
-            s.notes
-                .borrow_mut()
-                .push(Note::Info(format!("{} {} is GET {t}", v.place, v.text()?)));
+        let t = v.target(&s.docker)?;
+        if let Some(expansion) = t.expansion(v.text()?) {
+            s.notes.borrow_mut().push(Note::Info(format!(
+                "{} {} is {expansion}",
+                v.place,
+                v.text()?
+            )));
         }
         out.push(t);
     }
     Ok(out)
 }
 
-fn paths(s: &Source, id: &'static str) -> Result<Vec<PathBuf>, ConfigError> {
+fn paths(s: &Source, id: Id) -> Result<Vec<PathBuf>, ConfigError> {
     s.many(id)?.iter().map(Val::file_path).collect()
 }
 
-fn opt_duration(
-    s: &Source,
-    id: &'static str,
-    positive: bool,
-) -> Result<Option<Duration>, ConfigError> {
-    s.one(id)
-        .map(|v| {
-            if positive {
-                v.positive_duration()
-            } else {
-                v.duration()
-            }
-        })
-        .transpose()
-}
-
-fn duration(s: &Source, id: &'static str) -> Result<Duration, ConfigError> {
-    Ok(opt_duration(s, id, false)?.unwrap_or_default())
-}
-
-fn signal(s: &Source, id: &'static str) -> Result<Sig, ConfigError> {
-    s.one(id).map_or(Ok(Sig::TERM), |v| v.signal())
-}
-
-fn term_signals(s: &Source) -> Result<SigSet, ConfigError> {
-    match s.one("term_signals") {
-        Some(v) => signals::parse_list(v.text()?).map_err(|e| v.invalid(e.to_string())),
-        None => Ok(SigSet::empty().with(Sig::TERM).with(Sig::INT)),
-    }
+fn stop_settings(s: &Source) -> Result<StopSettings, ConfigError> {
+    let term = s.defaulted(Id::TermSignals)?;
+    Ok(StopSettings {
+        grace: s.duration(Id::Grace)?,
+        stop_signal: s.defaulted(Id::StopSignal)?.stop_signal()?,
+        stop_delay: s.duration(Id::StopDelay)?,
+        term_signals: signals::parse_list(term.text()?).map_err(|e| term.wrong(e))?,
+    })
 }
 
 /// `--quit-url` and `--quit` presets, loopback only unless `--allow-remote-quit`.
 fn quit_urls(s: &Source) -> Result<Vec<HttpUrl>, ConfigError> {
-    let allow_remote = s.flag("allow_remote_quit")?;
+    let allow_remote = s.flag(Id::AllowRemoteQuit)?;
     let mut urls = Vec::new();
-    for v in s.many("quit_url")? {
-        let url = http::parse_url(v.text()?).map_err(|e| v.invalid(e.to_string()))?;
+    for v in s.many(Id::QuitUrl)? {
+        let url = http::parse_url(v.text()?).map_err(|e| v.wrong(e))?;
         if !allow_remote && !http::is_loopback(&url.host) {
             return Err(v.invalid(format!(
-                "{:?} is not a loopback address (use --allow-remote-quit to allow it)",
-                v.raw
+                "{} is not a loopback address (use --allow-remote-quit to allow it)",
+                v.shown()
             )));
         }
         urls.push(url);
     }
-    for v in s.many("quit")? {
-        let url = crate::presets::quit_url(v.text()?).map_err(|m| v.invalid(m))?;
+    for v in s.many(Id::Quit)? {
+        let url = crate::presets::quit_url(v.text()?).map_err(|m| v.wrong(m))?;
         s.notes.borrow_mut().push(Note::Info(format!(
             "{} {} is POST {url}",
             v.place,
             v.text()?
         )));
-        urls.push(http::parse_url(&url).map_err(|e| v.invalid(e.to_string()))?);
+        urls.push(http::parse_url(&url).map_err(|e| v.wrong(e))?);
     }
     s.needs(
-        "allow_remote_quit",
+        Id::AllowRemoteQuit,
         allow_remote && urls.is_empty(),
         "--quit-url",
     )?;
@@ -613,71 +749,65 @@ fn quit_urls(s: &Source) -> Result<Vec<HttpUrl>, ConfigError> {
 /// `--termination-log`: the given path (empty: off), else the kubelet's file when this container
 /// has a writable one.
 fn termination_log(s: &Source) -> Result<Option<PathBuf>, ConfigError> {
-    match s.one("termination_log") {
+    match s.given_value(Id::TerminationLog) {
         Some(v) if v.raw.is_empty() => Ok(None),
         Some(v) => v.file_path().map(Some),
-        None => {
-            let default = Path::new("/dev/termination-log");
-            Ok(nix::unistd::access(default, nix::unistd::AccessFlags::W_OK)
-                .is_ok()
-                .then(|| default.to_path_buf()))
-        }
+        None => Ok(kubelet_termination_log()),
     }
 }
 
-fn command(s: &Source) -> Vec<OsString> {
-    s.args.positional.clone()
+/// A marker path of this supervisor's own that a watched path must not be.
+fn not_own(s: &Source, id: Id, own: &Option<PathBuf>, whose: &str) -> Result<(), ConfigError> {
+    if let Some(d) = own {
+        if let Some(v) = s.many(id)?.iter().find(|v| Path::new(&v.raw) == d) {
+            return Err(v.invalid(format!("{} is this {whose}'s own --done-file", v.shown())));
+        }
+    }
+    Ok(())
 }
 
 fn main_config(s: &Source) -> Result<MainConfig, ConfigError> {
-    let done_file = s.one("done_file").map(|v| v.file_path()).transpose()?;
-    let mut heartbeat = opt_duration(s, "heartbeat", true)?;
+    let done_file = s
+        .given_value(Id::DoneFile)
+        .map(|v| v.file_path())
+        .transpose()?;
+    let mut heartbeat = s.positive(Id::Heartbeat)?;
     if !s.needs(
-        "heartbeat",
+        Id::Heartbeat,
         heartbeat.is_some() && done_file.is_none(),
         "--done-file (the lease lives beside it)",
     )? {
         heartbeat = None;
     }
-    let wait_for = targets(s, "wait_for")?;
-    let mut wait_timeout = opt_duration(s, "wait_timeout", false)?;
+    let wait_for = targets(s, Id::WaitFor)?;
+    let mut wait_timeout = s
+        .given_value(Id::WaitTimeout)
+        .map(|v| v.duration())
+        .transpose()?;
     if !s.needs(
-        "wait_timeout",
+        Id::WaitTimeout,
         wait_timeout.is_some() && wait_for.is_empty(),
         "--wait-for",
     )? {
         wait_timeout = None;
     }
     s.needs(
-        "on_wait_timeout",
-        s.given("on_wait_timeout") && wait_timeout.is_none(),
+        Id::OnWaitTimeout,
+        s.given(Id::OnWaitTimeout) && wait_timeout.is_none(),
         "--wait-timeout",
     )?;
-    let requires = paths(s, "requires")?;
-    if let Some(d) = &done_file {
-        if let Some(r) = s.many("requires")?.iter().find(|v| Path::new(&v.raw) == d) {
-            return Err(r.invalid(format!(
-                "{:?} is this main's own --done-file",
-                d.display().to_string()
-            )));
-        }
-    }
+    let requires = paths(s, Id::Requires)?;
+    not_own(s, Id::Requires, &done_file, "main")?;
     Ok(MainConfig {
-        on_wait_timeout: match s.one("on_wait_timeout") {
-            Some(v) => v.choice(&[
-                ("fail", OnWaitTimeout::Fail),
-                ("continue", OnWaitTimeout::Continue),
-            ])?,
-            None => OnWaitTimeout::Fail,
-        },
-        timeout: opt_duration(s, "timeout", true)?,
-        grace: duration(s, "grace")?,
-        stop_signal: signal(s, "stop_signal")?,
-        stop_delay: duration(s, "stop_delay")?,
-        term_signals: term_signals(s)?,
+        on_wait_timeout: s.defaulted(Id::OnWaitTimeout)?.choice(&[
+            ("fail", OnWaitTimeout::Fail),
+            ("continue", OnWaitTimeout::Continue),
+        ])?,
+        timeout: s.positive(Id::Timeout)?,
+        stop: stop_settings(s)?,
         quit_urls: quit_urls(s)?,
         termination_log: termination_log(s)?,
-        command: command(s),
+        command: s.args.positional.clone(),
         done_file,
         heartbeat,
         wait_for,
@@ -687,57 +817,49 @@ fn main_config(s: &Source) -> Result<MainConfig, ConfigError> {
 }
 
 fn sidecar_config(s: &Source) -> Result<SidecarConfig, ConfigError> {
-    let wait_files = paths(s, "wait_file")?;
+    let wait_files = paths(s, Id::WaitFile)?;
     let native = wait_files.is_empty();
-    let mut stale_after = opt_duration(s, "stale_after", true)?;
+    let mut stale_after = s.positive(Id::StaleAfter)?;
     if !s.needs(
-        "stale_after",
+        Id::StaleAfter,
         native && stale_after.is_some(),
         "--wait-file",
     )? {
         stale_after = None;
     }
-    s.needs("on", native && s.given("on"), "--wait-file")?;
-    s.needs("exit_code", native && s.given("exit_code"), "--wait-file")?;
-    let ready_when = targets(s, "ready_when")?;
-    let mut ready_file = s.one("ready_file").map(|v| v.file_path()).transpose()?;
+    s.needs(Id::On, native && s.given(Id::On), "--wait-file")?;
+    s.needs(Id::ExitCode, native && s.given(Id::ExitCode), "--wait-file")?;
+    let ready_when = targets(s, Id::ReadyWhen)?;
+    let mut ready_file = s
+        .given_value(Id::ReadyFile)
+        .map(|v| v.file_path())
+        .transpose()?;
     if !s.needs(
-        "ready_file",
+        Id::ReadyFile,
         ready_file.is_some() && ready_when.is_empty(),
         "--ready-when",
     )? {
         ready_file = None;
     }
-    let done_file = s.one("done_file").map(|v| v.file_path()).transpose()?;
-    if let Some(d) = &done_file {
-        if let Some(w) = s.many("wait_file")?.iter().find(|v| Path::new(&v.raw) == d) {
-            return Err(w.invalid(format!(
-                "{:?} is this sidecar's own --done-file",
-                d.display().to_string()
-            )));
-        }
-    }
+    let done_file = s
+        .given_value(Id::DoneFile)
+        .map(|v| v.file_path())
+        .transpose()?;
+    not_own(s, Id::WaitFile, &done_file, "sidecar")?;
     Ok(SidecarConfig {
-        on: match s.one("on") {
-            Some(v) => v.choice(&[("any", OnPolicy::Any), ("success", OnPolicy::Success)])?,
-            None => OnPolicy::Any,
-        },
-        poll: opt_duration(s, "poll", true)?.unwrap_or(Duration::from_secs(1)),
-        stop_signal: signal(s, "stop_signal")?,
-        grace: duration(s, "grace")?,
-        stop_delay: duration(s, "stop_delay")?,
-        term_signals: term_signals(s)?,
+        on: s
+            .defaulted(Id::On)?
+            .choice(&[("any", OnPolicy::Any), ("success", OnPolicy::Success)])?,
+        poll: s.defaulted(Id::Poll)?.positive_duration()?,
+        stop: stop_settings(s)?,
         quit_urls: quit_urls(s)?,
-        exit_code: match s.one("exit_code") {
-            Some(v) => v.choice(&[
-                ("zero", ExitPolicy::Zero),
-                ("main", ExitPolicy::Main),
-                ("daemon", ExitPolicy::Daemon),
-            ])?,
-            None => ExitPolicy::Zero,
-        },
+        exit_code: s.defaulted(Id::ExitCode)?.choice(&[
+            ("zero", ExitPolicy::Zero),
+            ("main", ExitPolicy::Main),
+            ("daemon", ExitPolicy::Daemon),
+        ])?,
         termination_log: termination_log(s)?,
-        command: command(s),
+        command: s.args.positional.clone(),
         wait_files,
         stale_after,
         ready_when,
@@ -750,36 +872,38 @@ fn probe_config(s: &Source) -> Result<ProbeConfig, ConfigError> {
     let targets = s
         .args
         .positional
-        .clone()
-        .into_iter()
+        .iter()
         .map(|raw| Val {
-            raw,
-            place: Place::Flag("TARGET"),
+            raw: raw.clone(),
+            place: Place::Arg("TARGET"),
         })
-        .map(|v| v.target())
+        .map(|v| v.target(&s.docker))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ProbeConfig {
         targets,
-        timeout: opt_duration(s, "timeout", true)?.unwrap_or(Duration::from_secs(1)),
+        timeout: s.defaulted(Id::Timeout)?.positive_duration()?,
     })
 }
 
 fn install_config(s: &Source) -> Result<InstallConfig, ConfigError> {
-    let dir = s.args.positional.first().cloned().unwrap_or_default();
     if s.args.positional.len() > 1 {
         return Err(ConfigError::CommandLine(format!(
             "install takes one DIR, not {}",
             s.args.positional.len()
         )));
     }
-    if dir.is_empty() {
+    let dir = Val {
+        raw: s.args.positional.first().cloned().unwrap_or_default(),
+        place: Place::Arg("DIR"),
+    };
+    if dir.raw.is_empty() {
         return Err(ConfigError::Empty {
-            place: "DIR".into(),
+            place: dir.place.to_string(),
         });
     }
     Ok(InstallConfig {
-        dir: PathBuf::from(dir),
-        allow_dynamic: s.flag("allow_dynamic")?,
+        dir: PathBuf::from(dir.raw),
+        allow_dynamic: s.flag(Id::AllowDynamic)?,
     })
 }
 
@@ -854,13 +978,13 @@ mod tests {
             s.wait_files,
             [PathBuf::from("/s/a,b"), PathBuf::from("/s/c")]
         );
-        assert_eq!(s.grace, Duration::from_secs(3));
+        assert_eq!(s.stop.grace, Duration::from_secs(3));
         let s = sidecar(
             &["--grace=4s", "--wait-file=/x", "--", "d"],
             &[("SUPERVISOR_GRACE", "3s"), ("SUPERVISOR_WAIT_FILE", "/y")],
         );
         assert_eq!(
-            (s.grace, s.wait_files),
+            (s.stop.grace, s.wait_files),
             (Duration::from_secs(4), vec![PathBuf::from("/x")])
         );
         let m = main(
@@ -989,10 +1113,10 @@ mod tests {
         );
         assert_eq!(m.wait_for[0].to_string(), "http://127.0.0.1:9090/startup");
         assert_eq!(
-            (m.grace, m.stop_signal),
+            (m.stop.grace, m.stop.stop_signal),
             (Duration::from_secs(25), Sig::TERM)
         );
-        assert_eq!(m.term_signals.to_string(), "INT,TERM");
+        assert_eq!(m.stop.term_signals.to_string(), "INT,TERM");
         let s = sidecar(
             &[
                 "--term-signals=QUIT,RTMIN+3",
@@ -1002,7 +1126,178 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(s.term_signals.to_string(), "QUIT,RTMIN+3");
-        assert_eq!(s.grace, Duration::from_secs(10));
+        assert_eq!(s.stop.term_signals.to_string(), "QUIT,RTMIN+3");
+        assert_eq!(s.stop.grace, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn every_mode_reads_its_defaults_from_the_table() {
+        // Each read of a defaulted option fails loudly if the table lost its default.
+        for args in [
+            &["main", "--", "x"][..],
+            &["sidecar", "--wait-file=/d", "--", "x"],
+            &["sidecar", "--", "x"],
+            &["probe", "file:/x"],
+            &["install", "/x"],
+        ] {
+            run(args, &[]).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        let s = sidecar(&["--wait-file=/d", "--", "x"], &[]);
+        assert_eq!(
+            (s.poll, s.on, s.exit_code, s.stop.stop_signal),
+            (
+                Duration::from_secs(1),
+                OnPolicy::Any,
+                ExitPolicy::Zero,
+                Sig::TERM
+            )
+        );
+    }
+
+    #[test]
+    fn an_empty_value_is_an_error_wherever_it_comes_from() {
+        for (args, env, want) in [
+            (
+                &["main", "--", "x"][..],
+                ("SUPERVISOR_WAIT_FOR", ""),
+                "SUPERVISOR_WAIT_FOR is empty",
+            ),
+            (
+                &["main", "--", "x"],
+                ("SUPERVISOR_REQUIRES", ""),
+                "SUPERVISOR_REQUIRES is empty",
+            ),
+            (
+                &["main", "--", "x"],
+                ("SUPERVISOR_GRACE", ""),
+                "SUPERVISOR_GRACE is empty",
+            ),
+            (
+                &["main", "--wait-for=", "--", "x"],
+                ("X", ""),
+                "--wait-for is empty",
+            ),
+        ] {
+            assert_eq!(err(args, &[env]), want, "{args:?} {env:?}");
+        }
+        // The one exception, documented: an empty termination log turns it off.
+        let m = main(&["--", "x"], &[("SUPERVISOR_TERMINATION_LOG", "")]);
+        assert_eq!(m.termination_log, None);
+    }
+
+    #[test]
+    fn a_stop_signal_that_stops_nothing_is_refused() {
+        for sig in ["CONT", "TSTP", "TTIN", "TTOU"] {
+            let e = err(&["main", &format!("--stop-signal={sig}"), "--", "x"], &[]);
+            assert!(
+                e.starts_with(&format!("--stop-signal: {sig} stops nothing")),
+                "{e}"
+            );
+            let e = err(&["sidecar", "--", "x"], &[("SUPERVISOR_STOP_SIGNAL", sig)]);
+            assert!(e.starts_with("SUPERVISOR_STOP_SIGNAL:"), "{e}");
+        }
+        // httpd's STOPSIGNAL is WINCH: a handler makes it a stop.
+        assert_eq!(
+            main(&["--stop-signal=WINCH", "--", "x"], &[])
+                .stop
+                .stop_signal,
+            Sig::WINCH
+        );
+    }
+
+    #[test]
+    fn values_in_errors_are_cut_to_a_readable_length() {
+        let long = "x".repeat(100_000);
+        for (args, env) in [
+            (
+                vec![
+                    "main".to_string(),
+                    format!("--grace={long}"),
+                    "--".into(),
+                    "x".into(),
+                ],
+                None,
+            ),
+            (
+                vec!["main".into(), "--".into(), "x".into()],
+                Some(("SUPERVISOR_GRACE", long.as_str())),
+            ),
+            (
+                vec!["main".into(), format!("--{long}"), "--".into(), "x".into()],
+                None,
+            ),
+            (vec![long.clone()], None),
+            (vec!["probe".into(), long.clone()], None),
+        ] {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.into_iter().collect();
+            let e = err(&args, &env);
+            assert!(e.len() < 1200, "{} bytes: {}", e.len(), &e[..200]);
+            assert!(!e.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn positional_values_are_named_as_such() {
+        assert!(
+            err(&["probe", "bogus"], &[]).starts_with("TARGET: invalid target \"bogus\""),
+            "{}",
+            err(&["probe", "bogus"], &[])
+        );
+    }
+
+    #[test]
+    fn unknown_variables_are_named_with_a_suggestion() {
+        let env: Vec<(OsString, OsString)> = [
+            ("SUPERVISOR_DONE_FIEL", "/x"),
+            ("SUPERVISOR_GRACE", "1s"),
+            ("SUPERVISOR_WAIT_FILE", "/y"),
+            ("DOCKER_HOST", "unix:///x"),
+        ]
+        .iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect();
+        assert_eq!(
+            unknown_variables(&env),
+            vec![Note::Warn(
+                "SUPERVISOR_DONE_FIEL is not a supervisor setting; ignoring it (did you mean SUPERVISOR_DONE_FILE?)".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_usage_error_s_termination_message_goes_where_the_line_says() {
+        let argv = |a: &[&str]| -> Vec<OsString> {
+            std::iter::once("supervisor")
+                .chain(a.iter().copied())
+                .map(OsString::from)
+                .collect()
+        };
+        let none = |_: &str| None;
+        assert_eq!(
+            termination_log_hint(
+                &argv(&["main", "--termination-log", "/t/x", "--grace=zz"]),
+                &none
+            ),
+            Some(PathBuf::from("/t/x"))
+        );
+        assert_eq!(
+            termination_log_hint(&argv(&["main", "--termination-log=/t/y"]), &none),
+            Some(PathBuf::from("/t/y"))
+        );
+        assert_eq!(
+            termination_log_hint(&argv(&["main", "--", "--termination-log=/t/y"]), &none),
+            kubelet_termination_log(),
+            "after -- it is the command's"
+        );
+        let env = |v: &str| (v == "SUPERVISOR_TERMINATION_LOG").then(|| OsString::from("/t/z"));
+        assert_eq!(
+            termination_log_hint(&argv(&["main"]), &env),
+            Some(PathBuf::from("/t/z"))
+        );
+        assert_eq!(
+            termination_log_hint(&argv(&["main", "--termination-log="]), &env),
+            None
+        );
     }
 }

@@ -4,42 +4,12 @@
 //! Policies decide an [`Ending`]; nothing downstream decides again. The exit code of each ending
 //! lives in `exit` (the one table); the words live here.
 
+use crate::child::{SpawnError, SpawnFailure};
 use crate::clock;
 use crate::marker::{Dependency, Reason};
+pub use crate::reaper::ChildStatus;
 use crate::signals::Sig;
 use std::time::Duration;
-
-/// How a supervised child ended, as seen by `waitpid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildStatus {
-    Exited(i32),
-    Signaled(Sig),
-}
-
-impl ChildStatus {
-    /// The exit code a shell reports: the code, or 128+N for a signal.
-    pub fn code(self) -> i32 {
-        match self {
-            ChildStatus::Exited(c) => c,
-            ChildStatus::Signaled(sig) => 128 + sig.number(),
-        }
-    }
-
-    /// `exited with code 3`, `was killed by signal TERM`.
-    pub fn describe(self) -> String {
-        match self {
-            ChildStatus::Exited(c) => format!("exited with code {c}"),
-            ChildStatus::Signaled(s) => format!("was killed by signal {s}"),
-        }
-    }
-
-    fn signal(self) -> Option<Sig> {
-        match self {
-            ChildStatus::Signaled(s) => Some(s),
-            ChildStatus::Exited(_) => None,
-        }
-    }
-}
 
 /// Why an exec failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +26,18 @@ pub enum StopCause {
     MainsDone { main_code: Option<i64> },
     /// A main's lease was released, or went stale, without a marker.
     MainVanished { lease: String },
-    /// A stop signal reached the sidecar itself (pod deletion, a native sidecar's shutdown).
+    /// A stop signal reached the supervisor itself (pod deletion, a native sidecar's shutdown).
     Requested(Sig),
+    /// `main`: a `--requires` sidecar was stopped by a signal from outside: the pod is stopping.
+    PodStopping { dependency: Dependency, sig: Sig },
 }
 
-/// What a sidecar exits with after a stop (`--exit-code`).
+/// What the supervisor exits with after a stop: a main with its command's own code, a sidecar as
+/// `--exit-code` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoppedExit {
+    /// `main`: the command's own code (128+N for a signal), as a shell reports it.
+    Command,
     Zero,
     /// The main's code from its marker (clamped to 0-255; unknown counts as 0).
     MainCode(i64),
@@ -92,7 +67,8 @@ pub enum Ending {
         dependency: Dependency,
         status: Option<ChildStatus>,
     },
-    /// A sidecar stopped its daemon (`status`) `took` after asking it to.
+    /// The supervisor stopped the command (`status`) `took` after asking it to: a sidecar because
+    /// the mains were done or it was asked to stop, a main because the pod is stopping.
     Stopped {
         cause: StopCause,
         status: ChildStatus,
@@ -115,6 +91,33 @@ pub enum Ending {
 }
 
 impl Ending {
+    /// How a run ends when its command cannot be started.
+    pub fn from_spawn(e: &SpawnError) -> Ending {
+        let error = e.message.clone();
+        match e.failure {
+            SpawnFailure::NotFound => Ending::ExecFailed {
+                failure: ExecFailure::NotFound,
+                error,
+            },
+            SpawnFailure::NotExecutable => Ending::ExecFailed {
+                failure: ExecFailure::NotExecutable,
+                error,
+            },
+            SpawnFailure::Other => Ending::SupervisorError(error),
+        }
+    }
+
+    /// The signal from outside that stopped the run (directly, or through a required sidecar).
+    pub fn stop_request(&self) -> Option<Sig> {
+        match self {
+            Ending::Stopped {
+                cause: StopCause::Requested(s) | StopCause::PodStopping { sig: s, .. },
+                ..
+            } => Some(*s),
+            _ => None,
+        }
+    }
+
     pub fn reason(&self) -> Reason {
         match self {
             Ending::Exited(_) => Reason::Exited,
@@ -172,7 +175,11 @@ impl Ending {
 
     pub fn dependency(&self) -> Option<&Dependency> {
         match self {
-            Ending::DependencyFailed { dependency, .. } => Some(dependency),
+            Ending::DependencyFailed { dependency, .. }
+            | Ending::Stopped {
+                cause: StopCause::PodStopping { dependency, .. },
+                ..
+            } => Some(dependency),
             _ => None,
         }
     }
@@ -228,6 +235,10 @@ impl Ending {
                         format!("after the main vanished without a marker (lease {lease})")
                     }
                     StopCause::Requested(s) => format!("on {s}"),
+                    StopCause::PodStopping { dependency, sig } => format!(
+                        "because the pod is stopping (its sidecar {} was stopped on {sig})",
+                        dependency.path
+                    ),
                 };
                 let how = match status {
                     ChildStatus::Signaled(Sig::KILL) => {
@@ -268,14 +279,14 @@ pub fn dependency_words(d: &Dependency) -> String {
     let code = d
         .exit_code
         .map_or_else(|| "unknown".to_string(), |c| c.to_string());
-    match d.reason.as_deref() {
+    match d.reason {
         None if d.exit_code.is_none() => {
             "its supervisor vanished without a marker (SIGKILL or OOM kill)".into()
         }
-        Some("exited") => format!("{who} exited with code {code}"),
-        Some("signaled") => format!("{who} was killed by a signal, exit code {code}"),
-        Some("stopped") => format!("{who} was stopped, exit code {code}"),
-        Some(r) => format!("{who} ended ({r}), exit code {code}"),
+        Some(Reason::Exited) => format!("{who} exited with code {code}"),
+        Some(Reason::Signaled) => format!("{who} was killed by a signal, exit code {code}"),
+        Some(Reason::Stopped) => format!("{who} was stopped, exit code {code}"),
+        Some(r) => format!("{who} ended ({}), exit code {code}", r.as_str()),
         None => format!("{who} ended, exit code {code}"),
     }
 }
@@ -294,7 +305,7 @@ mod tests {
         let dep = Dependency {
             path: "/shared/dind.done".into(),
             exit_code: Some(1),
-            reason: Some("exited".into()),
+            reason: Some(Reason::Exited),
             command: Some("dockerd".into()),
         };
         let e = Ending::DependencyFailed {

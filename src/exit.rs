@@ -69,6 +69,7 @@ pub fn ending_code(ending: &Ending) -> i32 {
         Ending::TimedOut { .. } => TIMED_OUT,
         Ending::DependencyFailed { .. } => DEPENDENCY_FAILED,
         Ending::Stopped { exit, status, .. } => match exit {
+            StoppedExit::Command => status.code(),
             StoppedExit::Zero => SUCCESS,
             StoppedExit::MainCode(c) => (*c).clamp(0, 255) as i32,
             StoppedExit::Daemon => status.code(),

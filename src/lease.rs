@@ -20,16 +20,24 @@
 //! One writer per lease: a writer also holds an open-file-description write lock (`F_OFD_SETLK`)
 //! on its lease, a lock family of its own that readers' flocks never touch (so a reader's passing
 //! shared flock cannot make a restarted writer believe the lease is taken). A new lease is
-//! published with `link()`, which fails if a lease is already there; the newcomer then takes the
-//! same write lock on the existing lease: if that fails, a live writer holds it and the newcomer
-//! refuses to start; if it succeeds, the old writer is dead and the newcomer replaces the lease
-//! while holding the lock, so two writers starting at the same instant cannot both win.
+//! published with a rename that refuses to replace anything (`RENAME_NOREPLACE`), which fails if
+//! a lease is already there; the newcomer then takes the same write lock on the existing lease: if
+//! that fails, a live writer holds it and the newcomer refuses to start; if it succeeds, the old
+//! writer is dead and the newcomer replaces the lease while holding the lock, so two writers
+//! starting at the same instant cannot both win. Something at the lease's name that is not a
+//! regular file is no lease: the writer replaces it (unopened, with a warning), a reader treats it
+//! as no lease.
+//!
+//! The writer's side works in the marker's directory as opened when the lease is taken (see
+//! `fsutil`): publishing, the heartbeat (through the held descriptor), the marker and the final
+//! unlink never resolve the path again, so a directory swapped while the command runs redirects
+//! none of them.
 //!
 //! flock needs no write access: a reader whose view of the volume is read-only waits on a
 //! read-only descriptor.
 
 use crate::clock;
-use crate::fsutil;
+use crate::fsutil::{self, Kind, Place};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde::{Deserialize, Serialize};
@@ -37,13 +45,15 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+const LEASE_SUFFIX: &str = ".lease";
+
 /// `<done-file>.lease`.
 pub fn lease_path(done: &Path) -> PathBuf {
-    fsutil::with_suffix(done, ".lease")
+    fsutil::with_suffix(done, LEASE_SUFFIX)
 }
 
 /// The lease's content: who holds it. It never changes while held (a heartbeat only touches the
@@ -56,11 +66,13 @@ pub struct Body {
     pub heartbeat_ms: Option<u64>,
 }
 
-/// The holder's side: the held locks.
+/// The holder's side: the held locks, and the directory the lease and its marker live in.
 pub struct Lease {
-    path: PathBuf,
+    place: Place,
+    marker: Place,
     lock: Flock<File>,
-    inode: u64,
+    /// The held file's (device, inode): what tells our lease from a replacement at the path.
+    id: (u64, u64),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,57 +90,74 @@ pub enum LeaseError {
 }
 
 impl Lease {
-    /// Creates, locks and publishes a fresh lease for the marker at `done`, unless a live writer
-    /// holds the one already there.
+    /// Opens the marker's directory (once, for the whole run: see `fsutil`), then creates, locks
+    /// and publishes a fresh lease for the marker at `done`, unless a live writer holds the one
+    /// already there.
     pub fn acquire(done: &Path, heartbeat_ms: Option<u64>) -> Result<Lease, LeaseError> {
         let path = lease_path(done);
         let err = |source| LeaseError::Io {
             path: path.display().to_string(),
             source,
         };
+        let marker = Place::open(done).map_err(err)?;
+        let place = marker.beside(LEASE_SUFFIX);
         let body = Body {
             pid: std::process::id(),
             started_at: clock::rfc3339(SystemTime::now()),
             heartbeat_ms,
         };
-        let tmp = fsutil::sibling(&path, &format!("tmp.{}", std::process::id()));
+        let tmp = place.temp();
         let lock = locked_temp(&tmp, &body).map_err(err)?;
-        let published = publish(&tmp, &path);
+        let published = publish(&tmp, &place);
         if published.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+            let _ = tmp.remove();
         }
         match published {
             Ok(()) => {}
             Err(Publish::Taken) => {
                 return Err(LeaseError::Taken {
                     path: path.display().to_string(),
-                    holder: describe_holder(&path),
+                    holder: describe_holder(&place),
                 });
             }
             Err(Publish::Io(e)) => return Err(err(e)),
         }
-        let inode = lock.metadata().map(|m| m.ino()).unwrap_or(0);
-        Ok(Lease { path, lock, inode })
+        let id = lock
+            .metadata()
+            .map(|m| (m.dev(), m.ino()))
+            .unwrap_or((0, 0));
+        Ok(Lease {
+            place,
+            marker,
+            lock,
+            id,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.place.path()
     }
 
-    /// Refreshes the lease's mtime (the heartbeat for filesystems without working locks).
+    /// Where the marker goes: in the lease's directory, opened when the lease was taken.
+    pub fn marker(&self) -> &Place {
+        &self.marker
+    }
+
+    /// Refreshes the lease's mtime (the heartbeat for filesystems without working locks), through
+    /// the held descriptor: whatever is at the path by now is not touched.
     pub fn touch(&self) {
         let now = nix::sys::time::TimeSpec::UTIME_NOW;
         if let Err(e) = nix::sys::stat::futimens(self.lock.as_raw_fd(), &now, &now) {
-            tracing::warn!("heartbeat: cannot touch {}: {e}", self.path.display());
+            tracing::warn!("heartbeat: cannot touch {}: {e}", self.path().display());
         }
     }
 
     /// Removes the lease at a clean end (after the marker is written). Only our own lease is
     /// removed: a volume shared by mistake could hold another writer's by now.
     pub fn release(self) {
-        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
-            if m.ino() == self.inode {
-                let _ = std::fs::remove_file(&self.path);
+        if let Ok(Some(e)) = self.place.look() {
+            if (e.dev, e.ino) == self.id {
+                let _ = self.place.remove();
             }
         }
         drop(self.lock);
@@ -136,10 +165,10 @@ impl Lease {
 }
 
 /// The new lease, as a temp file holding both locks and the body.
-fn locked_temp(tmp: &Path, body: &Body) -> io::Result<Flock<File>> {
-    let file = fsutil::create_exclusive(tmp, 0o644)?;
+fn locked_temp(tmp: &Place, body: &Body) -> io::Result<Flock<File>> {
+    let file = tmp.create_exclusive(0o644)?;
     let cleanup = |e: io::Error| {
-        let _ = std::fs::remove_file(tmp);
+        let _ = tmp.remove();
         e
     };
     write_lock(&file).map_err(|e| cleanup(io::Error::from(e)))?;
@@ -166,39 +195,46 @@ enum Publish {
     Io(io::Error),
 }
 
-/// Puts the locked temp file at `path`: a rename that refuses to replace anything when nothing is
-/// there; over a dead writer's lease (whose writers' lock we then hold) otherwise. A few rounds: a
-/// lease may vanish between the failed rename and our look at it (its writer ended cleanly).
-fn publish(tmp: &Path, path: &Path) -> Result<(), Publish> {
+/// Puts the locked temp file at the lease's name: a rename that refuses to replace anything when
+/// nothing is there; over a dead writer's lease (whose writers' lock we then hold), or over
+/// something that is no lease at all, otherwise. A few rounds: a lease may vanish between the
+/// failed rename and our look at it (its writer ended cleanly).
+fn publish(tmp: &Place, lease: &Place) -> Result<(), Publish> {
     for _ in 0..8 {
-        match fsutil::rename_noreplace(tmp, path) {
+        match tmp.rename_noreplace(lease) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Publish::Io(e)),
         }
-        // A write lock needs a descriptor open for writing.
-        let existing = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
-            .open(path);
-        let verdict = match existing {
-            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => write_lock(&f),
-            // Gone meanwhile: try the link again.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            // Not ours to write (another user's lease): its flock still tells whether it lives.
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match open(path) {
-                Found::Lease { file, .. } => match is_held(file).0 {
-                    true => Err(Errno::EAGAIN),
-                    false => Ok(()),
-                },
-                Found::Absent => Ok(()),
+        let verdict = match lease.open_regular(OFlag::O_RDWR) {
+            // A write lock needs a descriptor open for writing.
+            Ok(f) => write_lock(&f),
+            Err(e) => match (e.kind(), fsutil::in_the_way(&e)) {
+                // Gone meanwhile: try the rename again.
+                (io::ErrorKind::NotFound, _) => continue,
+                // A directory cannot be replaced: the rename below says so.
+                (_, Some(Kind::Dir)) => Ok(()),
+                // Not a lease at all (a planted symlink, FIFO, socket, device): nobody's.
+                (_, Some(kind)) => {
+                    tracing::warn!(
+                        "replacing {kind} that was in the way of the lease {}",
+                        lease.path().display()
+                    );
+                    Ok(())
+                }
+                // Not ours to write (another user's lease): its flock still tells whether it
+                // lives.
+                (io::ErrorKind::PermissionDenied, None) => {
+                    match lease.open_regular(OFlag::O_RDONLY).map(|f| is_held(f).0) {
+                        Ok(true) => Err(Errno::EAGAIN),
+                        _ => Ok(()),
+                    }
+                }
+                _ => Ok(()),
             },
-            // Not a regular file (a planted symlink or FIFO): no writer's lease; replace it.
-            _ => Ok(()),
         };
         match verdict {
-            Ok(()) => return std::fs::rename(tmp, path).map_err(Publish::Io),
+            Ok(()) => return tmp.rename_over(lease).map_err(Publish::Io),
             Err(Errno::EAGAIN | Errno::EACCES) => return Err(Publish::Taken),
             Err(e) => return Err(Publish::Io(io::Error::from(e))),
         }
@@ -209,21 +245,24 @@ fn publish(tmp: &Path, path: &Path) -> Result<(), Publish> {
 }
 
 /// "pid 42 in its container, since 2026-…" from the lease, or what could not be read of it.
-fn describe_holder(lease: &Path) -> String {
-    match read_body(lease) {
+fn describe_holder(lease: &Place) -> String {
+    match lease
+        .read_bounded()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Body>(&b).ok())
+    {
         Some(b) => format!("pid {} in its container, since {}", b.pid, b.started_at),
         None => "holder unknown: the lease cannot be read".to_string(),
     }
-}
-
-fn read_body(path: &Path) -> Option<Body> {
-    serde_json::from_slice(&fsutil::read_bounded(path).ok()?).ok()
 }
 
 /// What a reader found at a lease path.
 #[derive(Debug)]
 pub enum Found {
     Absent,
+    /// Something that is not a lease (not a regular file: a planted symlink, FIFO, socket, device
+    /// or directory), not opened: a reader treats it as no lease, and the next writer replaces it.
+    Other(Kind),
     /// A lease file, opened read-only. `id` tells one lease from its replacement: the inode number
     /// alone does not (a filesystem may give a new file the number of one just freed), so it is
     /// combined with the content, which names the holder and its start and never changes.
@@ -234,10 +273,11 @@ pub enum Found {
     },
 }
 
-/// Opens the lease at `path` for watching, without following symlinks or blocking on FIFOs.
+/// Opens the lease at `path` for watching, if it is a regular file (see `fsutil`).
 pub fn open(path: &Path) -> Found {
-    let Ok(file) = fsutil::open_regular(path) else {
-        return Found::Absent;
+    let file = match fsutil::open_regular(path) {
+        Ok(f) => f,
+        Err(e) => return fsutil::in_the_way(&e).map_or(Found::Absent, Found::Other),
     };
     let Ok(m) = file.metadata() else {
         return Found::Absent;

@@ -12,7 +12,7 @@ fn main() {
             print!("{text}");
             exit::Outcome::Success
         }
-        Err(e) => modes::usage_error(&e),
+        Err(refused) => modes::usage_error(&refused),
     };
     std::process::exit(exit::code(&outcome));
 }

@@ -2,14 +2,17 @@
 //!
 //! Theory of operation: `main` writes one when its command ends, however it ends; a `sidecar`
 //! with `--done-file` writes one when its daemon ends. The file is published atomically
-//! ([`fsutil::write_atomic`]) on a volume other containers can write to, so the reading side
-//! ([`inspect`]) trusts nothing: it never follows a symlink, never blocks on a FIFO, reads a
-//! bounded prefix, and anything that exists counts as a marker with what could be decoded of it
-//! (a plain `touch` is "done, code unknown"). Whether a marker counts yet is the lease's business
-//! (see `lease`), not this module's.
+//! ([`fsutil::Place::write_atomic`], in the directory opened when the lease was taken) on a
+//! volume other containers can write to, so the reading side ([`inspect`]) trusts nothing: it
+//! never follows a symlink, never opens what is not a regular file, reads a bounded prefix, and
+//! anything that exists counts as a marker with what could be decoded of it (a plain `touch` is
+//! "done, code unknown"; so is a FIFO, a socket, a device or a symlink). Whether a marker counts
+//! yet is the lease's business (see `lease`), not this module's.
 
-use crate::fsutil;
+use crate::fsutil::{self, Kind};
+use crate::signals::Sig;
 use serde::{Deserialize, Serialize};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Why the command ended, as written in the marker.
@@ -34,7 +37,8 @@ pub enum Reason {
     TimedOut,
     /// A sidecar named by `main --requires` ended first: the command was stopped.
     DependencyFailed,
-    /// A sidecar's daemon was stopped because the mains were done or the sidecar was asked to.
+    /// The supervisor stopped the command: a sidecar's daemon because the mains were done or the
+    /// sidecar was asked to stop; a main's command because the pod is stopping (`stop_request`).
     Stopped,
     /// A sidecar's daemon exited 0 before the mains were done and left processes behind.
     Daemonized,
@@ -72,6 +76,11 @@ impl Reason {
             Reason::Daemonized => "daemonized",
         }
     }
+
+    /// The reason named `name` in a marker, if we know it.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
 }
 
 /// Which kind of supervisor wrote a marker.
@@ -91,7 +100,7 @@ pub struct Dependency {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub exit_code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// What it ran (its marker's command), for people.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub command: Option<String>,
@@ -107,6 +116,9 @@ pub struct Marker {
     pub reason: Reason,
     /// The signal that ended the command (or cancelled its start), without `SIG`.
     pub signal: Option<String>,
+    /// The signal from outside that stopped the run (the pod is stopping), without `SIG`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stop_request: Option<String>,
     /// How the command itself ended, as a shell reports it; null when it never ran.
     pub command_exit_code: Option<i32>,
     pub started_at: String,
@@ -182,7 +194,10 @@ impl Marker {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Seen {
     pub exit_code: Option<i64>,
-    pub reason: Option<String>,
+    /// The reason, when it is one we know.
+    pub reason: Option<Reason>,
+    /// The signal from outside that stopped its writer, when the marker says one did.
+    pub stop_request: Option<Sig>,
     /// The command's first word (its program), for messages like "dockerd exited with code 1".
     pub program: Option<String>,
     /// How the command itself ended, when the marker says.
@@ -202,7 +217,8 @@ pub fn decode(bytes: &[u8]) -> Seen {
     let text = |k: &str| o.get(k).and_then(|v| v.as_str()).map(|s| clean(s, 64));
     Seen {
         exit_code: o.get("exit_code").and_then(|c| c.as_i64()),
-        reason: text("reason"),
+        reason: text("reason").and_then(|r| Reason::from_name(&r)),
+        stop_request: text("stop_request").and_then(|s| s.parse().ok()),
         program: o
             .get("command")
             .and_then(|c| c.get(0))
@@ -224,21 +240,26 @@ pub enum Presence {
 
 /// Looks at a marker path without following symlinks or blocking.
 pub fn inspect(path: &Path) -> Presence {
+    look(path).0
+}
+
+/// [`inspect`], and what is there when it counts but is not a regular file (a FIFO, a symlink,
+/// a socket, a device), so that whoever reports on it can say what it is.
+pub fn look(path: &Path) -> (Presence, Option<Kind>) {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(_) => return Presence::Absent,
+        Err(_) => return (Presence::Absent, None),
     };
-    if meta.is_dir() {
-        return Presence::NotAFile;
-    }
-    if !meta.is_file() {
-        // A symlink, FIFO or socket: it exists, so the writer said "done", but its content is not
-        // ours to read.
-        return Presence::Present(Seen::default());
-    }
-    match fsutil::read_bounded(path) {
-        Ok(bytes) => Presence::Present(decode(&bytes)),
-        Err(_) => Presence::Present(Seen::default()),
+    match Kind::of(meta.mode()) {
+        Kind::Dir => (Presence::NotAFile, None),
+        // It exists, so the writer said "done", but its content is not ours to read: opening it
+        // could block (a FIFO) or have a device's side effects.
+        Kind::File => match fsutil::read_bounded(path) {
+            Ok(bytes) => (Presence::Present(decode(&bytes)), None),
+            // Swapped since the look, or unreadable.
+            Err(e) => (Presence::Present(Seen::default()), fsutil::in_the_way(&e)),
+        },
+        other => (Presence::Present(Seen::default()), Some(other)),
     }
 }
 
@@ -253,6 +274,7 @@ mod tests {
             exit_code: 143,
             reason: Reason::Signaled,
             signal: Some("TERM".into()),
+            stop_request: None,
             command_exit_code: Some(143),
             started_at: "a".into(),
             finished_at: "b".into(),
@@ -281,7 +303,8 @@ mod tests {
             decode(&bytes),
             Seen {
                 exit_code: Some(143),
-                reason: Some("signaled".into()),
+                reason: Some(Reason::Signaled),
+                stop_request: None,
                 program: Some("sh".into()),
                 command_exit_code: Some(143),
             }
@@ -362,7 +385,12 @@ mod tests {
             assert_eq!(seen.program, None, "{junk:?}");
         }
         let forged = decode(b"{\"reason\":\"x\\n2026 ERROR forged\\u001b[31m\"}");
-        assert_eq!(forged.reason.as_deref(), Some("x2026 ERROR forged[31m"));
+        assert_eq!(forged.reason, None, "an unknown reason is no reason");
+        let stopped = decode(b"{\"reason\":\"stopped\",\"stop_request\":\"TERM\"}");
+        assert_eq!(
+            (stopped.reason, stopped.stop_request),
+            (Some(Reason::Stopped), Some(Sig::TERM))
+        );
         assert_eq!(decode(b"{\"exit_code\":0}").exit_code, Some(0));
         assert_eq!(
             decode(b" {\"exit_code\": 3 , \"x\": [1]} ").exit_code,

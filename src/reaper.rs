@@ -1,15 +1,50 @@
-//! The only caller of `waitpid(-1)`.
+//! The only caller of `waitpid(-1)`, and what is left of a child's tree after it ends.
 //!
 //! As PID 1 (or a child subreaper) the supervisor inherits every orphan of its container and must
 //! reap them, or they stay zombies. One SIGCHLD may stand for many exits, so each call drains
 //! until the kernel says there is nothing left (0 or ECHILD). The supervised child's status is
 //! picked out of the stream here; nobody else may wait, or its status would be stolen.
+//!
+//! Leftovers are the processes of the child's tree still running after the child itself ended:
+//! members of its process group, and anything that left the group and re-parented to us (we are
+//! their reaper). What to do with them is the policies' business; finding, signalling and reaping
+//! them is this module's.
 
-use crate::ending::ChildStatus;
-use crate::signals::Sig;
+use crate::signals::{self, Sig};
 use nix::errno::Errno;
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
+
+/// How a child ended, as `waitpid` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStatus {
+    Exited(i32),
+    Signaled(Sig),
+}
+
+impl ChildStatus {
+    /// The exit code a shell reports: the code, or 128+N for a signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ChildStatus::Exited(c) => c,
+            ChildStatus::Signaled(sig) => 128 + sig.number(),
+        }
+    }
+
+    /// `exited with code 3`, `was killed by signal TERM`.
+    pub fn describe(self) -> String {
+        match self {
+            ChildStatus::Exited(c) => format!("exited with code {c}"),
+            ChildStatus::Signaled(s) => format!("was killed by signal {s}"),
+        }
+    }
+
+    pub fn signal(self) -> Option<Sig> {
+        match self {
+            ChildStatus::Signaled(s) => Some(s),
+            ChildStatus::Exited(_) => None,
+        }
+    }
+}
 
 /// Reaps every exited child. Returns the status of `watched` if it was among them, and the number
 /// of other processes reaped.
@@ -52,15 +87,6 @@ pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
     (found, others)
 }
 
-/// Reaps after a SIGCHLD: the supervised child's status if it ended (orphans are logged).
-pub fn reap_child(child: Pid) -> Option<ChildStatus> {
-    let (status, orphans) = reap(Some(child));
-    if orphans > 0 {
-        tracing::debug!("reaped {orphans} orphaned process(es)");
-    }
-    status
-}
-
 /// Whether the supervisor has any child left (running or not yet reaped). Asks the kernel
 /// (`waitid` with WNOWAIT, which reaps nothing), so it holds whatever /proc shows.
 pub fn has_children() -> bool {
@@ -78,17 +104,32 @@ pub fn has_children() -> bool {
     r == 0
 }
 
-/// The supervisor's living children, from `/proc/self/task/*/children`, when /proc belongs to
-/// the supervisor's PID namespace (it may not: `unshare --pid` without a fresh /proc shows the
-/// outer namespace's numbers, which must not be signalled from inside).
-fn children_from_proc() -> Option<Vec<Pid>> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let own = stat.split(' ').next()?.parse::<u32>().ok()?;
-    if own != std::process::id() {
-        return None;
-    }
+/// Whether any process is left in process group `group` (after its leader exited).
+pub fn group_alive(group: Pid) -> bool {
+    signals::send(-group.as_raw(), None).is_ok()
+}
+
+/// Whether anything of a child's tree is left: its group, or any child of ours.
+pub fn leftovers(group: Pid) -> bool {
+    group_alive(group) || has_children()
+}
+
+/// Whether /proc shows this process's own PID namespace: `unshare --pid` without a fresh /proc
+/// shows the outer namespace's numbers, which must not be signalled from inside.
+fn proc_is_ours() -> bool {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.split(' ').next()?.parse::<u32>().ok())
+        == Some(std::process::id())
+}
+
+/// The children of `pid` as /proc lists them (every thread's list), if /proc is ours.
+fn children_of(pid: &str) -> Vec<Pid> {
     let mut out = Vec::new();
-    for t in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
         let list = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
         out.extend(
             list.split_whitespace()
@@ -96,39 +137,64 @@ fn children_from_proc() -> Option<Vec<Pid>> {
                 .map(Pid::from_raw),
         );
     }
-    Some(out)
+    out
 }
 
-/// SIGKILLs every remaining child of the supervisor (processes that left the daemon's process
-/// group and re-parented to us as subreaper or PID 1), and the group each leads, then reaps them.
-/// As PID 1 that is everything else in the PID namespace: `kill(-1)` takes them all at once.
-/// Returns how many were killed (at least 1 when any was, if they could not be counted).
-pub fn kill_leftover_children() -> usize {
-    if !has_children() {
-        return 0;
+/// The supervisor's living children, when /proc belongs to its PID namespace.
+fn own_children() -> Option<Vec<Pid>> {
+    proc_is_ours().then(|| children_of("self"))
+}
+
+/// Sends `sig` to what is left of a child's tree: its group, every child of ours (they escaped
+/// the group and re-parented to us) and the group each of them leads. As PID 1 that is everything
+/// else in the PID namespace, which `kill(-1)` reaches at once. Returns how many processes it
+/// addressed (at least 1 when it sent anything but could not count).
+pub fn signal_leftovers(group: Pid, sig: Sig) -> usize {
+    let _ = signals::send(-group.as_raw(), Some(sig));
+    if nix::unistd::getpid().as_raw() == 1 {
+        let _ = signals::send(-1, Some(sig));
+        return own_children().map_or(1, |c| c.len().max(1));
     }
-    let killed = if nix::unistd::getpid().as_raw() == 1 {
-        // SAFETY: kill has no memory-safety requirements.
-        unsafe { nix::libc::kill(-1, nix::libc::SIGKILL) };
-        children_from_proc().map_or(1, |c| c.len().max(1))
-    } else {
-        let list = children_from_proc().unwrap_or_default();
-        for &pid in &list {
-            // The whole group too: a leftover that made itself a group leader took its own
-            // children with it.
-            let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        list.len()
-    };
-    // Blocking waits: everything left was just SIGKILLed, so each returns promptly.
-    while has_children() {
-        if waitpid(Pid::from_raw(-1), None).is_err() {
-            break;
-        }
+    let list = own_children().unwrap_or_default();
+    for &pid in &list {
+        let _ = signals::send(-pid.as_raw(), Some(sig));
+        let _ = signals::send(pid.as_raw(), Some(sig));
     }
-    reap(None);
-    killed
+    list.len()
+}
+
+/// Whether a process of `group` is stopped (SIGSTOP, Ctrl-Z): only then does a stop signal need a
+/// SIGCONT after it, or the process would sleep through the grace period. Looks at the group's
+/// members among our descendants; when /proc cannot tell (not our namespace's), says yes, because
+/// a needless SIGCONT is harmless next to a stopped process killed at the deadline.
+pub fn group_has_stopped(group: Pid) -> bool {
+    if !proc_is_ours() {
+        return true;
+    }
+    let mut todo = children_of("self");
+    let mut seen = 0;
+    while let Some(pid) = todo.pop() {
+        // A tree in our namespace is finite, but it changes while we walk it: bound the walk.
+        seen += 1;
+        if seen > 100_000 {
+            return true;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp ...`: comm may hold spaces and parentheses; the last ')'
+        // ends it.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        if let [state, _ppid, pgrp, ..] = fields.as_slice() {
+            if pgrp.parse::<i32>() == Ok(group.as_raw()) && matches!(*state, "T" | "t") {
+                return true;
+            }
+        }
+        todo.extend(children_of(&pid.to_string()));
+    }
+    false
 }
 
 /// Makes the supervisor a child subreaper when it is not PID 1, so orphans of the child's tree

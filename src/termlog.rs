@@ -7,12 +7,12 @@
 //! when the whole still fits, never more than 4096 bytes. The file is a bind mount, so it cannot
 //! be replaced by a rename; it is written in place with a single `write` of the whole message
 //! after truncating, which nobody reads concurrently (the kubelet reads after the exit). A path
-//! of our own that does not exist yet is created atomically instead.
+//! of our own that does not exist yet is created atomically instead. It is written on the way
+//! out, on the thread that reads signals: nothing here may block, so what is not a regular file
+//! is never opened (see `fsutil`).
 
 use crate::fsutil;
-use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// What the kubelet reads of the file.
@@ -41,18 +41,18 @@ pub fn compose(first_line: &str, marker: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes the message to `path`: in place when the file exists (the kubelet's bind mount), then
-/// cut to its length (cheaper than truncating first, which on some filesystems discards blocks);
-/// atomically as a new file otherwise.
+/// Writes the message to `path`: in place when a regular file is there (the kubelet's bind
+/// mount), then cut to its length (cheaper than truncating first, which on some filesystems
+/// discards blocks); atomically as a new file when nothing is. Anything else there (a FIFO, a
+/// socket, a device, a terminal, a directory, a symlink) is refused unopened: the error says what
+/// it is, and the caller warns and goes on.
 pub fn write(path: &Path, first_line: &str, marker: &[u8]) -> io::Result<()> {
     let text = compose(first_line, marker);
-    let mut f = match OpenOptions::new()
-        .write(true)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(path)
-    {
+    let mut f = match fsutil::open_regular_for_write(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return fsutil::write_atomic(path, &text),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return fsutil::Place::open(path)?.write_atomic(&text);
+        }
         Err(e) => return Err(e),
     };
     f.write_all(&text)?;

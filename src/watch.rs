@@ -7,10 +7,14 @@
 //! between a check and the arming would otherwise be missed forever. While nothing changes there
 //! are no wake-ups at all.
 //!
+//! The event loop waits on the inotify descriptor ([`Watcher::inotify_fd`]) and hears dnotify
+//! through its signalfd; on either, or on the poll tick when a directory can only be polled, it
+//! calls [`Watcher::arm`] and re-checks its paths.
+//!
 //! How a directory is watched, in order of preference:
 //! - dnotify (`fcntl(F_NOTIFY)` on an open directory): the kernel sends us SIGIO, which arrives
 //!   through the signalfd like every other signal (`events` tells it apart from a SIGIO someone
-//!   sends us by its origin, and calls [`dnotify_fired`]). Its kernel group lives as long as the
+//!   sends us by its origin). Its kernel group lives as long as the
 //!   kernel, so closing the directory at exit costs nothing. inotify's does not: closing an inotify
 //!   instance waits for the kernel to retire its watches (an SRCU grace period, 10-20 ms here), and
 //!   a process exit closes it, so a supervisor that watched with inotify until just before its end
@@ -19,16 +23,12 @@
 //! - polling at `--poll`, where neither can watch the directory (no permission to read it, the
 //!   inotify instance limit reached), said once.
 
-use crate::asyncfd::{self, Owned};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::Notify;
 
 /// fcntl(2)'s F_NOTIFY and its flags (linux/fcntl.h; the libc crate does not have them).
 const F_NOTIFY: i32 = 1024 + 2;
@@ -36,17 +36,6 @@ const DN_CREATE: i32 = 0x4;
 const DN_DELETE: i32 = 0x8;
 const DN_RENAME: i32 = 0x10;
 const DN_MULTISHOT: i32 = 0x8000_0000_u32 as i32;
-
-/// How many dnotify signals arrived, and who waits for the next one.
-static DNOTIFY_EVENTS: AtomicU64 = AtomicU64::new(0);
-static DNOTIFY: Notify = Notify::const_new();
-
-/// A dnotify signal arrived (something changed in one of the watched directories): wake every
-/// dnotify watcher. Called by the event stream, the only reader of signals.
-pub fn dnotify_fired() {
-    DNOTIFY_EVENTS.fetch_add(1, Ordering::SeqCst);
-    DNOTIFY.notify_waiters();
-}
 
 /// How one directory is watched.
 enum Mark {
@@ -61,9 +50,7 @@ pub struct Watcher {
     paths: Vec<PathBuf>,
     poll: Duration,
     marks: HashMap<PathBuf, Mark>,
-    inotify: Option<AsyncFd<Owned<Inotify>>>,
-    /// The dnotify count this watcher has seen.
-    seen: u64,
+    inotify: Option<Inotify>,
     /// Said that it polls.
     said: bool,
 }
@@ -76,7 +63,6 @@ impl Watcher {
             poll,
             marks: HashMap::new(),
             inotify: None,
-            seen: DNOTIFY_EVENTS.load(Ordering::SeqCst),
             said: false,
         };
         w.arm();
@@ -95,6 +81,23 @@ impl Watcher {
     /// True when some directory can only be polled.
     pub fn is_polling(&self) -> bool {
         self.marks.values().any(|m| matches!(m, Mark::Unwatched))
+    }
+
+    /// How often to look when some directory can only be polled.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll
+    }
+
+    /// The inotify instance's descriptor, once a directory is watched with inotify.
+    pub fn inotify_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.inotify.as_ref().map(|i| i.as_fd())
+    }
+
+    /// Reads and discards the inotify events (the caller re-checks its paths anyway).
+    pub fn drain_inotify(&self) {
+        if let Some(i) = &self.inotify {
+            while i.read_events().is_ok_and(|e| !e.is_empty()) {}
+        }
     }
 
     /// Watches the nearest existing ancestors of every path, and only those. Idempotent; call
@@ -138,7 +141,7 @@ impl Watcher {
             let keep = dirs.contains(dir);
             if !keep {
                 if let (Mark::Inotify(wd), Some(fd)) = (mark, inotify) {
-                    let _ = fd.get_ref().0.rm_watch(*wd);
+                    let _ = fd.rm_watch(*wd);
                 }
             }
             keep
@@ -183,12 +186,10 @@ impl Watcher {
 
     fn inotify_watch(&mut self, dir: &Path) -> io::Result<WatchDescriptor> {
         if self.inotify.is_none() {
-            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-                .map_err(io::Error::from)
-                .and_then(asyncfd::readable)?;
+            let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
             self.inotify = Some(fd);
         }
-        let fd = self.inotify.as_ref().map(|f| &f.get_ref().0);
+        let fd = self.inotify.as_ref();
         // No IN_ATTRIB: a main's heartbeat touches its lease's mtime, and that must not wake us.
         let mask = AddWatchFlags::IN_CREATE
             | AddWatchFlags::IN_MOVED_TO
@@ -207,29 +208,6 @@ impl Watcher {
     /// Stops watching everything (see `set_paths`).
     pub fn disarm(&mut self) {
         self.set_paths(Vec::new());
-    }
-
-    /// Waits until something may have changed, then re-arms. Spurious wake-ups are allowed: the
-    /// caller re-checks its paths.
-    pub async fn changed(&mut self) {
-        if self.paths.is_empty() {
-            // Nothing to watch: no wake-ups, not even polling ones.
-            return std::future::pending().await;
-        }
-        let dnotify = self.marks.values().any(|m| matches!(m, Mark::Dnotify(_)));
-        let polling = self.is_polling();
-        let seen = self.seen;
-        let inotify = self
-            .inotify
-            .as_mut()
-            .filter(|_| self.marks.values().any(|m| matches!(m, Mark::Inotify(_))));
-        tokio::select! {
-            () = dnotify_after(seen), if dnotify => {}
-            () = inotify_event(inotify) => {}
-            () = tokio::time::sleep(self.poll), if polling => {}
-        }
-        self.seen = DNOTIFY_EVENTS.load(Ordering::SeqCst);
-        self.arm();
     }
 }
 
@@ -253,36 +231,6 @@ fn dnotify(dir: &Path) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
-}
-
-/// Returns once a dnotify signal has arrived since the count was `seen`.
-async fn dnotify_after(seen: u64) {
-    loop {
-        let notified = DNOTIFY.notified();
-        tokio::pin!(notified);
-        // Registered before the count is read again: a signal in between is not lost.
-        notified.as_mut().enable();
-        if DNOTIFY_EVENTS.load(Ordering::SeqCst) != seen {
-            return;
-        }
-        notified.await;
-    }
-}
-
-/// Returns once the inotify instance has events (read and discarded: the caller re-checks).
-async fn inotify_event(fd: Option<&mut AsyncFd<Owned<Inotify>>>) {
-    let Some(fd) = fd else {
-        return std::future::pending().await;
-    };
-    loop {
-        let Ok(mut guard) = fd.readable_mut().await else {
-            return;
-        };
-        match guard.get_inner_mut().0.read_events() {
-            Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
-            _ => return,
-        }
-    }
 }
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -139,6 +139,11 @@ fn level() {
 }
 
 #[test]
+fn review() {
+    replay("review", supervisor_fuzz::review);
+}
+
+#[test]
 fn kubectl_yaml() {
     replay("yaml", supervisor_fuzz::kubectl_yaml);
 }

@@ -353,7 +353,7 @@ mod tests {
         let Ok(Parsed::Sidecar(c)) = parse_with_env(&line, &env) else {
             unreachable!("a sidecar");
         };
-        assert_eq!(c.grace, std::time::Duration::from_secs(1));
+        assert_eq!(c.stop.grace, std::time::Duration::from_secs(1));
         assert_eq!(
             c.wait_files,
             [

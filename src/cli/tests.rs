@@ -29,7 +29,11 @@ fn the_table_is_consistent() {
             assert!(o.help.ends_with('.'), "{}: {}", o.id, o.help);
             assert_eq!(o.kind == Kind::Flag, o.value.is_empty(), "{}", o.id);
             assert!(!(o.kind == Kind::Flag && o.default.is_some()), "{}", o.id);
-            assert!(o.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                o.id.name()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
         }
     }
 }
@@ -38,7 +42,7 @@ fn the_table_is_consistent() {
 fn flags_after_double_dash_belong_to_the_child() {
     let a = run(&["main", "--grace=3s", "--", "ls", "--grace", "-l"]).unwrap();
     assert_eq!(a.positional, ["ls", "--grace", "-l"]);
-    assert_eq!(a.values("grace"), ["3s"]);
+    assert_eq!(a.values(Id::Grace), ["3s"]);
     let a = run(&["main", "ls", "-l", "--", "x"]).unwrap();
     assert_eq!(a.positional, ["ls", "-l", "--", "x"]);
     let a = run(&["main", "--", "--help"]).unwrap();
@@ -61,13 +65,13 @@ fn options_and_values() {
     ])
     .unwrap();
     assert_eq!(a.mode.name, "sidecar");
-    assert_eq!(a.values("wait_file"), ["/s/a,b", "/s/c"]);
-    assert_eq!(a.values("allow_remote_quit"), [""]);
-    assert_eq!(a.values("log_level"), ["debug"]);
-    assert_eq!(a.values("log_format"), ["json"]);
-    assert_eq!(a.values("on"), Vec::<OsString>::new());
+    assert_eq!(a.values(Id::WaitFile), ["/s/a,b", "/s/c"]);
+    assert_eq!(a.values(Id::AllowRemoteQuit), [""]);
+    assert_eq!(a.values(Id::LogLevel), ["debug"]);
+    assert_eq!(a.values(Id::LogFormat), ["json"]);
+    assert_eq!(a.values(Id::On), Vec::<OsString>::new());
     let a = run(&["main", "--done-file=", "--", "x"]).unwrap();
-    assert_eq!(a.values("done_file"), [""]);
+    assert_eq!(a.values(Id::DoneFile), [""]);
 }
 
 #[test]
@@ -85,7 +89,7 @@ fn non_utf8_values_pass_byte_for_byte() {
         panic!()
     };
     assert_eq!(
-        a.values("done_file"),
+        a.values(Id::DoneFile),
         [OsString::from_vec(b"/s/\xff".to_vec())]
     );
 }
@@ -117,7 +121,8 @@ fn errors_are_one_line_and_suggest() {
         ),
         (
             &["probe"],
-            "missing TARGET (file:PATH, tcp://HOST:PORT, http://HOST:PORT/PATH, unix:PATH or a preset.)",
+            "missing TARGET (file:PATH, tcp://HOST:PORT, unix:PATH, http://HOST:PORT/PATH, \
+             http+unix:SOCKET:/PATH, docker[:ENDPOINT] or a preset, as for main --wait-for.)",
         ),
         (
             &["main", "--zzzzzzzz", "--", "x"],
@@ -126,6 +131,14 @@ fn errors_are_one_line_and_suggest() {
         (
             &["main", "--wait-fr=/x", "--", "x"],
             "unknown option --wait-fr (did you mean --wait-for?)",
+        ),
+        (
+            &["--versoin"],
+            "unknown option --versoin (did you mean --version?)",
+        ),
+        (
+            &["sidecar", "--hlep"],
+            "unknown option --hlep (did you mean --help?)",
         ),
     ];
     for (args, want) in cases {
@@ -140,6 +153,7 @@ fn help_short_and_long() {
     let short = printed(&["sidecar", "-h"]);
     let long = printed(&["sidecar", "--help"]);
     assert_eq!(printed(&["help", "sidecar"]), long);
+    assert_eq!(printed(&["help", "help"]), printed(&["--help"]));
     assert!(short.lines().count() < long.lines().count() / 2, "{short}");
     for needle in ["--wait-file <PATH>", "Stopping:", "Global options:"] {
         assert!(short.contains(needle), "{needle} missing:\n{short}");
@@ -178,6 +192,45 @@ fn help_exit_codes_match_the_table() {
         .collect();
     let codes = crate::exit::DOCUMENTED;
     assert_eq!(listed, codes);
+}
+
+/// Every "(exit N)" an option's help promises is a code of the table, listed for that option's
+/// mode (or for every mode).
+#[test]
+fn exit_codes_in_option_help_are_the_table_s() {
+    let table = SHARED_SECTIONS
+        .split("EXIT CODES")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    for m in MODES {
+        for o in m.options {
+            let text = format!("{} {}", o.help, o.more);
+            for (i, _) in text.match_indices("exit ") {
+                let Ok(code) = text[i + 5..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+                    .parse::<i32>()
+                else {
+                    continue;
+                };
+                assert!(crate::exit::DOCUMENTED.contains(&code), "{}: {code}", o.id);
+                let line = table
+                    .lines()
+                    .find(|l| l.split_whitespace().next() == Some(&code.to_string()))
+                    .unwrap();
+                let for_mode = line.contains(&format!("{}:", m.name)) || !line.contains(':');
+                assert!(
+                    for_mode,
+                    "{} {}: exit {code} is not {}'s: {line}",
+                    m.name, o.id, m.name
+                );
+            }
+        }
+    }
 }
 
 /// Roff-escapes text for the man page.
@@ -280,9 +333,9 @@ pub fn markdown_reference() -> String {
          [Environment](#environment).\n",
     );
     for m in MODES {
-        let args = match m.name {
-            "main" | "sidecar" => format!("[--] {}...", m.args.0),
-            _ => format!("{}...", m.args.0),
+        let args = match m.positional {
+            Positional::Command => format!("[--] {}...", m.args.0),
+            Positional::Values => format!("{}...", m.args.0),
         };
         out.push_str(&format!(
             "\n## `supervisor {} [OPTIONS] {args}`\n\n{}\n\n",

@@ -2,7 +2,7 @@
 //! images that cannot be rebuilt).
 //!
 //! Theory of operation: read the running executable (`/proc/self/exe`, the very file the kernel
-//! runs), decide from its ELF headers whether it may be copied ([`verdict`], pure), then write it
+//! runs), decide from its ELF headers whether it may be copied (`verdict`, pure), then write it
 //! under a temp name and rename it into place: atomic and idempotent, so a container that already
 //! runs the installed copy is never handed a half-written file. The copy is meant for other
 //! images (scratch, distroless, alpine), where a dynamically linked build fails with a bare "No
@@ -12,7 +12,7 @@
 
 use crate::elf::{self, ElfError, Linkage};
 use crate::exit::Outcome;
-use crate::fsutil;
+use crate::fsutil::{self, Kind};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -78,23 +78,30 @@ fn verdict(exe: &Path, linkage: Result<Linkage, ElfError>, allow_dynamic: bool) 
     }
 }
 
+/// Publishes the copy as markers are published ([`fsutil::Place::publish`]: a temp file beside
+/// the target, renamed over it, in the directory opened once), made durable here: an init
+/// container's copy must survive the node's crash as the volume does.
 fn install(dir: &Path, image: &[u8]) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let target = dir.join("supervisor");
-    let tmp = fsutil::sibling(&target, &format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut out = fsutil::create_exclusive(&tmp, 0o755)?;
-        out.write_all(image)?;
-        out.sync_all()?;
-        drop(out);
-        std::fs::rename(&tmp, &target)?;
-        fsutil::sync_dir(dir);
-        Ok(target.clone())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", target.display()));
+    let place = fsutil::Place::open(&target).map_err(named)?;
+    match place.look() {
+        Ok(Some(e)) if e.kind != Kind::File && e.kind != Kind::Dir => tracing::warn!(
+            "replacing {} that was in the way of {}",
+            e.kind,
+            target.display()
+        ),
+        _ => {}
     }
-    result
+    place
+        .publish(0o755, |out| {
+            out.write_all(image)?;
+            out.sync_all()
+        })
+        .map_err(named)?;
+    place.sync_dir();
+    Ok(target)
 }
 
 /// The running executable's path (for messages) and bytes. /proc/self/exe works even when the

@@ -1,29 +1,34 @@
 //! The modes: `main` and `sidecar` supervise, `probe` and `install` are one-shot.
 //!
-//! Each supervising mode is a recipe (its `mod.rs`: set up, then loop: next event, let the policy
-//! decide, carry out the [`Action`]s) and a pure policy (its `policy.rs`: state + event →
-//! actions, unit-tested transition by transition). What both recipes carry out the same way
-//! lives here: the actions on the child and the timers, and the end of a run ([`finish`]:
-//! marker, lease, termination message, closing log line).
+//! Each supervising mode is a pure policy (its `policy.rs`: state + input → actions, unit-tested
+//! transition by transition) and a thin recipe (its `mod.rs`: settings from the config, the event
+//! stream, the mode's own effects), run by the one [`driver`]. What every mode carries out the
+//! same way lives here: the [`World`] the shared effects act on, and the end of a run
+//! ([`finish`]: marker, lease, termination message, closing log line).
 
+pub mod driver;
 pub mod install;
 pub mod main;
 pub mod probe;
 pub mod sidecar;
 
-use crate::child::Child;
+use crate::child::{self, Child};
 use crate::clock;
 use crate::config::{Note, Parsed};
 use crate::ending::Ending;
-use crate::events::{Events, Timer};
+use crate::events::{Events, Input, Timer};
 use crate::exit::{self, Outcome};
 use crate::fsutil;
 use crate::http::HttpUrl;
 use crate::lease::Lease;
 use crate::marker::{Marker, Role};
+use crate::readiness::Target;
+use crate::reaper;
 use crate::signals::Sig;
-use crate::stop::{self, Ask, Step};
+use crate::stop::Ask;
 use crate::termlog;
+use driver::Effects;
+use nix::unistd::Pid;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -52,159 +57,192 @@ pub fn run(mode: Parsed, notes: &[Note]) -> Outcome {
 }
 
 /// A bad command line or environment: one line on stderr, and the same line as the termination
-/// message when the kubelet's file is there (the `--termination-log` option itself may be what
-/// could not be read), so `kubectl describe pod` says what to fix.
-pub fn usage_error(e: &crate::config::ConfigError) -> Outcome {
-    let line = format!("supervisor: error: {e}");
+/// message where the command line or the environment said it goes (or the kubelet's file), so
+/// `kubectl describe pod` says what to fix.
+pub fn usage_error(refused: &crate::config::Refused) -> Outcome {
+    let line = format!("supervisor: error: {}", refused.error);
     eprintln!("{line}");
-    let default = Path::new("/dev/termination-log");
-    if nix::unistd::access(default, nix::unistd::AccessFlags::W_OK).is_ok() {
-        let _ = termlog::write(default, &line, b"");
+    if let Some(path) = &refused.termination_log {
+        if let Err(e) = termlog::write(path, &line, b"") {
+            eprintln!(
+                "supervisor: could not write the termination message {}: {e}",
+                path.display()
+            );
+        }
     }
     Outcome::Usage
 }
 
-/// What a policy tells its recipe to do, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// `main`: start the readiness wait (its end comes back as an event).
-    StartGate,
-    /// Start the command (the result goes back to the policy).
-    Spawn,
-    /// Forward a signal to the child's process group.
-    Forward(Sig),
-    /// A step of the stop lifecycle.
-    Stop(Step),
-    Arm(Timer, Duration),
-    /// `main --heartbeat`: refresh the lease's mtime.
-    TouchLease,
-    /// Stop watching peer `i`: the policy is done with it.
-    Settle(usize),
-    /// `sidecar`: the daemon is ready: write the ready file.
-    AnnounceReady,
-    Log(Level, String),
-    /// The run is over.
-    Finish(Ending),
-}
-
-/// The actions in the order they are carried out: every deed before any log line, so a signal
-/// or a SIGKILL never waits for a line to be formatted and written; the end of the run last, so
-/// its log lines are still written.
-pub fn deeds_first(actions: Vec<Action>) -> Vec<Action> {
-    let rank = |a: &Action| match a {
-        Action::Log(..) => 1,
-        Action::Finish(_) => 2,
-        _ => 0,
-    };
-    let mut ordered = actions;
-    // A stable sort: deeds, and log lines, keep their own order.
-    ordered.sort_by_key(rank);
-    ordered
-}
-
-/// Shorthand for a log action.
-pub fn say(level: Level, text: impl Into<String>) -> Action {
-    Action::Log(level, text.into())
-}
-
 /// Runs a supervising mode: signals blocked first (before any thread exists, so every thread
-/// inherits the mask), then the loop.
-pub fn supervising<F: std::future::Future<Output = Outcome>>(fut: F) -> Outcome {
+/// inherits the mask), then the mode.
+pub fn supervising(run: impl FnOnce() -> Outcome) -> Outcome {
     if let Err(e) = crate::signals::block() {
         tracing::error!("cannot block signals: {e}");
         return Outcome::Internal;
     }
-    block_on(fut)
+    run()
 }
 
-/// The single-threaded runtime every mode runs on: one thread, no work stealing, and no timer
-/// unless a mode arms one (so an idle supervisor never wakes up).
-pub fn block_on<F: std::future::Future<Output = Outcome>>(fut: F) -> Outcome {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => {
-            let outcome = rt.block_on(fut);
-            // The process exits right after: tearing the runtime down (deregistrations, closes,
-            // unmaps) would only delay the exit the other containers are waiting for.
-            std::mem::forget(rt);
-            outcome
-        }
-        Err(e) => {
-            tracing::error!("cannot start the event loop: {e}");
-            Outcome::Internal
-        }
-    }
-}
-
-/// What the shared actions act on.
-#[derive(Clone, Copy)]
-pub struct Hands<'a> {
+/// What the effects shared by every supervising mode act on: the event stream, the child, and
+/// what the end of the run needs.
+pub struct World {
+    pub events: Events,
+    pub command: Vec<OsString>,
     pub child: Option<Child>,
-    pub quit_urls: &'a [HttpUrl],
+    /// The readiness targets (`--wait-for`, `--ready-when`) and how to name them in logs.
+    pub gate: (Vec<Target>, &'static str),
+    pub poll: Duration,
+    pub quit_urls: Vec<HttpUrl>,
+    pub lease: Option<Lease>,
+    pub finishing: Finishing,
+    /// Move to `/` once the child runs (no relative path needs the working directory), so the
+    /// supervisor pins no mount.
+    pub leave_cwd: bool,
 }
 
-/// Carries out the actions both recipes share; the mode-specific ones come back unhandled.
-pub fn act_common(a: Action, hands: Hands, events: &mut Events) -> Option<Action> {
-    let child = hands.child;
-    match a {
-        Action::Forward(sig) => {
-            if let Some(c) = child {
-                c.signal_group(sig);
+impl World {
+    fn group(&self) -> Option<Pid> {
+        self.child.map(|c| c.pid)
+    }
+
+    /// SIGCONT after a stop signal, only where a process of the group is stopped: a stopped
+    /// child would sleep through the grace period, and one that is not stopped must not get a
+    /// signal nobody sent.
+    fn wake_if_stopped(&self) {
+        if let Some(c) = self.child {
+            if reaper::group_has_stopped(c.pid) {
+                c.signal_group(Sig::CONT);
             }
         }
-        Action::Stop(step) => match step {
-            Step::Ask(ask) => {
-                if let Some(c) = child {
-                    ask_to_stop(c, ask, hands.quit_urls);
+    }
+}
+
+/// A mode's own effects, carried out on the shared world.
+pub trait OwnEffects {
+    type Own;
+    fn own(&mut self, world: &mut World, action: Self::Own);
+}
+
+/// The real effects of a supervising mode: the shared world and the mode's own part.
+pub struct Real<M> {
+    pub world: World,
+    pub mode: M,
+}
+
+impl<M: OwnEffects> Effects<M::Own> for Real<M> {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn next(&mut self) -> Input {
+        self.world.events.next_input()
+    }
+
+    fn spawn(&mut self) -> Input {
+        let w = &mut self.world;
+        match child::spawn(&w.command) {
+            Ok(c) => {
+                w.events.watch_child(c.pid);
+                w.child = Some(c);
+                if w.leave_cwd {
+                    if let Err(e) = std::env::set_current_dir("/") {
+                        tracing::debug!("staying in the working directory: cannot move to /: {e}");
+                    }
+                }
+                Input::Spawned {
+                    pid: c.pid.as_raw(),
                 }
             }
-            Step::ArmDelay(d) => events.arm(Timer::StopDelay, d),
-            Step::ArmGrace(d) => events.arm(Timer::Grace, d),
-            Step::KillGroup => {
-                if let Some(c) = child {
-                    c.kill_group();
-                }
-            }
-        },
-        Action::Arm(t, d) => events.arm(t, d),
-        Action::Settle(i) => events.peers.settle(i),
-        Action::Log(level, text) => log(level, &text),
-        other => return Some(other),
-    }
-    None
-}
-
-/// Asks the child to stop: the signal then SIGCONT (a stopped child could not act on it), or the
-/// quit URLs, posted beside the loop so signals and the reaper keep being served.
-fn ask_to_stop(child: Child, ask: Ask, quit_urls: &[HttpUrl]) {
-    match ask {
-        Ask::Signal(sig) => {
-            child.signal_group(sig);
-            child.signal_group(Sig::CONT);
-        }
-        Ask::Quit(fallback) => {
-            child.signal_group(Sig::CONT);
-            tokio::spawn(stop::quit(child, quit_urls.to_vec(), fallback));
+            Err(e) => Input::SpawnFailed(e),
         }
     }
-}
 
-pub fn log(level: Level, text: &str) {
-    match level {
-        Level::ERROR => tracing::error!("{text}"),
-        Level::WARN => tracing::warn!("{text}"),
-        Level::INFO => tracing::info!("{text}"),
-        Level::DEBUG => tracing::debug!("{text}"),
-        Level::TRACE => tracing::trace!("{text}"),
+    fn start_gate(&mut self, until: Option<Instant>) {
+        let w = &mut self.world;
+        tracing::info!(
+            "waiting for {} ({})",
+            crate::readiness::list(&w.gate.0),
+            w.gate.1
+        );
+        w.events
+            .start_gate(w.gate.0.clone(), w.gate.1, w.poll, until);
+    }
+
+    fn ask(&mut self, ask: Ask) {
+        if let (Ask::Signal(sig), Some(c)) = (ask, self.world.child) {
+            c.signal_group(sig);
+        }
+        self.world.wake_if_stopped();
+    }
+
+    fn forward(&mut self, sig: Sig) {
+        if let Some(c) = self.world.child {
+            c.signal_group(sig);
+        }
+    }
+
+    fn kill_group(&mut self) {
+        if let Some(c) = self.world.child {
+            c.kill_group();
+        }
+    }
+
+    fn post_quit(&mut self) {
+        let w = &mut self.world;
+        tracing::info!("POSTing to {} quit URL(s)", w.quit_urls.len());
+        w.events.post_quit(w.quit_urls.clone());
+    }
+
+    fn arm(&mut self, timer: Timer, after: Duration) {
+        self.world.events.arm(timer, after);
+    }
+
+    fn settle(&mut self, peer: usize) {
+        self.world.events.peers.settle(peer);
+    }
+
+    fn lease_ages(&mut self) -> Input {
+        Input::LeaseAges(self.world.events.peers.lease_ages())
+    }
+
+    fn stop_leftovers(&mut self, sig: Sig) {
+        if let Some(g) = self.world.group() {
+            reaper::signal_leftovers(g, sig);
+            reaper::signal_leftovers(g, Sig::CONT);
+        }
+        self.world.events.await_leftovers();
+    }
+
+    fn kill_leftovers(&mut self) {
+        if let Some(g) = self.world.group() {
+            reaper::signal_leftovers(g, Sig::KILL);
+        }
+    }
+
+    fn log(&mut self, level: Level, text: &str) {
+        log(level, text);
+    }
+
+    fn finish(&mut self, ending: Ending) -> Outcome {
+        let lease = self.world.lease.take();
+        finish(&self.world.finishing, lease, ending)
+    }
+
+    fn own(&mut self, action: M::Own) {
+        self.mode.own(&mut self.world, action);
     }
 }
 
-/// A command line for logs and markers: arguments joined by spaces, shell-quoted where needed.
+pub use crate::logging::log;
+
+/// The most of a command line a log line shows.
+const SHOWN_COMMAND: usize = 1024;
+
+/// A command line for logs: arguments joined by spaces, shell-quoted where needed, cut to a
+/// readable length (an inline script of 100 kB must not make every log line 100 kB).
 pub fn display_command(argv: &[OsString]) -> String {
-    argv.iter()
+    let full = argv
+        .iter()
         .map(|a| {
             let s = a.to_string_lossy();
             if !s.is_empty()
@@ -217,7 +255,11 @@ pub fn display_command(argv: &[OsString]) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    match full.char_indices().nth(SHOWN_COMMAND) {
+        Some((i, _)) => format!("{}…", &full[..i]),
+        None => full,
+    }
 }
 
 /// Takes the lease and removes a stale marker: proves the volume is there and writable before a
@@ -231,25 +273,32 @@ pub fn prepare_done_file(done: &Path, heartbeat: Option<Duration>) -> Result<Lea
                 fsutil::parent_dir(done).display()
             ),
         })?;
-    match fsutil::remove_stale(done) {
-        Ok(true) => tracing::info!(
-            "removed a stale marker from an earlier run: {}",
+    if let Err(e) = remove_stale(lease.marker(), "marker") {
+        lease.release();
+        let e = match e.kind() {
+            std::io::ErrorKind::IsADirectory => "the marker path is a directory".to_string(),
+            _ => e.to_string(),
+        };
+        return Err(format!(
+            "cannot remove the stale marker {}: {e}",
             done.display()
-        ),
-        Ok(false) => {}
-        Err(e) => {
-            lease.release();
-            let e = match e.kind() {
-                std::io::ErrorKind::IsADirectory => "the marker path is a directory".to_string(),
-                _ => e.to_string(),
-            };
-            return Err(format!(
-                "cannot remove the stale marker {}: {e}",
-                done.display()
-            ));
-        }
+        ));
     }
     Ok(lease)
+}
+
+/// Removes what an earlier run left where this run's `what` ("marker", "ready file") goes, and
+/// says what it was: a file is routine, anything else was put in the way.
+pub fn remove_stale(place: &fsutil::Place, what: &str) -> std::io::Result<()> {
+    let path = place.path().display();
+    match place.remove_stale()? {
+        Some(fsutil::Kind::File) => {
+            tracing::info!("removed a stale {what} from an earlier run: {path}")
+        }
+        Some(kind) => tracing::warn!("removed {kind} that was in the way of the {what} {path}"),
+        None => {}
+    }
+    Ok(())
 }
 
 /// Everything the end of a run needs.
@@ -259,25 +308,26 @@ pub struct Finishing {
     pub shown: String,
     pub started: Instant,
     pub started_at: SystemTime,
-    pub done_file: Option<PathBuf>,
-    pub lease: Option<Lease>,
     pub termination_log: Option<PathBuf>,
 }
 
 /// Every end of a supervising run comes here: write the marker, release the lease (only after the
 /// marker: whoever sees the lock released must find it), write the termination message, log the
-/// one closing line. Returns the outcome, which knows whether the marker was lost.
-pub fn finish(f: Finishing, ending: Ending) -> Outcome {
+/// one closing line. Returns the outcome, which knows whether the marker was lost. There is a
+/// marker to write when there is a lease: it goes beside it, in the directory opened when the
+/// lease was taken ([`Lease::marker`]).
+pub fn finish(f: &Finishing, lease: Option<Lease>, ending: Ending) -> Outcome {
     let elapsed = f.started.elapsed();
     let code = exit::ending_code(&ending);
     // Only built where someone reads it: nothing for a plain `main -- CMD`.
-    let json = if f.done_file.is_some() || f.termination_log.is_some() {
+    let json = if lease.is_some() || f.termination_log.is_some() {
         Marker {
             version: 1,
             role: f.role,
             exit_code: code,
             reason: ending.reason(),
             signal: ending.signal().map(|s| s.to_string()),
+            stop_request: ending.stop_request().map(|s| s.to_string()),
             command_exit_code: ending.status().map(|s| s.code()),
             started_at: clock::rfc3339(f.started_at),
             finished_at: clock::rfc3339(SystemTime::now()),
@@ -295,18 +345,19 @@ pub fn finish(f: Finishing, ending: Ending) -> Outcome {
         Vec::new()
     };
     let mut marker_lost = false;
-    let note = match &f.done_file {
+    let note = match lease.as_ref().map(Lease::marker) {
         None => String::new(),
-        Some(path) => match fsutil::write_atomic(path, &json) {
-            Ok(()) => format!("; marker written to {}", path.display()),
+        Some(marker) => match marker.write_atomic(&json) {
+            Ok(()) => format!("; marker written to {}", marker.path().display()),
             Err(e) => {
-                tracing::error!("could not write the marker {}: {e}", path.display());
+                let path = marker.path().display();
+                tracing::error!("could not write the marker {path}: {e}");
                 marker_lost = true;
-                format!("; MARKER NOT WRITTEN to {}", path.display())
+                format!("; MARKER NOT WRITTEN to {path}")
             }
         },
     };
-    if let Some(l) = f.lease {
+    if let Some(l) = lease {
         l.release();
     }
     let sentence = ending.sentence(&f.shown, elapsed);
@@ -345,7 +396,12 @@ pub fn refuse(role: Role, termination_log: Option<&Path>, shown: &str, why: Stri
             Role::Main => "main",
             Role::Sidecar => "sidecar",
         };
-        let _ = termlog::write(path, &format!("{role}: {sentence}"), b"");
+        if let Err(e) = termlog::write(path, &format!("{role}: {sentence}"), b"") {
+            tracing::warn!(
+                "could not write the termination message {}: {e}",
+                path.display()
+            );
+        }
     }
     Outcome::ended(ending)
 }

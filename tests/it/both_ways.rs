@@ -124,7 +124,7 @@ fn a_required_sidecar_that_has_not_started_is_not_a_failure_and_a_stopped_main_k
     main.signal(15);
     let m = main.finish();
     assert_eq!(m.code(), Some(7), "{m}");
-    assert_eq!(read_json(&done)["reason"], "exited");
+    assert_eq!(read_json(&done)["reason"], "stopped");
     sc.signal(15);
     let s = sc.finish();
     assert_eq!(s.code(), Some(0), "{s}");
@@ -142,10 +142,6 @@ fn ready(p: &mut Proc) -> i32 {
         .trim_end_matches(';')
         .parse()
         .unwrap()
-}
-
-fn lease(marker: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.lease", path_str(marker)))
 }
 
 /// main → redis → log shipper: each stops only after the one before it ended, and the shipper

@@ -82,6 +82,10 @@ fn the_termination_message_says_how_main_ended_on_every_path() {
         "-c",
         "exit 5",
         &long,
+        &long,
+        &long,
+        &long,
+        &long,
     ]));
     assert_eq!(o.code(), Some(5), "{o}");
     let (first, json) = message(&log);
@@ -96,6 +100,53 @@ fn the_termination_message_says_how_main_ended_on_every_path() {
         Some(0)
     );
     assert!(!log.exists());
+}
+
+#[test]
+fn a_usage_error_goes_to_the_termination_log_the_line_or_the_environment_names() {
+    let dir = tempdir();
+    let flagged = dir.path().join("from-flag");
+    let from_env = dir.path().join("from-env");
+    let o = run(sup([
+        "main",
+        "--termination-log",
+        &path_str(&flagged),
+        "--grace=soon",
+        "--",
+        "true",
+    ]));
+    assert_eq!(o.code(), Some(2), "{o}");
+    let (first, _) = message(&flagged);
+    assert!(
+        first.starts_with("supervisor: error: --grace: invalid duration \"soon\""),
+        "{first}"
+    );
+    let mut c = sup(["sidecar", "--stop-signal=CONT", "--", "true"]);
+    c.env("SUPERVISOR_TERMINATION_LOG", &from_env);
+    let o = run(c);
+    assert_eq!(o.code(), Some(2), "{o}");
+    let (first, _) = message(&from_env);
+    assert!(
+        first.starts_with("supervisor: error: --stop-signal: CONT stops nothing"),
+        "{first}"
+    );
+}
+
+#[test]
+fn an_unknown_supervisor_variable_is_named_with_a_suggestion() {
+    let dir = tempdir();
+    let done = dir.path().join("done");
+    let mut c = sup(["main", "--", "true"]);
+    c.env("SUPERVISOR_DONE_FIEL", &done);
+    let o = run(c);
+    assert_eq!(o.code(), Some(0), "{o}");
+    assert!(
+        o.stderr.contains(
+            "SUPERVISOR_DONE_FIEL is not a supervisor setting; ignoring it (did you mean SUPERVISOR_DONE_FILE?)"
+        ),
+        "{o}"
+    );
+    assert!(!done.exists());
 }
 
 #[test]

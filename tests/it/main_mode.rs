@@ -21,8 +21,15 @@ fn main_cmd(done: Option<&std::path::Path>, extra: &[&str], cmd: &[&str]) -> std
 fn version_and_help() {
     let o = run(sup(["--version"]));
     assert_eq!(o.code(), Some(0), "{o}");
-    assert!(o.stdout.starts_with("supervisor 0."), "{o}");
-    assert!(o.stdout.contains('('), "commit missing: {o}");
+    // `supervisor VERSION (COMMIT, TARGET)`: what a binary found in an image was built as.
+    let inner = o
+        .stdout
+        .strip_prefix(&format!("supervisor {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not `supervisor VERSION (COMMIT, TARGET)`: {o}"));
+    let (commit, target) = inner.split_once(", ").expect("commit, target");
+    assert!(!commit.is_empty(), "{o}");
+    assert_eq!(target.split('-').count(), 4, "a target triple: {o}");
     let o = run(sup(["--help"]));
     assert_eq!(o.code(), Some(0), "{o}");
     for word in ["main", "sidecar", "probe", "install"] {
@@ -257,7 +264,12 @@ fn forwards_signals_to_the_child() {
     p.expect_line("got SIGTERM", DEADLINE);
     let o = p.finish();
     assert_eq!(o.code(), Some(0), "the child exited 0 on TERM: {o}");
-    assert_eq!(read_json(&done)["reason"], "exited");
+    // INT came first: it is the stop request; TERM was passed on after it.
+    let m = read_json(&done);
+    assert_eq!(
+        (m["reason"].as_str(), m["stop_request"].as_str()),
+        (Some("stopped"), Some("INT"))
+    );
 }
 
 #[test]
@@ -336,8 +348,9 @@ fn marker_records_a_signal_death() {
     let o = p.finish();
     assert_eq!(o.code(), Some(143), "{o}");
     let m = read_json(&done);
-    assert_eq!(m["reason"], "signaled");
+    assert_eq!(m["reason"], "stopped", "{m}");
     assert_eq!(m["signal"], "TERM");
+    assert_eq!(m["stop_request"], "TERM");
     assert_eq!(m["exit_code"], 143);
 }
 

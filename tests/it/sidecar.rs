@@ -36,16 +36,6 @@ fn sidecar_sh(done: &Path, script: &str) -> Command {
     ])
 }
 
-fn write_marker(path: &Path, code: i64) {
-    let tmp = path.with_extension("test-tmp");
-    std::fs::write(
-        &tmp,
-        format!("{{\"version\":1,\"exit_code\":{code},\"reason\":\"exited\"}}"),
-    )
-    .unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn stops_the_daemon_once_when_the_marker_appears_and_exits_0() {
     let d = tempdir();
@@ -648,5 +638,9 @@ fn no_process_of_the_daemon_outlives_the_sidecar() {
         !alive(escaped),
         "the escaped helper {escaped} outlived the sidecar: {o}"
     );
-    assert!(o.stderr.contains("leftover"), "{o}");
+    assert!(
+        o.stderr
+            .contains("the daemon left processes running: sent them TERM"),
+        "{o}"
+    );
 }

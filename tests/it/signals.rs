@@ -122,7 +122,8 @@ fn rtmin3_stops(mode: &str, pid1: bool) {
             o.stderr.contains("received RTMIN+3, forwarded to python3"),
             "{o}"
         );
-        assert_eq!(marker["reason"], "exited", "{marker}");
+        assert_eq!(marker["reason"], "stopped", "{marker}");
+        assert_eq!(marker["stop_request"], "RTMIN+3", "{marker}");
     } else {
         // The daemon got the stop signal, not RTMIN+3.
         assert!(!o.stdout.contains("got 37;"), "{o}");

@@ -19,8 +19,6 @@
 //! - `ci`: the skip policy and tool lookup;
 //! - `dockerd`: a real dockerd that owns nothing of the host's.
 
-#![allow(dead_code, unused_imports)]
-
 mod ci;
 mod dockerd;
 mod fs;

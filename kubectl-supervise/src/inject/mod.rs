@@ -36,7 +36,7 @@ use supervisor::config::Parsed;
 
 /// The install image when neither `--image` nor KUBECTL_SUPERVISE_IMAGE says otherwise.
 pub const DEFAULT_IMAGE: &str = concat!(
-    "registry.example.com/supervisor:",
+    "ghcr.io/supervisor-dev/supervisor:",
     env!("CARGO_PKG_VERSION")
 );
 

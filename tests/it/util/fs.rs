@@ -20,10 +20,6 @@ pub fn path_str(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_string()
 }
 
-pub fn join(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
-}
-
 /// `mkdir -p`, returning the path.
 pub fn mkdir(p: &Path) -> PathBuf {
     std::fs::create_dir_all(p).expect("mkdir");
@@ -43,4 +39,23 @@ pub fn lock_waiters(path: &Path) -> usize {
         .lines()
         .filter(|l| l.contains("->") && l.contains(&needle))
         .count()
+}
+
+/// A main's marker with exit code `code`, written as `supervisor main` writes one: a temporary
+/// file, then a rename, so a reader never sees half of it.
+pub fn write_marker(path: &Path, code: i64) {
+    let tmp = path.with_extension("test-tmp");
+    std::fs::write(
+        &tmp,
+        format!("{{\"version\":1,\"exit_code\":{code},\"reason\":\"exited\"}}"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// `<marker>.lease`.
+pub fn lease(marker: &Path) -> std::path::PathBuf {
+    let mut s = marker.as_os_str().to_os_string();
+    s.push(".lease");
+    s.into()
 }

@@ -5,8 +5,11 @@ use super::wait::{DEADLINE, wait_until};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
+
+/// The stderr read so far, and a bell rung at each new line.
+type Shared = Arc<(Mutex<String>, Condvar)>;
 
 /// The result of a finished command, printable in full when an assertion fails.
 pub struct Outcome {
@@ -50,6 +53,7 @@ pub struct Proc {
     stdout_rx: Option<mpsc::Receiver<String>>,
     stdout_buf: Vec<String>,
     stderr_thread: Option<std::thread::JoinHandle<String>>,
+    stderr_so_far: Shared,
     done: Option<ExitStatus>,
 }
 
@@ -86,10 +90,22 @@ pub fn start(mut cmd: Command) -> Proc {
             }
         }
     });
+    let stderr_so_far: Shared = Arc::new((Mutex::new(String::new()), Condvar::new()));
+    let shared = stderr_so_far.clone();
     let stderr_thread = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = BufReader::new(err).read_to_string(&mut s);
-        s
+        let mut reader = BufReader::new(err);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let (text, bell) = &*shared;
+            text.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&line));
+            bell.notify_all();
+            line.clear();
+        }
+        let _ = reader.read_to_end(&mut line);
+        let (text, _) = &*shared;
+        text.lock().unwrap().clone()
     });
     Proc {
         child,
@@ -97,6 +113,7 @@ pub fn start(mut cmd: Command) -> Proc {
         stdout_rx: Some(rx),
         stdout_buf: Vec::new(),
         stderr_thread: Some(stderr_thread),
+        stderr_so_far,
         done: None,
     }
 }
@@ -131,6 +148,28 @@ impl Proc {
                 }
             }
         }
+    }
+
+    /// Waits until stderr has a line containing `needle` (a log line of the supervisor's).
+    pub fn expect_stderr(&mut self, needle: &str, within: Duration) {
+        let end = Instant::now() + within;
+        let (text, bell) = &*self.stderr_so_far;
+        let mut seen = text.lock().unwrap();
+        while !seen.contains(needle) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                drop(seen);
+                self.kill_group();
+                let o = self.finish_with(DEADLINE);
+                panic!("no stderr line containing {needle:?} within {within:?}{o}");
+            }
+            seen = bell.wait_timeout(seen, left).unwrap().0;
+        }
+    }
+
+    /// The stdout lines read so far (by `expect_line`), one per line.
+    pub fn stdout_so_far(&self) -> String {
+        self.stdout_buf.join("\n")
     }
 
     /// Sends a signal to the process itself (not its group).
@@ -247,15 +286,9 @@ pub fn kill(pid: i32, sig: i32) {
     }
 }
 
-/// (state, ppid) of a process, from /proc/PID/stat.
-pub fn stat(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields follow the last ')': the command name may contain spaces or parens.
-    let mut f = s.rsplit_once(')')?.1.split_whitespace();
-    let state = f.next()?.chars().next()?;
-    let ppid = f.next()?.parse().ok()?;
-    Some((state, ppid))
-}
+#[path = "../../shared/procfs.rs"]
+mod procfs;
+pub use procfs::{children, stat};
 
 /// Whether a process exists (and is not a zombie).
 pub fn alive(pid: i32) -> bool {
@@ -322,15 +355,6 @@ pub fn descendants(pid: i32) -> Vec<i32> {
         }
     }
     out
-}
-
-/// The direct children of a process.
-pub fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
 }
 
 /// The first child of `pid`, waited for (with the deadline).

@@ -1,7 +1,14 @@
 //! Every transition of `sidecar`'s policy, in microseconds.
 
 use super::*;
-use crate::modes::Action::{AnnounceReady, Arm, Finish, Forward, Log, Settle, Stop as S};
+use crate::marker::Reason;
+use crate::modes::driver::Action::{
+    Arm, CheckStale, Exit, Finish, KillLeftovers, Mode, PostQuit, Settle, Spawn, StartGate,
+    Stop as S, StopLeftovers,
+};
+use crate::modes::driver::Policy as _;
+use crate::modes::driver::testing::{acts, logs};
+use crate::signals::SigSet;
 
 const GRACE: Duration = Duration::from_secs(10);
 const DELAY: Duration = Duration::from_secs(5);
@@ -12,9 +19,12 @@ fn settings(waits: usize) -> Settings {
         command: "dockerd".into(),
         on: OnPolicy::Any,
         exit: ExitPolicy::Zero,
-        grace: GRACE,
-        stop_delay: Duration::ZERO,
-        term_signals: SigSet::empty().with(Sig::TERM).with(Sig::INT),
+        stop: StopSettings {
+            grace: GRACE,
+            stop_signal: Sig::QUIT,
+            stop_delay: Duration::ZERO,
+            term_signals: SigSet::empty().with(Sig::TERM).with(Sig::INT),
+        },
         ask: Ask::Signal(Sig::QUIT),
         waits: (0..waits)
             .map(|i| {
@@ -25,34 +35,63 @@ fn settings(waits: usize) -> Settings {
             })
             .collect(),
         stale_after: None,
+        gated: false,
+        ready_file: None,
     }
 }
 
-fn acts(v: Vec<Action>) -> Vec<Action> {
-    v.into_iter().filter(|a| !matches!(a, Log(..))).collect()
+fn delayed(waits: usize) -> Settings {
+    let mut s = settings(waits);
+    s.stop.stop_delay = DELAY;
+    s
 }
 
-fn logs(v: &[Action]) -> String {
-    v.iter()
-        .filter_map(|a| match a {
-            Log(_, t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The one instant of a test: every input happens at once.
+fn t0() -> Instant {
+    thread_local! { static T0: Instant = Instant::now(); }
+    T0.with(|t| *t)
+}
+
+/// A running daemon.
+fn running(s: Settings) -> Policy {
+    let mut p = Policy::new(s);
+    assert_eq!(p.start(t0()), vec![Spawn]);
+    p.on(t0(), Input::Spawned { pid: 42 });
+    p
+}
+
+fn on(p: &mut Policy, input: Input) -> Vec<Action> {
+    p.on(t0(), input)
+}
+
+fn peer(p: &mut Policy, i: usize, o: Observation) -> Vec<Action> {
+    on(p, Input::Peer(i, o))
 }
 
 fn marker(code: Option<i64>) -> Presence {
     Presence::Present(Seen {
         exit_code: code,
-        reason: Some("exited".into()),
+        reason: Some(Reason::Exited),
+        stop_request: None,
         program: None,
         command_exit_code: code,
     })
 }
 
 fn obs(marker: Presence, lease: LeaseView) -> Observation {
-    Observation { marker, lease }
+    Observation {
+        marker,
+        lease,
+        released: false,
+    }
+}
+
+fn released(marker: Presence, lease: LeaseView) -> Observation {
+    Observation {
+        marker,
+        lease,
+        released: true,
+    }
 }
 
 fn held() -> LeaseView {
@@ -72,17 +111,25 @@ fn stop(n: usize) -> Vec<Action> {
     v
 }
 
+/// The ending the daemon's exit leads to.
 fn end(p: &mut Policy, st: ChildStatus, leftovers: bool) -> Ending {
-    match acts(p.on_daemon_exit(st, leftovers, Some(Duration::from_millis(7)))).as_slice() {
-        [Finish(e)] => e.clone(),
+    let out = acts(on(
+        p,
+        Input::ChildExited {
+            status: st,
+            leftovers,
+        },
+    ));
+    match out.as_slice() {
+        [Finish(e), Exit] | [Finish(e), StopLeftovers(_), Arm(Timer::Leftovers, _)] => e.clone(),
         other => panic!("{other:?}"),
     }
 }
 
 #[test]
 fn a_marker_without_a_live_lease_counts_and_stops_the_daemon_once() {
-    let mut p = Policy::new(settings(1));
-    let out = p.on_peer(0, obs(marker(Some(3)), LeaseView::None), false);
+    let mut p = running(settings(1));
+    let out = peer(&mut p, 0, obs(marker(Some(3)), LeaseView::None));
     let mut want = vec![Settle(0)];
     want.extend(stop(1));
     assert_eq!(acts(out.clone()), want);
@@ -96,7 +143,7 @@ fn a_marker_without_a_live_lease_counts_and_stops_the_daemon_once() {
         "{said}"
     );
     assert_eq!(
-        p.on_peer(0, obs(marker(Some(3)), LeaseView::None), false),
+        peer(&mut p, 0, obs(marker(Some(3)), LeaseView::None)),
         vec![]
     );
     let st = ChildStatus::Exited(0);
@@ -106,15 +153,15 @@ fn a_marker_without_a_live_lease_counts_and_stops_the_daemon_once() {
             cause: StopCause::MainsDone { main_code: Some(3) },
             status: st,
             exit: StoppedExit::Zero,
-            took: Duration::from_millis(7)
+            took: Duration::ZERO
         }
     );
 }
 
 #[test]
 fn a_marker_counts_only_once_its_lease_is_released() {
-    let mut p = Policy::new(settings(1));
-    let out = p.on_peer(0, obs(marker(Some(0)), held()), false);
+    let mut p = running(settings(1));
+    let out = peer(&mut p, 0, obs(marker(Some(0)), held()));
     assert_eq!(acts(out.clone()), vec![]);
     assert!(
         logs(&out).contains(
@@ -122,24 +169,24 @@ fn a_marker_counts_only_once_its_lease_is_released() {
         )
     );
     assert_eq!(
-        p.on_peer(0, obs(marker(Some(0)), held()), false),
+        peer(&mut p, 0, obs(marker(Some(0)), held())),
         vec![],
         "said once"
     );
-    let out = acts(p.on_peer(0, obs(marker(Some(0)), LeaseView::None), true));
+    let out = acts(peer(&mut p, 0, released(marker(Some(0)), LeaseView::None)));
     assert_eq!(out[0], Settle(0));
     assert_eq!(out[1..], stop(1));
 }
 
 #[test]
 fn every_marker_must_arrive() {
-    let mut p = Policy::new(settings(2));
+    let mut p = running(settings(2));
     assert_eq!(
-        acts(p.on_peer(1, obs(marker(Some(0)), LeaseView::None), false)),
+        acts(peer(&mut p, 1, obs(marker(Some(0)), LeaseView::None))),
         vec![Settle(1)]
     );
     assert_eq!(p.slots(), [Slot::Pending, Slot::Done(Some(0))]);
-    let out = acts(p.on_peer(0, obs(marker(Some(4)), LeaseView::None), false));
+    let out = acts(peer(&mut p, 0, obs(marker(Some(4)), LeaseView::None)));
     assert_eq!(out[1..], stop(2));
     match end(&mut p, ChildStatus::Signaled(Sig::QUIT), false) {
         Ending::Stopped { cause, .. } => {
@@ -156,11 +203,16 @@ fn a_vanished_main_stops_the_daemon_under_on_any() {
         (LeaseView::None, true, "lock released"),
         (LeaseView::Free, true, "lock released"),
     ] {
-        let mut p = Policy::new(Settings {
+        let mut p = running(Settings {
             exit: ExitPolicy::Main,
             ..settings(1)
         });
-        let out = p.on_peer(0, obs(Presence::Absent, lease), released);
+        let o = Observation {
+            marker: Presence::Absent,
+            lease,
+            released,
+        };
+        let out = peer(&mut p, 0, o);
         assert!(
             logs(&out).contains(&format!("vanished without a marker ({how}")),
             "{out:?}"
@@ -170,47 +222,51 @@ fn a_vanished_main_stops_the_daemon_under_on_any() {
         assert_eq!(crate::exit::ending_code(&e), 137, "{e:?}");
     }
     // Not started yet, or alive: nothing.
-    let mut p = Policy::new(settings(1));
+    let mut p = running(settings(1));
     assert_eq!(
-        p.on_peer(0, obs(Presence::Absent, LeaseView::None), false),
+        peer(&mut p, 0, obs(Presence::Absent, LeaseView::None)),
         vec![]
     );
-    assert_eq!(p.on_peer(0, obs(Presence::Absent, held()), false), vec![]);
+    assert_eq!(peer(&mut p, 0, obs(Presence::Absent, held())), vec![]);
 }
 
 #[test]
 fn on_success_waits_through_failures_and_vanishes() {
-    let mut p = Policy::new(Settings {
+    let mut p = running(Settings {
         on: OnPolicy::Success,
         exit: ExitPolicy::Main,
         ..settings(1)
     });
-    let out = p.on_peer(0, obs(marker(Some(1)), LeaseView::None), true);
+    let out = peer(&mut p, 0, released(marker(Some(1)), LeaseView::None));
     assert_eq!(acts(out.clone()), vec![]);
     assert!(logs(&out).contains("says the main failed (exited, exit code 1); --on success keeps"));
     assert_eq!(
-        p.on_peer(0, obs(marker(Some(1)), LeaseView::None), false),
+        peer(&mut p, 0, obs(marker(Some(1)), LeaseView::None)),
         vec![],
         "said once"
     );
-    let out = p.on_peer(0, obs(Presence::Absent, LeaseView::Free), true);
+    let out = peer(&mut p, 0, released(Presence::Absent, LeaseView::Free));
     assert!(logs(&out).contains("--on success keeps the daemon running for the restarted main"));
     assert_eq!(acts(out), vec![]);
     assert_eq!(
-        p.on_peer(0, obs(Presence::Absent, LeaseView::Free), false),
+        peer(&mut p, 0, obs(Presence::Absent, LeaseView::Free)),
         vec![],
         "said once"
     );
     // A new main lives: the next vanish is news again.
-    assert_eq!(p.on_peer(0, obs(Presence::Absent, held()), false), vec![]);
+    assert_eq!(peer(&mut p, 0, obs(Presence::Absent, held())), vec![]);
     assert_eq!(
-        logs(&p.on_peer(0, obs(Presence::Absent, LeaseView::None), true))
-            .lines()
-            .count(),
+        logs(&peer(
+            &mut p,
+            0,
+            released(Presence::Absent, LeaseView::None)
+        ))
+        .lines()
+        .count(),
         1
     );
     // A marker without a code counts as success.
-    let out = acts(p.on_peer(0, obs(marker(None), LeaseView::None), true));
+    let out = acts(peer(&mut p, 0, released(marker(None), LeaseView::None)));
     assert_eq!(out[1..], stop(1));
     assert_eq!(
         crate::exit::ending_code(&end(&mut p, ChildStatus::Exited(0), false)),
@@ -220,23 +276,32 @@ fn on_success_waits_through_failures_and_vanishes() {
 
 #[test]
 fn a_directory_is_not_a_marker() {
-    let mut p = Policy::new(settings(1));
-    let out = p.on_peer(0, obs(Presence::NotAFile, LeaseView::None), false);
+    let mut p = running(settings(1));
+    let out = peer(&mut p, 0, obs(Presence::NotAFile, LeaseView::None));
     assert_eq!(acts(out.clone()), vec![]);
     assert!(logs(&out).contains("is a directory, not a marker"));
 }
 
 #[test]
 fn a_term_signal_stops_the_daemon_and_exits_zero_whatever_the_policy() {
-    let mut p = Policy::new(Settings {
+    let mut p = running(Settings {
         exit: ExitPolicy::Daemon,
         ..settings(1)
     });
-    let out = p.on(Event::Signal(TERM));
+    let out = on(&mut p, Input::Signal(TERM));
     assert_eq!(acts(out.clone()), stop(1));
     assert!(logs(&out).contains("received TERM: stopping dockerd"));
-    assert_eq!(acts(p.on(Event::Signal(TERM))), vec![], "asked once");
-    assert_eq!(acts(p.on(Event::Signal(Sig::HUP))), vec![Forward(Sig::HUP)]);
+    let again = on(&mut p, Input::Signal(TERM));
+    assert_eq!(
+        acts(again.clone()),
+        vec![S(Step::Forward(TERM))],
+        "asked once; a second TERM from outside is the user's, and passed on"
+    );
+    assert!(logs(&again).contains("forwarded it"), "{again:?}");
+    assert_eq!(
+        acts(on(&mut p, Input::Signal(Sig::HUP))),
+        vec![S(Step::Forward(Sig::HUP))]
+    );
     let e = end(&mut p, ChildStatus::Signaled(Sig::QUIT), false);
     assert_eq!(crate::exit::ending_code(&e), 0);
     assert!(matches!(
@@ -250,48 +315,50 @@ fn a_term_signal_stops_the_daemon_and_exits_zero_whatever_the_policy() {
 
 #[test]
 fn a_native_sidecar_stops_only_on_a_term_signal() {
-    let mut p = Policy::new(settings(0));
-    assert_eq!(p.start(), vec![]);
+    let mut p = running(settings(0));
     assert_eq!(
-        acts(p.on(Event::Signal(Sig::USR1))),
-        vec![Forward(Sig::USR1)]
+        acts(on(&mut p, Input::Signal(Sig::USR1))),
+        vec![S(Step::Forward(Sig::USR1))]
     );
-    assert_eq!(acts(p.on(Event::Signal(Sig::INT))), stop(0));
+    assert_eq!(acts(on(&mut p, Input::Signal(Sig::INT))), stop(0));
 }
 
 #[test]
 fn a_stop_delay_holds_a_request_but_never_the_mains_end() {
-    let mut p = Policy::new(Settings {
-        stop_delay: DELAY,
-        ..settings(1)
-    });
+    let mut p = running(delayed(1));
     assert_eq!(
-        acts(p.on(Event::Signal(TERM))),
+        acts(on(&mut p, Input::Signal(TERM))),
         vec![S(Step::ArmDelay(DELAY))]
     );
-    assert_eq!(acts(p.on(Event::Signal(TERM))), vec![]);
-    // The main finishes during the delay: stop now.
-    let out = acts(p.on_peer(0, obs(marker(Some(0)), LeaseView::None), true));
-    assert_eq!(out[1..], stop(1));
+    assert_eq!(acts(on(&mut p, Input::Signal(Sig::INT))), vec![], "held");
+    // The main finishes during the delay: stop now, and deliver what was held.
+    let out = acts(peer(&mut p, 0, released(marker(Some(0)), LeaseView::None)));
     assert_eq!(
-        acts(p.on(Event::Timer(Timer::StopDelay))),
+        out,
+        vec![
+            Settle(0),
+            S(Step::Ask(Ask::Signal(Sig::QUIT))),
+            S(Step::ArmGrace(GRACE)),
+            S(Step::Forward(Sig::INT)),
+            Settle(0)
+        ]
+    );
+    assert_eq!(
+        acts(on(&mut p, Input::Timer(Timer::StopDelay))),
         vec![],
         "the delay is void"
     );
     // Without a marker the delay runs out.
-    let mut p = Policy::new(Settings {
-        stop_delay: DELAY,
-        ..settings(1)
-    });
-    p.on(Event::Signal(TERM));
-    assert_eq!(acts(p.on(Event::Timer(Timer::StopDelay))), stop(1));
+    let mut p = running(delayed(1));
+    on(&mut p, Input::Signal(TERM));
+    assert_eq!(acts(on(&mut p, Input::Timer(Timer::StopDelay))), stop(1));
 }
 
 #[test]
 fn the_grace_period_ends_in_sigkill() {
-    let mut p = Policy::new(settings(1));
-    p.on(Event::Signal(TERM));
-    let out = p.on(Event::Timer(Timer::Grace));
+    let mut p = running(settings(1));
+    on(&mut p, Input::Signal(TERM));
+    let out = on(&mut p, Input::Timer(Timer::Grace));
     assert_eq!(acts(out.clone()), vec![S(Step::KillGroup)]);
     assert!(logs(&out).contains("still running 10.0s after being asked to stop"));
     match end(&mut p, ChildStatus::Signaled(Sig::KILL), false) {
@@ -305,29 +372,54 @@ fn the_grace_period_ends_in_sigkill() {
 
 #[test]
 fn a_daemon_that_ends_on_its_own_is_a_failure_the_pod_sees() {
-    let mut p = Policy::new(settings(1));
-    let out = p.on_daemon_exit(ChildStatus::Exited(1), false, None);
+    let mut p = running(settings(1));
+    let out = on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Exited(1),
+            leftovers: false,
+        },
+    );
     assert!(logs(&out).contains("dockerd exited with code 1 on its own before the main was done"));
-    assert_eq!(acts(out), vec![Finish(Ending::Exited(1))]);
-    let mut p = Policy::new(settings(1));
+    assert_eq!(acts(out), vec![Finish(Ending::Exited(1)), Exit]);
+    // A one-shot sidecar without --wait-file: no ERROR about a main it does not wait for.
+    let mut p = running(settings(0));
+    let out = on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Exited(0),
+            leftovers: false,
+        },
+    );
+    assert_eq!(logs(&out), "");
+    let mut p = running(settings(0));
+    let out = on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Exited(3),
+            leftovers: false,
+        },
+    );
+    assert_eq!(logs(&out), "dockerd exited with code 3 on its own");
+    let mut p = running(settings(1));
     assert_eq!(
         end(&mut p, ChildStatus::Signaled(Sig::KILL), false),
         Ending::Signaled(Sig::KILL)
     );
     // Exit 0 leaving processes behind: it daemonized.
-    let mut p = Policy::new(settings(1));
+    let mut p = running(settings(1));
     assert_eq!(
         end(&mut p, ChildStatus::Exited(0), true),
         Ending::Daemonized
     );
     // A one-shot sidecar that leaves nothing behind: its 0.
-    let mut p = Policy::new(settings(1));
+    let mut p = running(settings(1));
     assert_eq!(
         end(&mut p, ChildStatus::Exited(0), false),
         Ending::Exited(0)
     );
     // A non-zero exit that leaves processes is still its own failure.
-    let mut p = Policy::new(settings(1));
+    let mut p = running(settings(1));
     assert_eq!(end(&mut p, ChildStatus::Exited(2), true), Ending::Exited(2));
 }
 
@@ -339,11 +431,11 @@ fn exit_code_policies() {
         (ExitPolicy::Daemon, 128 + 3),
     ];
     for (policy, code) in cases {
-        let mut p = Policy::new(Settings {
+        let mut p = running(Settings {
             exit: policy,
             ..settings(1)
         });
-        p.on_peer(0, obs(marker(Some(3)), LeaseView::None), false);
+        peer(&mut p, 0, obs(marker(Some(3)), LeaseView::None));
         let e = end(&mut p, ChildStatus::Signaled(Sig::QUIT), false);
         assert_eq!(crate::exit::ending_code(&e), code, "{policy:?}");
     }
@@ -351,43 +443,130 @@ fn exit_code_policies() {
 
 #[test]
 fn readiness_is_announced_once_running() {
-    let mut p = Policy::new(settings(1));
-    assert_eq!(p.on(Event::Ready(Ok(()))), vec![AnnounceReady]);
+    let mut p = running(settings(1));
+    let out = on(&mut p, Input::Ready(Ok(())));
+    assert_eq!(acts(out.clone()), vec![Mode(Own::AnnounceReady)]);
+    assert!(logs(&out).starts_with("daemon ready after"), "{out:?}");
+    on(&mut p, Input::Signal(TERM));
+    assert_eq!(
+        on(&mut p, Input::Ready(Ok(()))),
+        vec![],
+        "not once stopping"
+    );
+    let mut p = Policy::new(Settings {
+        gated: true,
+        ..settings(1)
+    });
+    p.start(t0());
+    let out = acts(on(&mut p, Input::Spawned { pid: 7 }));
+    assert_eq!(out, vec![StartGate { until: None }]);
 }
 
 #[test]
 fn stale_leases_count_as_vanished_mains() {
     let limit = Duration::from_millis(600);
+    let every = Duration::from_millis(150);
     let mut p = Policy::new(Settings {
         stale_after: Some(limit),
         ..settings(1)
     });
-    assert_eq!(
-        p.start(),
-        vec![Arm(Timer::StaleCheck, Duration::from_millis(150))]
-    );
+    p.start(t0());
+    let out = acts(on(&mut p, Input::Spawned { pid: 7 }));
+    assert_eq!(out, vec![Arm(Timer::StaleCheck, every)]);
     let hb = LeaseView::Held {
         pid: Some(9),
         heartbeat: true,
     };
-    assert_eq!(p.on_peer(0, obs(Presence::Absent, hb), false), vec![]);
+    assert_eq!(peer(&mut p, 0, obs(Presence::Absent, hb)), vec![]);
     assert_eq!(
-        p.stale_checked(),
-        vec![Arm(Timer::StaleCheck, Duration::from_millis(150))]
+        on(&mut p, Input::Timer(Timer::StaleCheck)),
+        vec![CheckStale]
     );
-    let out = p.on_stale(0, Duration::from_millis(700));
+    let young = Some(LeaseAge {
+        age: Duration::from_millis(100),
+        heartbeat: true,
+    });
+    assert_eq!(
+        on(&mut p, Input::LeaseAges(vec![young])),
+        vec![Arm(Timer::StaleCheck, every)]
+    );
+    let no_heartbeat = Some(LeaseAge {
+        age: Duration::from_secs(70),
+        heartbeat: false,
+    });
+    assert_eq!(
+        on(&mut p, Input::LeaseAges(vec![no_heartbeat])),
+        vec![Arm(Timer::StaleCheck, every)],
+        "a lease without a heartbeat never gets younger: not stale"
+    );
+    let old = Some(LeaseAge {
+        age: Duration::from_millis(700),
+        heartbeat: true,
+    });
+    let out = on(&mut p, Input::LeaseAges(vec![old]));
     assert!(logs(&out).contains("(heartbeat 700ms old"));
     assert_eq!(acts(out)[1..], stop(1));
-    assert_eq!(p.stale_checked(), vec![], "no more checks once stopping");
+    assert_eq!(
+        on(&mut p, Input::Timer(Timer::StaleCheck)),
+        vec![],
+        "no more checks once stopping"
+    );
+}
+
+#[test]
+fn a_daemon_that_will_not_quit_gets_the_signal() {
+    let mut p = running(Settings {
+        ask: Ask::Quit(Sig::TERM),
+        ..settings(1)
+    });
+    let out = acts(peer(&mut p, 0, obs(marker(Some(0)), LeaseView::None)));
+    assert_eq!(
+        out,
+        vec![
+            Settle(0),
+            S(Step::Ask(Ask::Quit(Sig::TERM))),
+            S(Step::ArmGrace(GRACE)),
+            PostQuit,
+            Settle(0)
+        ]
+    );
+    assert_eq!(
+        acts(on(&mut p, Input::QuitDone { answered: 0 })),
+        vec![S(Step::Ask(Ask::Signal(Sig::TERM)))]
+    );
+    assert_eq!(on(&mut p, Input::QuitDone { answered: 1 }), vec![]);
+}
+
+#[test]
+fn what_the_daemon_leaves_behind_is_stopped_after_the_marker() {
+    let mut p = running(settings(1));
+    on(&mut p, Input::Signal(TERM));
+    let out = acts(on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Exited(0),
+            leftovers: true,
+        },
+    ));
+    assert!(matches!(out[0], Finish(Ending::Stopped { .. })), "{out:?}");
+    assert_eq!(
+        out[1..],
+        [StopLeftovers(Sig::QUIT), Arm(Timer::Leftovers, GRACE)]
+    );
+    assert_eq!(
+        acts(on(&mut p, Input::Timer(Timer::Leftovers))),
+        vec![KillLeftovers]
+    );
+    assert_eq!(on(&mut p, Input::LeftoversGone), vec![Exit]);
 }
 
 #[test]
 fn a_lease_without_heartbeat_is_named_once_under_stale_after() {
-    let mut p = Policy::new(Settings {
+    let mut p = running(Settings {
         stale_after: Some(DELAY),
         ..settings(1)
     });
-    let out = p.on_peer(0, obs(Presence::Absent, held()), false);
+    let out = peer(&mut p, 0, obs(Presence::Absent, held()));
     assert!(logs(&out).contains("has no heartbeat"), "{out:?}");
-    assert_eq!(p.on_peer(0, obs(Presence::Absent, held()), false), vec![]);
+    assert_eq!(peer(&mut p, 0, obs(Presence::Absent, held())), vec![]);
 }
