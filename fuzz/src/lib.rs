@@ -4,6 +4,9 @@
 //! properties the rest of the program relies on; a panic is a finding. The same functions replay
 //! the checked-in corpus on stable (`tests/corpus.rs`), so CI runs every past input on each build.
 
+mod kubectl;
+pub use kubectl::{kubectl_check, kubectl_inject, kubectl_yaml};
+
 use supervisor::{clock, config, http, logging, marker, readiness, signals};
 
 use std::ffi::OsString;

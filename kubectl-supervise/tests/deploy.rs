@@ -7,7 +7,7 @@
 //! wiring (the Secret the pods mount is the one the overlay makes, the caBundle its CA).
 //! Without kubectl or openssl the tests are skipped loudly, except under CI, where they fail.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)] // src/ only, as in tests/it
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;

@@ -1378,12 +1378,19 @@ fn injected_commands_are_the_documented_ones() {
             "inject",
             "--main",
             "build",
-            "--ready",
-            "dind=unix:/var/run/dind/docker.sock",
             "--wait-timeout",
             "2m"
         ]
     );
+    // The three dind variants need no --ready: inject knows docker:dind's readiness.
+    for f in [
+        "unwired/dind-job.yaml",
+        "unwired/dind-job-tls.yaml",
+        "unwired/dind-job-native.yaml",
+    ] {
+        let args = documented_inject(f);
+        assert!(!args.iter().any(|a| a == "--ready"), "{f}: {args:?}");
+    }
 }
 
 #[test]
@@ -1411,6 +1418,27 @@ fn injected_dind_job_with_native_sidecar_completes() {
         .expect("dind is a native sidecar");
     assert_eq!(dind.restart_policy.as_deref(), Some("Always"));
     assert!(dind.startup_probe.is_some());
+    dind_job_builds(pm, &pod);
+}
+
+#[test]
+fn injected_dind_job_native_as_written_completes() {
+    let Some((pm, _lock)) = podman_or_skip() else {
+        return;
+    };
+    let pod = injected("unwired/dind-job-native.yaml", &[]);
+    let init: Vec<&str> = pod
+        .spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        init,
+        ["install-supervisor", "dind"],
+        "the binary is installed first"
+    );
     dind_job_builds(pm, &pod);
 }
 

@@ -49,6 +49,14 @@ const PLAYED: &[(&str, &str)] = &[
         "unwired/demo-pod.yaml",
         "play_unwired_demo_pod_as_is_and_injected",
     ),
+    (
+        "unwired/dind-job-native.yaml",
+        "play_unwired_examples_injected",
+    ),
+    (
+        "unwired/dind-job-tls.yaml",
+        "play_unwired_examples_injected",
+    ),
     ("unwired/dind-job.yaml", "play_unwired_examples_injected"),
 ];
 
@@ -489,6 +497,8 @@ fn play_unwired_examples_injected() {
     }
     for (file, line) in [
         ("unwired/dind-job.yaml", "built image sha256:"),
+        ("unwired/dind-job-native.yaml", "built image sha256:"),
+        ("unwired/dind-job-tls.yaml", "server "),
         (
             "unwired/cronjob-cloud-sql-proxy.yaml",
             "stand-in cloud-sql-proxy: SIGTERM",
