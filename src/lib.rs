@@ -20,7 +20,7 @@
 //! - [`events`]: the one stream a mode reads, over one epoll descriptor ([`evloop`]): [`signals`],
 //!   the [`reaper`], [`peers`] (other containers' [`marker`]s and [`lease`]s, through [`watch`]),
 //!   readiness ([`readiness`]: targets, non-blocking attempts over [`http`], the pure gate),
-//!   quit calls ([`quit`]), timers.
+//!   the quit URLs' POSTs (the readiness attempts' HTTP, driven in the same loop), timers.
 //! - Mechanism: [`child`] (spawn, signal the group), [`fsutil`] (files on a shared volume),
 //!   [`termlog`], [`clock`], [`presets`], [`elf`].
 //!

@@ -14,8 +14,8 @@
 //!   when their directory changes) and when the wait is over. Inputs carry the time.
 //! - [`flight`]: the attempts under way and their deadlines, what every loop that drives them
 //!   shares: which descriptors to wait on, the nearest deadline, step the ready one, time out.
-//! - [`runner`]: a small poll(2) loop over a flight (`supervisor probe`, the quit URLs' POSTs);
-//!   [`wait`] drives a gate from an async runtime, until the event loop drives it directly.
+//! - [`runner`]: a small poll(2) loop over a flight, for `supervisor probe`; the supervising
+//!   modes drive their gates and quit calls in their own event loop (`events`).
 //!
 //! The backoff starts at 10 ms and doubles to a 100 ms cap: a gate is on the job's critical path,
 //! and a refused loopback connect costs microseconds, so ten attempts a second per target is cheap

@@ -5,7 +5,7 @@
 //! inputs, let the pure policy decide, carry out what it decided. [`Events::next_input`] blocks in
 //! one `epoll_wait` on the signalfd, the inbox that the lease waiters (threads blocked in a flock)
 //! post to, the inotify descriptor, and the sockets of the readiness probes and quit calls under
-//! way ([`flights`]), with the nearest deadline as its timeout.
+//! way (`flights.rs`), with the nearest deadline as its timeout.
 //! Everything that is mechanism rather than decision happens here and never reaches the policy:
 //! SIGCHLD becomes a reap (and an input only when the supervised child was among the reaped, or
 //! the last of its leftovers is gone), the C library's reserved signals and our own SIGPIPE are

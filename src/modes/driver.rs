@@ -12,8 +12,10 @@
 //! Adding a mode (say, `supervisor job`, which runs several commands in turn):
 //! 1. `modes/job/policy.rs`: a `Policy` with its own state, matching every `Input`, with unit
 //!    tests per transition (they run in microseconds: see the main and sidecar policies).
-//! 2. `modes/job/mod.rs`: the recipe: build the policy's settings from the mode's config, open
-//!    the event stream, and implement `Effects` for the mode's own actions (often none).
+//! 2. `modes/job/mod.rs`: the recipe: build the policy's settings and a [`super::Recipe`] from
+//!    the mode's config, implement [`super::OwnEffects`] for the mode's own actions (often none),
+//!    and call [`super::supervise`], which does the start every mode shares (signals, subreaper,
+//!    lease, event stream) and runs this driver.
 //! 3. `config.rs`/`cli.rs`: the mode's options in the one table and its typed config.
 
 use crate::ending::Ending;

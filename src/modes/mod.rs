@@ -1,10 +1,11 @@
 //! The modes: `main` and `sidecar` supervise, `probe` and `install` are one-shot.
 //!
 //! Each supervising mode is a pure policy (its `policy.rs`: state + input → actions, unit-tested
-//! transition by transition) and a thin recipe (its `mod.rs`: settings from the config, the event
-//! stream, the mode's own effects), run by the one [`driver`]. What every mode carries out the
-//! same way lives here: the [`World`] the shared effects act on, and the end of a run
-//! ([`finish`]: marker, lease, termination message, closing log line).
+//! transition by transition) and a thin recipe (its `mod.rs`: settings from the config, the mode's
+//! own effects), run by the one [`driver`]. What every mode carries out the same way lives here:
+//! the start ([`supervise`]: signals, subreaper, lease, event stream), the [`World`] the shared
+//! effects act on, and the end of a run ([`finish`]: marker, lease, termination message, closing
+//! log line).
 
 pub mod driver;
 pub mod install;
@@ -73,14 +74,93 @@ pub fn usage_error(refused: &crate::config::Refused) -> Outcome {
     Outcome::Usage
 }
 
-/// Runs a supervising mode: signals blocked first (before any thread exists, so every thread
-/// inherits the mask), then the mode.
-pub fn supervising(run: impl FnOnce() -> Outcome) -> Outcome {
+/// What a supervising mode's recipe hands to [`supervise`]: the parts of its config that every
+/// mode sets up the same way.
+pub struct Recipe {
+    pub role: Role,
+    pub command: Vec<OsString>,
+    /// The command as logs show it (see [`display_command`]).
+    pub shown: String,
+    pub termination_log: Option<PathBuf>,
+    pub done_file: Option<PathBuf>,
+    pub heartbeat: Option<Duration>,
+    /// The markers under watch: the required sidecars' (main), the mains' (sidecar).
+    pub watched: Vec<PathBuf>,
+    pub poll: Duration,
+    pub gate: (Vec<Target>, &'static str),
+    pub quit_urls: Vec<HttpUrl>,
+    pub leave_cwd: bool,
+}
+
+/// Every supervising mode's start, in one order: signals blocked first (before any thread
+/// exists, so every thread inherits the mask), the subreaper bit, the mode's own preparation
+/// (`own`: the files only it writes), the lease taken and a stale marker cleared, the event
+/// stream opened (before the first look at the markers, so one written in between is still
+/// seen); then the driver runs `policy`. A failure before the command starts refuses the run:
+/// one line, the termination message, nothing started.
+pub fn supervise<P, M>(r: Recipe, mut policy: P, own: impl FnOnce() -> Result<M, String>) -> Outcome
+where
+    M: OwnEffects,
+    P: driver::Policy<Own = M::Own>,
+{
     if let Err(e) = crate::signals::block() {
         tracing::error!("cannot block signals: {e}");
         return Outcome::Internal;
     }
-    run()
+    let (started, started_at) = (Instant::now(), SystemTime::now());
+    let refuse = |why: String| refuse(r.role, r.termination_log.as_deref(), &r.shown, why);
+    let signals = match crate::signals::Signals::new() {
+        Ok(s) => s,
+        Err(e) => return refuse(format!("cannot read signals (signalfd): {e}")),
+    };
+    reaper::become_subreaper();
+    let mode = match own() {
+        Ok(m) => m,
+        Err(why) => return refuse(why),
+    };
+    let lease = match &r.done_file {
+        Some(done) => match prepare_done_file(done, r.heartbeat) {
+            Ok(l) => Some(l),
+            Err(why) => return refuse(why),
+        },
+        None => None,
+    };
+    let events = match Events::new(signals, &r.watched, r.poll) {
+        Ok(e) => e,
+        Err(e) => {
+            if let Some(l) = lease {
+                l.release();
+            }
+            return refuse(format!("cannot wait for events (epoll): {e}"));
+        }
+    };
+    let finishing = Finishing {
+        role: r.role,
+        command: r.command.clone(),
+        shown: r.shown,
+        started,
+        started_at,
+        termination_log: r.termination_log,
+    };
+    let mut fx = Real {
+        world: World {
+            events,
+            command: r.command,
+            child: None,
+            gate: r.gate,
+            poll: r.poll,
+            quit_urls: r.quit_urls,
+            lease,
+            finishing,
+            leave_cwd: r.leave_cwd,
+        },
+        mode,
+    };
+    let outcome = driver::drive(&mut policy, &mut fx);
+    // Kept open to the end: closing descriptors and joining nothing would only delay the exit
+    // the other containers are waiting for.
+    std::mem::forget(fx);
+    outcome
 }
 
 /// What the effects shared by every supervising mode act on: the event stream, the child, and

@@ -8,22 +8,15 @@
 
 pub mod policy;
 
-use super::{Finishing, OwnEffects, Real, World};
+use super::{OwnEffects, Recipe, World};
 use crate::config::MainConfig;
-use crate::events::Events;
 use crate::exit::Outcome;
 use crate::marker::Role;
-use crate::reaper;
-use crate::signals::Signals;
 use policy::{Gate, Own, Policy, Settings};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 /// Polling interval for file targets and required sidecars where no directory watch works.
 const FILE_POLL: Duration = Duration::from_millis(200);
-
-pub fn run(cfg: MainConfig) -> Outcome {
-    super::supervising(|| supervise(cfg))
-}
 
 fn settings(cfg: &MainConfig, command: &str) -> Settings {
     Settings {
@@ -62,64 +55,21 @@ impl OwnEffects for MainEffects {
     }
 }
 
-fn supervise(cfg: MainConfig) -> Outcome {
-    let started = Instant::now();
-    let finishing = Finishing {
+pub fn run(cfg: MainConfig) -> Outcome {
+    let shown = super::display_command(&cfg.command);
+    let policy = Policy::new(settings(&cfg, &shown));
+    let recipe = Recipe {
         role: Role::Main,
-        command: cfg.command.clone(),
-        shown: super::display_command(&cfg.command),
-        started,
-        started_at: SystemTime::now(),
-        termination_log: cfg.termination_log.clone(),
+        leave_cwd: cfg.paths_are_absolute(),
+        command: cfg.command,
+        shown,
+        termination_log: cfg.termination_log,
+        done_file: cfg.done_file,
+        heartbeat: cfg.heartbeat,
+        watched: cfg.requires,
+        poll: FILE_POLL,
+        gate: (cfg.wait_for, "wait-for"),
+        quit_urls: cfg.quit_urls,
     };
-    let refuse = |why: String| {
-        super::refuse(
-            Role::Main,
-            cfg.termination_log.as_deref(),
-            &finishing.shown,
-            why,
-        )
-    };
-    let signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => return refuse(format!("cannot read signals (signalfd): {e}")),
-    };
-    reaper::become_subreaper();
-    let lease = match &cfg.done_file {
-        Some(done) => match super::prepare_done_file(done, cfg.heartbeat) {
-            Ok(l) => Some(l),
-            Err(why) => return refuse(why),
-        },
-        None => None,
-    };
-    let events = match Events::new(signals, &cfg.requires, FILE_POLL) {
-        Ok(e) => e,
-        Err(e) => {
-            if let Some(l) = lease {
-                l.release();
-            }
-            return refuse(format!("cannot wait for events (epoll): {e}"));
-        }
-    };
-    let mut policy = Policy::new(settings(&cfg, &finishing.shown));
-    let leave_cwd = cfg.paths_are_absolute();
-    let mut fx = Real {
-        world: World {
-            events,
-            command: cfg.command,
-            child: None,
-            gate: (cfg.wait_for, "wait-for"),
-            poll: FILE_POLL,
-            quit_urls: cfg.quit_urls,
-            lease,
-            finishing,
-            leave_cwd,
-        },
-        mode: MainEffects,
-    };
-    let outcome = super::driver::drive(&mut policy, &mut fx);
-    // Kept open to the end: closing descriptors and joining nothing would only delay the exit
-    // the other containers are waiting for.
-    std::mem::forget(fx);
-    outcome
+    super::supervise(recipe, policy, || Ok(MainEffects))
 }

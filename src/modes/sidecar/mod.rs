@@ -8,22 +8,15 @@
 
 pub mod policy;
 
-use super::{Finishing, OwnEffects, Real, World};
+use super::{OwnEffects, Recipe, World};
 use crate::config::SidecarConfig;
-use crate::events::Events;
 use crate::exit::Outcome;
 use crate::fsutil::{self, Place};
 use crate::marker::Role;
 use crate::readiness::ReadyFile;
-use crate::reaper;
-use crate::signals::Signals;
 use crate::stop::Ask;
 use policy::{Own, Policy, Settings};
-use std::time::{Instant, SystemTime};
-
-pub fn run(cfg: SidecarConfig) -> Outcome {
-    super::supervising(|| supervise(cfg))
-}
+use std::path::Path;
 
 fn settings(cfg: &SidecarConfig, command: &str) -> Settings {
     Settings {
@@ -52,8 +45,8 @@ fn settings(cfg: &SidecarConfig, command: &str) -> Settings {
 
 /// Opens the ready file's directory (once, for the whole run: see `fsutil`), removes a stale
 /// ready file and proves a new one can be written, before the daemon starts.
-fn prepare_ready_file(cfg: &SidecarConfig) -> Result<Option<Place>, String> {
-    let Some(rf) = &cfg.ready_file else {
+fn prepare_ready_file(rf: Option<&Path>) -> Result<Option<Place>, String> {
+    let Some(rf) = rf else {
         return Ok(None);
     };
     let unusable = |e| {
@@ -93,67 +86,25 @@ impl OwnEffects for SidecarEffects {
     }
 }
 
-fn supervise(cfg: SidecarConfig) -> Outcome {
-    let finishing = Finishing {
+pub fn run(cfg: SidecarConfig) -> Outcome {
+    let shown = super::display_command(&cfg.command);
+    let policy = Policy::new(settings(&cfg, &shown));
+    let ready_file = cfg.ready_file.clone();
+    let recipe = Recipe {
         role: Role::Sidecar,
-        command: cfg.command.clone(),
-        shown: super::display_command(&cfg.command),
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-        termination_log: cfg.termination_log.clone(),
+        leave_cwd: cfg.paths_are_absolute(),
+        command: cfg.command,
+        shown,
+        termination_log: cfg.termination_log,
+        done_file: cfg.done_file,
+        heartbeat: None,
+        watched: cfg.wait_files,
+        poll: cfg.poll,
+        gate: (cfg.ready_when, "ready-when"),
+        quit_urls: cfg.quit_urls,
     };
-    let refuse = |why: String| {
-        super::refuse(
-            Role::Sidecar,
-            cfg.termination_log.as_deref(),
-            &finishing.shown,
-            why,
-        )
-    };
-    let signals = match Signals::new() {
-        Ok(s) => s,
-        Err(e) => return refuse(format!("cannot read signals (signalfd): {e}")),
-    };
-    reaper::become_subreaper();
-    let ready_file = match prepare_ready_file(&cfg) {
-        Ok(p) => p,
-        Err(why) => return refuse(why),
-    };
-    let lease = match &cfg.done_file {
-        Some(done) => match super::prepare_done_file(done, None) {
-            Ok(l) => Some(l),
-            Err(why) => return refuse(why),
-        },
-        None => None,
-    };
-    // Armed before the first look at the markers: one written in between is still seen.
-    let events = match Events::new(signals, &cfg.wait_files, cfg.poll) {
-        Ok(e) => e,
-        Err(e) => {
-            if let Some(l) = lease {
-                l.release();
-            }
-            return refuse(format!("cannot wait for events (epoll): {e}"));
-        }
-    };
-    let mut policy = Policy::new(settings(&cfg, &finishing.shown));
-    let leave_cwd = cfg.paths_are_absolute();
-    let mut fx = Real {
-        world: World {
-            events,
-            command: cfg.command,
-            child: None,
-            gate: (cfg.ready_when, "ready-when"),
-            poll: cfg.poll,
-            quit_urls: cfg.quit_urls,
-            lease,
-            finishing,
-            leave_cwd,
-        },
-        mode: SidecarEffects { ready_file },
-    };
-    let outcome = super::driver::drive(&mut policy, &mut fx);
-    // Kept open to the end: closing descriptors would only delay the exit.
-    std::mem::forget(fx);
-    outcome
+    super::supervise(recipe, policy, || {
+        let ready_file = prepare_ready_file(ready_file.as_deref())?;
+        Ok(SidecarEffects { ready_file })
+    })
 }
