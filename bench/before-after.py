@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Two supervisor binaries side by side, in one interleaved run: the rows that must not regress
-when the code is reshaped (start-up, SIGTERM-to-exit, marker-to-exit, idle wake-ups, peak RSS,
-size).
+"""Two supervisor binaries side by side with the C peers, in one interleaved run: the rows that
+must not regress when the code is reshaped, and the runtime rows of issue 23 against the best
+peer (see docs/bench.md, "Before and after a change").
 
-    bench/before-after.py OLD NEW [--rounds N] [--out FILE]
+    bench/before-after.py OLD NEW [--rounds N] [--idle S] [--quick] [--out FILE]
 
-It reuses bench/benchkit.c (compiled into a scratch directory) and the methods of docs/bench.md:
-every round runs both binaries in a shuffled order, so a drift of the machine's load hits both
-alike. Run as root. Writes a Markdown table (default bench/results/before-after.md).
+It runs the helpers of bench/bench.py (benchkit spawnloop, sigbench, markerbench, hwm, reap):
+every round runs OLD, NEW and the peers in a shuffled order, so a drift of the machine's load
+hits all alike. Run as root. Writes a Markdown table (default bench/results/before-after.md).
 """
 import argparse
 import os
@@ -15,146 +15,280 @@ import random
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # no bench/__pycache__ in the tree
+import bench as B  # noqa: E402 - the measurement helpers live there
+
+SIZE_GOAL = 850000
+PEER_GOAL = 1.1  # issue 23: each runtime row <= 1.1x the best peer
+# a row is worse after than before when its judged figures are worse by more than this
+TIME_TOLERANCE = 0.05  # latencies and rates: 5 %
+RSS_TOLERANCE = 4  # KiB: one page
+# runs per contender and round (start-ups, SIGTERMs, markers of each kind), the marker's settle
+# (us), rounds, reaping runs and orphans each, idle window (s)
+FULL = {"start": 20, "sig": 20, "marker": 10, "settle": (20000, 100000), "rounds": 10,
+        "reaps": 7, "orphans": 10000, "idle": 20}
+QUICK = {"start": 10, "sig": 5, "marker": 5, "settle": (5000, 55000), "rounds": 3,
+         "reaps": 1, "orphans": 2000, "idle": 5}
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+def med(xs):
+    return statistics.median(xs) if xs else None
 
 
-def ms(ns):
-    return "%.3f ms" % (ns / 1e6)
-
-
-def spawnloop(bk, argv, runs):
-    q = subprocess.run([bk, "spawnloop", str(runs), "10000", "--"] + argv + ["/bin/true"],
-                       capture_output=True, text=True, timeout=runs * 12 + 30)
-    return [int(l.split()[0]) for l in q.stdout.splitlines() if l.split()[:1] and l.split()[0].isdigit()]
-
-
-def markerbench(bk, sup, lease, runs, scratch):
-    d = tempfile.mkdtemp(dir=scratch)
-    argv = [bk, "markerbench", str(runs), "20000", "100000", "10000", str(lease), d, "--",
-            sup, "sidecar", "--wait-file", "%D/done", "--", bk, "child", "%D/ready", "%D/stopped"]
-    q = subprocess.run(argv, capture_output=True, text=True, timeout=runs * 25 + 30)
-    shutil.rmtree(d, ignore_errors=True)
-    out = []
-    for line in q.stdout.splitlines():
-        f = line.split()
-        if f[:1] == ["ok"] and len(f) > 1 and f[1].isdigit():
-            out.append(int(f[1]))
-    return out
-
-
-def sigbench(bk, argv, runs, scratch):
-    """SIGTERM -> the supervisor exited (ns) for each run of `benchkit sigbench` (docs/bench.md,
-    signal forwarding); %D in argv is a scratch directory of its own."""
-    d = tempfile.mkdtemp(dir=scratch)
-    argv = [a.replace("%D", d) for a in argv]
-    q = subprocess.run([bk, "sigbench", str(runs), "1000", "5000", d, "--"] + argv
-                       + [bk, "child", "%R", "%O"], capture_output=True, text=True,
-                       timeout=runs * 12 + 30)
-    shutil.rmtree(d, ignore_errors=True)
-    return [int(f[2]) for f in (line.split() for line in q.stdout.splitlines())
-            if f[:1] == ["ok"] and len(f) > 2]
-
-
-def hwm(bk, argv):
-    """VmHWM (KiB) at the exit-stop, from `benchkit hwm`'s last line: `… EXIT key=value…`."""
-    q = subprocess.run([bk, "hwm", "--"] + argv, capture_output=True, text=True, timeout=60)
-    lines = q.stdout.strip().splitlines()
-    if not lines:
-        return None
-    fields = dict(x.split("=") for x in lines[-1].split()[2:] if "=" in x)
-    return int(fields["VmHWM"]) if "VmHWM" in fields else None
-
-
-def wakeups(pid):
-    total = 0
-    for t in os.listdir("/proc/%d/task" % pid):
-        for line in open("/proc/%d/task/%s/status" % (pid, t)):
-            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                total += int(line.split()[1])
-    return total
+def measure(bins, peers, bk, scratch, a):
+    """Interleaved rounds; returns {measurement: {contender: [samples]}}."""
+    k = QUICK if a.quick else FULL
+    m = {k: {} for k in ("start", "start_done", "handler", "term", "after", "term_done",
+                         "lease", "marker", "rss", "reap", "wake")}
+    add = lambda what, who, xs: m[what].setdefault(who, []).extend(xs)  # noqa: E731
+    # X in front of a command: OLD's and NEW's `main`, the peers
+    pid1 = [(n, [sup, "main", "--"]) for n, sup in bins.items()] + list(peers.items())
+    for r in range(a.rounds):
+        t0 = time.monotonic()
+        d = tempfile.mkdtemp(dir=scratch)
+        # start-up: baseline, OLD and NEW (plain and --done-file), the peers
+        jobs = [("start", "baseline", [])]
+        for n, sup in bins.items():
+            jobs += [("start", n, [sup, "main", "--"]),
+                     ("start_done", n, [sup, "main", "--done-file", d + "/%s.done%%N" % n, "--"])]
+        jobs += [("start", p, w) for p, w in peers.items()]
+        for what, who, argv in random.sample(jobs, len(jobs)):
+            add(what, who, B.run_spawnloop(bk, argv, k["start"])[0])
+        # SIGTERM to X: forwarding, X exited, child exited -> X exited
+        jobs = [("term", n, [sup, "main", "--"]) for n, sup in bins.items()]
+        jobs += [("term_done", n, [sup, "main", "--done-file", "%D/done%N", "--"])
+                 for n, sup in bins.items()]
+        jobs += [("term", p, w) for p, w in peers.items()]
+        for what, who, argv in random.sample(jobs, len(jobs)):
+            sd = tempfile.mkdtemp(dir=d)
+            ok, _ = B.run_sigbench(bk, [x.replace("%D", sd) for x in argv], k["sig"], sd)
+            add(what, who, [x[1] for x in ok])
+            if what == "term":
+                add("handler", who, [x[0] for x in ok])
+                add("after", who, [x[2] for x in ok if x[2] >= 0])
+        # marker -> sidecar exited, lease held and marker only
+        jobs = [(what, n, lease) for n in bins for what, lease in (("lease", 1), ("marker", 0))]
+        store = {}
+        for what, who, lease in random.sample(jobs, len(jobs)):
+            argv = [bins[who], "sidecar", "--wait-file", "%D/done", "--",
+                    bk, "child", "%D/ready", "%D/stopped"]
+            B.run_markerbench(bk, argv, k["marker"], k["settle"], lease, tempfile.mkdtemp(dir=d),
+                              store, (what, who))
+        for (what, who), c in store.items():
+            add(what, who, c["exit"])
+        # peak RSS of X -- /bin/true
+        for who, w in random.sample(pid1, len(pid1)):
+            try:
+                add("rss", who, [B.run_hwm(bk, w + ["/bin/true"], None, d)["VmHWM"]])
+            except Exception as e:  # noqa: BLE001 - a lost sample, said in the log
+                B.log("peak RSS of %s: %r" % (who, e))
+        shutil.rmtree(d, ignore_errors=True)
+        B.log("round %d/%d: %.1f s" % (r + 1, a.rounds, time.monotonic() - t0))
+    # reaping as PID 1: after the rounds (its exit storm loads the machine), interleaved too
+    for r in range(k["reaps"]):
+        t0 = time.monotonic()
+        for who, w in random.sample(pid1, len(pid1)):
+            res = B.run_reap(bk, w, k["orphans"], os.path.join(scratch, "reap%d-%s" % (r, who)))
+            add("reap", who, [res["per_s"]] if res.get("not_reaped") == 0 else [])
+        B.log("reap %d/%d: %.1f s" % (r + 1, k["reaps"], time.monotonic() - t0))
+    m["wake"] = idle(bins, bk, scratch, a.idle)
+    m["n_orphans"] = k["orphans"]
+    return m
 
 
 def idle(bins, bk, scratch, window):
+    """Wake-ups (context switches, all threads) of a sidecar waiting for its marker."""
     procs, dirs = {}, []
     for name, sup in bins.items():
         d = tempfile.mkdtemp(dir=scratch)
         dirs.append(d)
-        procs[name] = subprocess.Popen(
+        procs[name] = B.popen(
             [sup, "sidecar", "--wait-file", d + "/done", "--", bk, "child", d + "/ready"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
-    before = {n: wakeups(p.pid) for n, p in procs.items()}
+    before = {n: B.proc_task_stats(p.pid)["ctxsw"] for n, p in procs.items()}
     time.sleep(window)
-    after = {n: wakeups(p.pid) for n, p in procs.items()}
-    for p in procs.values():
+    after = {n: B.proc_task_stats(p.pid)["ctxsw"] for n, p in procs.items()}
+    for p in procs.values():  # SIGTERM: the sidecar stops its daemon
         p.terminate()
-        p.wait(timeout=20)
+        if B.wait_exit(p, 20) is None:
+            B.kill_proc(p)
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
-    return {n: after[n] - before[n] for n in procs}
+    return {n: [after[n] - before[n]] for n in procs}
+
+
+def rows(m, bins, peers, a):
+    """(what, {contender: value}, unit, lower is better, peer goal?, judged percentiles)."""
+    base = med(m["start"].get("baseline"))
+    over = lambda xs: med(xs) - base if xs and base is not None else None  # noqa: E731
+    p = lambda xs, q: B.pct(xs, q) if xs else None  # noqa: E731
+    names = list(bins) + list(peers)
+    out = [
+        ("start-up overhead, `main -- /bin/true` (median)",
+         {n: over(m["start"].get(n)) for n in names}, "us", False),
+        ("start-up overhead, `main --done-file` (median)",
+         {n: over(m["start_done"].get(n)) for n in bins}, "us", False),
+        ("signal forwarding, kill → child's handler, `main --` (p50)",
+         {n: p(m["handler"].get(n), 50) for n in names}, "us", True),
+        ("SIGTERM → X exited, `main --` (p50)",
+         {n: p(m["term"].get(n), 50) for n in names}, "us", True),
+        ("child exited → X exited, `main --` (p50)",
+         {n: p(m["after"].get(n), 50) for n in names}, "us", True),
+    ]
+    for what, key in (("SIGTERM → exited, `main --done-file`", "term_done"),
+                      ("marker → sidecar exited, lease held", "lease"),
+                      ("marker → sidecar exited, marker only", "marker")):
+        out.append(("%s: p50 / p90 / p99" % what,
+                    {n: [p(m[key].get(n), q) for q in (50, 90, 99)] for n in bins}, "ms", False))
+    out += [
+        ("idle wake-ups of a waiting sidecar in %g s" % a.idle,
+         {n: med(m["wake"].get(n)) for n in bins}, "count", False),
+        ("peak RSS (VmHWM, max), `X -- /bin/true`",
+         {n: max(m["rss"][n]) if m["rss"].get(n) else None for n in names}, "KiB", True),
+        # dumb-init is dynamically linked: its file is not comparable
+        ("binary size", {n: os.path.getsize(path) for n, path in
+                         list(bins.items()) + [(p, peers[p][0]) for p in peers]
+                         if B.elf_info(path)[0]}, "B", True),
+        ("orphans reaped per second as PID 1, {:,} orphans (median)".format(m["n_orphans"]),
+         {n: med(m["reap"].get(n)) for n in names}, "rate", True),
+    ]
+    return out
+
+
+def fmt(v, unit):
+    if v is None:
+        return "—"
+    if isinstance(v, list):
+        return " / ".join(fmt(x, unit) for x in v)
+    return {"us": lambda: B.fmt_us(v), "ms": lambda: B.fmt_ms(v), "count": lambda: "%d" % v,
+            "KiB": lambda: "%d KiB" % v, "B": lambda: "{:,} B".format(v),
+            "rate": lambda: "{:,.0f}/s".format(v)}[unit]()
+
+
+def worse(before, after, unit):
+    """(worse?, change text) of after against before, in the direction that costs more; for a
+    p50 / p90 / p99 row, p50 and p90 are judged (a p99 of 100 runs is one run's noise)."""
+    if isinstance(before, list):
+        judged = [worse(b, n, unit) for b, n in zip(before[:2], after[:2])]
+        return any(bad for bad, _ in judged), ", ".join(
+            "p%d %s" % (q, c) for q, (_, c) in zip((50, 90), judged))
+    if before is None or after is None:
+        return None, "—"
+    cost = (before / after if after else float("inf")) if unit == "rate" else \
+        (after / before if before else (1.0 if after == before else float("inf")))
+    if unit in ("us", "ms", "rate"):
+        bad = cost > 1 + TIME_TOLERANCE
+    elif unit == "KiB":
+        bad = after - before > RSS_TOLERANCE
+    else:
+        bad = after > before
+    if before > 0 and after >= 0:
+        return bad, "%+.0f %%" % (100 * (after - before) / before)
+    return bad, ("+" if after >= before else "") + fmt(after - before, unit)
+
+
+def table(m, bins, peers, a, meta):
+    lines = ["# Before and after, one interleaved run", ""]
+    if a.quick:
+        lines += ["**Quick run (`--quick`): a smoke check, too few runs to judge by.**", ""]
+    lines += ["- before: `%s` (%s)" % (bins["before"], meta["before"]),
+              "- after: `%s` (%s)" % (bins["after"], meta["after"]),
+              "- peers: %s" % (", ".join("%s `%s`" % (p, w[0]) for p, w in peers.items())
+                               or "none found"),
+              "- %s; %d rounds, each: %s; then %s; idle window %g s; wall time %.0f s" % (
+                  meta["date"], a.rounds, meta["per_round"], meta["reap"], a.idle, meta["wall"]),
+              "- load average before / after: %s / %s; machine CPU busy during the run: %s %%" % (
+                  " ".join(meta["load0"]), " ".join(meta["load1"]), meta["busy"]),
+              "", "Peers' figures are the best of tini-static, dumb-init and catatonit in the "
+              "same rounds (size: the static ones); \"after ÷ best peer\" is NEW's cost over "
+              "theirs (for a rate, the peer's rate over NEW's). Worse: by more than %d %% for "
+              "times and rates, more than %d KiB for RSS, at all for wake-ups and size." % (
+                  100 * TIME_TOLERANCE, RSS_TOLERANCE), "",
+              "| measurement | before | after | after vs before | best peer | after ÷ best peer "
+              "| goal | met |", "|---|---|---|---|---|---|---|---|"]
+    worse_rows = []
+    for what, vals, unit, goal in rows(m, bins, peers, a):
+        b, n = vals.get("before"), vals.get("after")
+        bad, change = worse(b, n, unit)
+        if bad:
+            worse_rows.append(what)
+            change = "**worse** " + change
+        pv = {k: v for k, v in vals.items() if k in peers and v is not None}
+        bp = B.best_peer({k: (-v if unit == "rate" else v) for k, v in pv.items()})
+        peer_cell, ratio, ratio_cell, goal_cell, verdict = "—", None, "—", "not worse", ""
+        if bp and not isinstance(n, list):
+            peer_cell = "%s (%s)" % (fmt(pv[bp[0]], unit), bp[0])
+            if n:
+                ratio = pv[bp[0]] / n if unit == "rate" else n / pv[bp[0]] if pv[bp[0]] else None
+                ratio_cell = "%.2f×" % ratio if ratio is not None else "—"
+        if unit == "B":
+            goal_cell = "≤ {:,} B".format(SIZE_GOAL)
+            verdict = "pass" if n is not None and n <= SIZE_GOAL else "MISS"
+        elif goal:
+            goal_cell = "≤ %.1f× best peer" % PEER_GOAL
+            verdict = "pass" if ratio is not None and ratio <= PEER_GOAL else "MISS"
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            what, fmt(b, unit), fmt(n, unit), change, peer_cell, ratio_cell, goal_cell, verdict))
+    lines += ["", "Worse after than before: %s." % ("; ".join(worse_rows) or "none")]
+    if meta["leaks"]:
+        lines += ["", "Leaked processes (killed): %s" % "; ".join(meta["leaks"])]
+    return "\n".join(lines) + "\n"
+
+
+def version(path):
+    q = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    return ((q.stdout or q.stderr).strip().splitlines() or ["?"])[0]
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("old")
     ap.add_argument("new")
-    ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--idle", type=float, default=20)
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke check: 3 rounds of fewer runs, 2,000 orphans once, 5 s idle")
+    ap.add_argument("--rounds", type=int, default=None, help="default %d (--quick %d)" % (
+        FULL["rounds"], QUICK["rounds"]))
+    ap.add_argument("--idle", type=float, default=None, help="idle window, s; default %g "
+                    "(--quick %g)" % (FULL["idle"], QUICK["idle"]))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "before-after.md"))
     a = ap.parse_args()
+    k = QUICK if a.quick else FULL
+    a.rounds = a.rounds or k["rounds"]
+    a.idle = a.idle if a.idle is not None else k["idle"]
+    if os.geteuid() != 0:
+        sys.exit("before-after: must run as root (unshare --pid)")
+    B.set_child_subreaper()
     bins = {"before": os.path.abspath(a.old), "after": os.path.abspath(a.new)}
+    peers = B.peer_wrappers(B.find_peers())
     scratch = tempfile.mkdtemp(prefix="supba.")
-    bk = os.path.join(scratch, "benchkit")
-    subprocess.run(["gcc", "-O2", "-o", bk, os.path.join(HERE, "benchkit.c")], check=True)
-    start, start_done, term_done, lease, marker, rss = ({n: [] for n in bins} for _ in range(6))
-    base = []
-    for r in range(a.rounds):
-        base += spawnloop(bk, [], 20)
-        for name in random.sample(list(bins), len(bins)):
-            sup = bins[name]
-            d = tempfile.mkdtemp(dir=scratch)
-            start[name] += spawnloop(bk, [sup, "main", "--"], 20)
-            start_done[name] += spawnloop(bk, [sup, "main", "--done-file", d + "/done%N", "--"], 20)
-            shutil.rmtree(d, ignore_errors=True)
-            term_done[name] += sigbench(bk, [sup, "main", "--done-file", "%D/done%N", "--"], 10,
-                                        scratch)
-            lease[name] += markerbench(bk, sup, 1, 10, scratch)
-            marker[name] += markerbench(bk, sup, 0, 10, scratch)
-            rss[name].append(hwm(bk, [sup, "main", "--", "/bin/true"]))
-    wake = idle(bins, bk, scratch, a.idle)
-    shutil.rmtree(scratch, ignore_errors=True)
-    b = statistics.median(base)
-    rows = [
-        ("start-up overhead, `main -- /bin/true` (median)",
-         lambda n: "%d µs" % ((statistics.median(start[n]) - b) / 1000)),
-        ("start-up overhead, `main --done-file` (median)",
-         lambda n: "%d µs" % ((statistics.median(start_done[n]) - b) / 1000)),
-        ("SIGTERM → exited, `main --done-file`: p50 / p90 / p99",
-         lambda n: " / ".join(ms(pct(term_done[n], p)) for p in (50, 90, 99))),
-        ("marker → sidecar exited, lease held: p50 / p90 / p99",
-         lambda n: " / ".join(ms(pct(lease[n], p)) for p in (50, 90, 99))),
-        ("marker → sidecar exited, marker only: p50 / p90 / p99",
-         lambda n: " / ".join(ms(pct(marker[n], p)) for p in (50, 90, 99))),
-        ("idle wake-ups of a waiting sidecar in %d s" % a.idle, lambda n: str(wake[n])),
-        ("peak RSS (VmHWM, max), `main -- /bin/true`", lambda n: "%d KiB" % max(x for x in rss[n] if x)),
-        ("binary size", lambda n: "{:,} B".format(os.path.getsize(bins[n]))),
-    ]
-    lines = ["# Before and after, one interleaved run", "",
-             "- before: `%s`" % bins["before"], "- after: `%s`" % bins["after"],
-             "- %s, %d rounds; %s" % (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), a.rounds,
-                                    "runs per round: 20 start-ups, 10 SIGTERMs and 10 markers "
-                                    "of each kind"),
-             "", "| measurement | before | after |", "|---|---|---|"]
-    lines += ["| %s | %s | %s |" % (what, f("before"), f("after")) for what, f in rows]
-    text = "\n".join(lines) + "\n"
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "before": version(bins["before"]), "after": version(bins["after"]),
+            "per_round": "%d start-ups, %d SIGTERMs and %d markers of each kind, 1 peak RSS" % (
+                k["start"], k["sig"], k["marker"]),
+            "reap": "{} reaping run(s) of {:,} orphans".format(k["reaps"], k["orphans"]),
+            "load0": B.loadavg()}
+    t0, c0 = time.monotonic(), B.cpu_times()
+    try:
+        bk = B.build_benchkit(scratch)
+        m = measure(bins, peers, bk, scratch, a)
+    finally:
+        for p in list(B.TRACKED):
+            B.kill_proc(p)
+        meta["leaks"] = ["pid %d (%s) %s" % (pid, st, cmd[:120])
+                         for pid, st, cmd in B.reap_strays()]
+        shutil.rmtree(scratch, ignore_errors=True)
+    c1 = B.cpu_times()
+    meta.update(wall=time.monotonic() - t0, load1=B.loadavg(),
+                busy="%.0f" % (100.0 * ((c1[0] - c0[0]) - (c1[1] - c0[1])) / max(1, c1[0] - c0[0])))
+    text = table(m, bins, peers, a, meta)
     with open(a.out, "w") as fh:
         fh.write(text)
     print(text)

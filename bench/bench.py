@@ -321,6 +321,155 @@ def elf_info(path):
     return static, stripped
 
 
+# ----------------------------------------------------------------------------- one helper run
+# Each function runs one benchkit helper (bench/benchkit.c) on one contender and parses what it
+# prints; the phases of Bench interleave them, and so does bench/before-after.py.
+
+PEERS = ("tini-static", "dumb-init", "catatonit")
+
+
+def build_benchkit(scratch):
+    bk = os.path.join(scratch, "benchkit")
+    subprocess.run(["gcc", "-O2", "-o", bk, os.path.join(HERE, "benchkit.c")], check=True)
+    return bk
+
+
+def find_peers():
+    """{name: path} of the PID-1 tools on PATH (tini, dynamic, is listed for its size only)."""
+    found = {}
+    for name in PEERS + ("tini",):
+        p = shutil.which(name)
+        if p:
+            found[name] = p
+    return found
+
+
+def peer_wrappers(peers):
+    """The argv prefix that puts each peer found in front of a command."""
+    w = {}
+    for name, tail in (("tini-static", ["--"]), ("dumb-init", []), ("catatonit", ["--"])):
+        if name in peers:
+            w[name] = [peers[name]] + tail
+    return w
+
+
+def best_peer(values):
+    """(name, value) of the peer with the smallest value, or None."""
+    got = [(values[k], k) for k in PEERS if values.get(k) is not None]
+    if not got:
+        return None
+    v, k = min(got)
+    return k, v
+
+
+def run_spawnloop(bk, argv, per):
+    """`benchkit spawnloop`: PREFIX /bin/true `per` times. ([wall ns], [cpu ns], failures)."""
+    q = subprocess.run([bk, "spawnloop", str(per), "10000", "--"] + argv + ["/bin/true"],
+                       capture_output=True, text=True, timeout=per * 12 + 30)
+    rows = [l.split() for l in q.stdout.splitlines()]
+    rows = [r for r in rows if len(r) == 2 and r[0].isdigit()]
+    m = re.search(r"failures (\d+)", q.stderr)
+    return [int(r[0]) for r in rows], [int(r[1]) for r in rows], int(m.group(1)) if m else per
+
+
+def run_sigbench(bk, argv, per, d):
+    """`benchkit sigbench` in directory d: SIGTERM to PREFIX `benchkit child`, `per` times.
+    ([(handler ns, exit ns, exit-after-child ns or -1)], [failure lines])."""
+    q = subprocess.run([bk, "sigbench", str(per), "1000", "5000", d, "--"] + argv
+                       + [bk, "child", "%R", "%O"], capture_output=True, text=True,
+                       timeout=per * 12 + 30)
+    ok, fails = [], []
+    for line in q.stdout.splitlines():
+        f = line.split()
+        if f and f[0] == "ok":
+            ok.append((int(f[1]), int(f[2]), int(f[3])))
+        elif f:
+            fails.append(" ".join(f[1:]))
+    return ok, fails
+
+
+def new_marker_store():
+    return {"exit": [], "daemon_signaled": [], "codes": {}, "daemon_alive": 0, "failures": [],
+            "first_exit": []}
+
+
+def parse_marker(text, store, name):
+    """Add `benchkit markerbench`'s lines to store[name]."""
+    for line in text.splitlines():
+        f = line.split()
+        c = store.setdefault(name, new_marker_store())
+        if f and f[0] == "ok":
+            c["exit"].append(int(f[1]))
+            if int(f[2]) >= 0:
+                c["daemon_signaled"].append(int(f[2]))
+            c["codes"][f[3]] = c["codes"].get(f[3], 0) + 1
+            if f[4] == "daemon-alive":
+                c["daemon_alive"] += 1
+            if "term-blocked" in f:
+                c["term_blocked"] = c.get("term_blocked", 0) + 1
+            if "first-exited" in f:
+                c["first_exit"].append(int(f[f.index("first-exited") + 1]))
+        elif f:
+            c["failures"].append(" ".join(f[1:]))
+
+
+def run_markerbench(bk, argv, per, settle, lease, d, store, name):
+    """`benchkit markerbench` in directory d (lease: 0 none, 1 held, 2 released without a
+    marker), `per` runs into store[name]; returns how many succeeded."""
+    q = subprocess.run([bk, "markerbench", str(per), str(settle[0]), str(settle[1]), "10000",
+                        str(lease), d, "--"] + argv, capture_output=True, text=True,
+                       timeout=per * 25 + 30)
+    before = len(store.get(name, {}).get("exit", []))
+    parse_marker(q.stdout, store, name)
+    return len(store[name]["exit"]) - before
+
+
+def run_hwm(bk, argv, stop, d):
+    """Run argv under `benchkit hwm`; stop is None (exits by itself), 'marker' or 'term'.
+    Returns the exit-stop's /proc fields (VmHWM, RssAnon, RssFile, Threads: KiB) and 'exit'."""
+    # unbuffered: readline takes only the first line, and communicate() gets the rest (a
+    # buffered reader could take both lines at once, which communicate(timeout=) never sees)
+    p = popen([bk, "hwm", "--"] + argv, stdout=subprocess.PIPE, bufsize=0)
+    try:
+        first = p.stdout.readline().split()
+        pid = int(first[1])
+        if stop:
+            if not wait_path(os.path.join(d, "ready"), 10, p):
+                raise RuntimeError("not ready")
+            time.sleep(0.05)
+            if stop == "marker":
+                place_marker(os.path.join(d, "done"))
+            else:
+                os.kill(pid, signal.SIGTERM)
+        so, _ = p.communicate(timeout=20)
+    except Exception:
+        kill_proc(p)
+        raise
+    TRACKED.discard(p)
+    line = so.decode().strip().splitlines()[-1].split()
+    fields = dict(x.split("=") for x in line[2:])
+    fields = {k: int(v) for k, v in fields.items()}
+    fields["exit"] = int(line[1])
+    return fields
+
+
+def run_reap(bk, argv, n, resf):
+    """PREFIX as PID 1 of a new PID namespace reaping n orphans (`benchkit reap`), result file
+    resf. {orphans, create_ns, reap_ns, not_reaped, per_s} or {error}."""
+    p = popen(["unshare", "--pid", "--fork", "--mount-proc"] + argv + [bk, "reap", str(n), resf],
+              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if wait_exit(p, 180) is None:
+        kill_proc(p)
+        return {"error": "timeout"}
+    try:
+        with open(resf) as f:
+            cnt, create_ns, reap_ns, left = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return {"error": "no result (exit %s)" % p.returncode}
+    return {"orphans": cnt, "create_ns": create_ns, "reap_ns": reap_ns, "not_reaped": left,
+            "per_s": cnt / (reap_ns / 1e9)}
+
+
 # ----------------------------------------------------------------------------- plots
 
 
@@ -354,7 +503,7 @@ def write_plots(R, outdir, prefix="", fmt="svg"):
             return "shell", {"lw": 1.0, "ls": "--"}
         if name.startswith("C waiter"):
             return "ref", {"lw": 1.1, "ls": ":"}
-        if name.startswith(Bench.PEERS) or name.startswith("/bin/true"):
+        if name.startswith(PEERS) or name.startswith("/bin/true"):
             return "peer", {"lw": 1.0}
         return "sup", {"lw": 1.8}
 
@@ -485,7 +634,6 @@ def readme_table(R):
     readme-table.md): what the README shows is this text, pasted or include-checked."""
     m = R.get("meta", {})
     T = R.get("targets", [])
-    PEERS = Bench.PEERS
 
     def verdict(name, goal=None, family=False):
         """The result of the target row `name` (optionally followed by " (..." or ": ..."), or
@@ -689,17 +837,8 @@ class Bench:
 
     # -- setup ---------------------------------------------------------------
     def setup(self):
-        src = os.path.join(HERE, "benchkit.c")
-        self.bk = os.path.join(self.tmp, "benchkit")
-        subprocess.run(["gcc", "-O2", "-o", self.bk, src], check=True)
-        self.peers = {}
-        for name, cands in (("tini-static", ["tini-static"]), ("dumb-init", ["dumb-init"]),
-                            ("catatonit", ["catatonit"]), ("tini", ["tini"])):
-            for c in cands:
-                p = shutil.which(c)
-                if p:
-                    self.peers[name] = p
-                    break
+        self.bk = build_benchkit(self.tmp)
+        self.peers = find_peers()
         try:
             q = subprocess.run(["perf", "stat", "-x,", "-e", "context-switches", "true"],
                                capture_output=True, text=True, timeout=20)
@@ -783,12 +922,7 @@ class Bench:
         if include_termlog:
             w["supervisor main --termination-log"] = [self.sup, "main", "--termination-log",
                                                       os.path.join(done_dir, "termlog%N"), "--"]
-        if "tini-static" in self.peers:
-            w["tini-static"] = [self.peers["tini-static"], "--"]
-        if "dumb-init" in self.peers:
-            w["dumb-init"] = [self.peers["dumb-init"]]
-        if "catatonit" in self.peers:
-            w["catatonit"] = [self.peers["catatonit"], "--"]
+        w.update(peer_wrappers(self.peers))
         return w
 
     @staticmethod
@@ -825,18 +959,13 @@ class Bench:
             order = list(conts)
             random.shuffle(order)
             for name in order:
-                argv = [self.bk, "spawnloop", str(per), "10000", "--"] + conts[name] + ["/bin/true"]
-                q = subprocess.run(argv, capture_output=True, text=True, timeout=per * 12 + 30)
-                rows = [l.split() for l in q.stdout.splitlines()]
-                rows = [r for r in rows if len(r) == 2 and r[0].isdigit()]
-                xs = [int(r[0]) for r in rows]
-                cpus.setdefault(name, []).extend(int(r[1]) for r in rows)
+                xs, cpu, failed = run_spawnloop(self.bk, conts[name], per)
+                cpus.setdefault(name, []).extend(cpu)
                 if not xs:
                     raise RuntimeError("%s: every run timed out" % name)
                 samples.setdefault(name, []).extend(xs)
                 rounds_med.setdefault(name, []).append(statistics.median(xs))
-                m = re.search(r"failures (\d+)", q.stderr)
-                failures[name] = failures.get(name, 0) + (int(m.group(1)) if m else per)
+                failures[name] = failures.get(name, 0) + failed
             shutil.rmtree(d, ignore_errors=True)
         base = samples["/bin/true (baseline)"]
         base_cpu = statistics.median(cpus["/bin/true (baseline)"])
@@ -857,7 +986,7 @@ class Bench:
                 "raw_wall_ns": xs,
             }
         tini = out["contenders"].get("tini-static")
-        best = self.best_peer({k: c["overhead_median_ns"] for k, c in out["contenders"].items()})
+        best = best_peer({k: c["overhead_median_ns"] for k, c in out["contenders"].items()})
         for name, c in out["contenders"].items():
             if tini and tini["overhead_median_ns"] > 0:
                 c["ratio_to_tini"] = c["overhead_median_ns"] / tini["overhead_median_ns"]
@@ -865,17 +994,6 @@ class Bench:
                 c["ratio_to_best_peer"] = c["overhead_median_ns"] / best[1]
         out["best_peer"] = best[0] if best else None
         self.res["startup"] = out
-
-    PEERS = ("tini-static", "dumb-init", "catatonit")
-
-    @classmethod
-    def best_peer(cls, values):
-        """(name, value) of the peer with the smallest value, or None."""
-        got = [(values[k], k) for k in cls.PEERS if values.get(k) is not None]
-        if not got:
-            return None
-        v, k = min(got)
-        return k, v
 
     # -- 7. signal forwarding --------------------------------------------------
     def bench_signal(self):
@@ -891,21 +1009,14 @@ class Bench:
             self.empty_termlogs(d, per)
             for name in order:
                 sd = self.mkd("signal", str(r), re.sub(r"\W+", "_", name))
-                argv = ([self.bk, "sigbench", str(per), "1000", "5000", sd, "--"] + conts[name]
-                        + [self.bk, "child", "%R", "%O"])
-                q = subprocess.run(argv, capture_output=True, text=True, timeout=per * 12 + 30)
-                good = 0
-                for line in q.stdout.splitlines():
-                    f = line.split()
-                    if f[0] == "ok":
-                        lat.setdefault(name, []).append(int(f[1]))
-                        exitlat.setdefault(name, []).append(int(f[2]))
-                        if int(f[3]) >= 0:
-                            afterlat.setdefault(name, []).append(int(f[3]))
-                        good += 1
-                    else:
-                        fails.setdefault(name, []).append(" ".join(f[1:]))
-                if not good:
+                ok, failed = run_sigbench(self.bk, conts[name], per, sd)
+                for handler, exit_, after in ok:
+                    lat.setdefault(name, []).append(handler)
+                    exitlat.setdefault(name, []).append(exit_)
+                    if after >= 0:
+                        afterlat.setdefault(name, []).append(after)
+                fails.setdefault(name, []).extend(failed)
+                if not ok:
                     broken.add(name)  # every run failed: do not spend more rounds on it
             shutil.rmtree(d, ignore_errors=True)
         out = {"signal": "SIGTERM", "rounds": rounds, "runs_per_round": per, "contenders": {}}
@@ -920,7 +1031,7 @@ class Bench:
                 "raw_exit_after_child_ns": afterlat.get(name, []),
             }
         for key in ("exit_latency", "exit_after_child"):
-            best = self.best_peer({k: c[key].get("median") for k, c in out["contenders"].items()})
+            best = best_peer({k: c[key].get("median") for k, c in out["contenders"].items()})
             out["best_peer_" + key] = best[0] if best else None
             for c in out["contenders"].values():
                 if best and best[1] and c[key].get("median") is not None:
@@ -939,25 +1050,6 @@ class Bench:
                   'kill -TERM $p; wait $p' % (bk, period))
         return ["sh", "-c", script, "sh", "%D"]
 
-    def _parse_marker(self, text, store, name):
-        for line in text.splitlines():
-            f = line.split()
-            c = store.setdefault(name, {"exit": [], "daemon_signaled": [], "codes": {},
-                                        "daemon_alive": 0, "failures": [], "first_exit": []})
-            if f and f[0] == "ok":
-                c["exit"].append(int(f[1]))
-                if int(f[2]) >= 0:
-                    c["daemon_signaled"].append(int(f[2]))
-                c["codes"][f[3]] = c["codes"].get(f[3], 0) + 1
-                if f[4] == "daemon-alive":
-                    c["daemon_alive"] += 1
-                if "term-blocked" in f:
-                    c["term_blocked"] = c.get("term_blocked", 0) + 1
-                if "first-exited" in f:
-                    c["first_exit"].append(int(f[f.index("first-exited") + 1]))
-            elif f:
-                c["failures"].append(" ".join(f[1:]))
-
     def _markerbench(self, conts, rounds, settle, phase):
         """Interleaved markerbench rounds; conts: name -> (argv, lease mode, runs per round)."""
         store, broken = {}, set()
@@ -969,12 +1061,7 @@ class Bench:
                 if not per:
                     continue
                 d = self.mkd(phase, str(r), re.sub(r"\W+", "_", name)[:40])
-                argv = ([self.bk, "markerbench", str(per), str(settle[0]), str(settle[1]), "10000",
-                         str(lease), d, "--"] + argv_t)
-                q = subprocess.run(argv, capture_output=True, text=True, timeout=per * 25 + 30)
-                before = len(store.get(name, {}).get("exit", []))
-                self._parse_marker(q.stdout, store, name)
-                if len(store.get(name, {}).get("exit", [])) == before:
+                if not run_markerbench(self.bk, argv_t, per, settle, lease, d, store, name):
                     broken.add(name)  # every run failed: do not spend more rounds on it
                 shutil.rmtree(d, ignore_errors=True)
         return store
@@ -1040,12 +1127,10 @@ class Bench:
         for name, p in procs:
             try:
                 so, _ = p.communicate(timeout=60)
-                self._parse_marker(so, store, name)
+                parse_marker(so, store, name)
             except subprocess.TimeoutExpired:
                 kill_proc(p)
-                store.setdefault(name, {"exit": [], "daemon_signaled": [], "codes": {},
-                                        "daemon_alive": 0, "failures": [], "first_exit": []}
-                                 )["failures"].append("harness-timeout")
+                store.setdefault(name, new_marker_store())["failures"].append("harness-timeout")
             TRACKED.discard(p)
         self.res["marker"] = {"settle_before_marker_us": list(settle),
                               "contenders": self._marker_rows(store, list(conts) + list(shells))}
@@ -1267,31 +1352,6 @@ class Bench:
         return out
 
     # -- 4. memory (VmHWM at exit) ---------------------------------------------
-    def _hwm_run(self, argv, stop, d):
-        """Run argv under `benchkit hwm`; stop is None (exits by itself), 'marker' or 'term'."""
-        p = popen([self.bk, "hwm", "--"] + argv, stdout=subprocess.PIPE, text=True)
-        try:
-            first = p.stdout.readline().split()
-            pid = int(first[1])
-            if stop:
-                if not wait_path(os.path.join(d, "ready"), 10, p):
-                    raise RuntimeError("not ready")
-                time.sleep(0.05)
-                if stop == "marker":
-                    place_marker(os.path.join(d, "done"))
-                else:
-                    os.kill(pid, signal.SIGTERM)
-            so, _ = p.communicate(timeout=20)
-        except Exception:
-            kill_proc(p)
-            raise
-        TRACKED.discard(p)
-        line = so.strip().splitlines()[-1].split()
-        fields = dict(x.split("=") for x in line[2:])
-        fields = {k: int(v) for k, v in fields.items()}
-        fields["exit"] = int(line[1])
-        return fields
-
     def bench_memory(self):
         reps = self.n(5, 2)
         child = lambda d: [self.bk, "child", os.path.join(d, "ready")]
@@ -1318,7 +1378,7 @@ class Bench:
                 d = self.mkd("mem", str(r), re.sub(r"\W+", "_", name))
                 mk, stop = cases[name]
                 try:
-                    data.setdefault(name, []).append(self._hwm_run(mk(d), stop, d))
+                    data.setdefault(name, []).append(run_hwm(self.bk, mk(d), stop, d))
                 except Exception as e:  # noqa: BLE001 - record and continue
                     data.setdefault(name, []).append({"error": repr(e)})
         out = {"reps": reps, "contenders": {}}
@@ -1347,21 +1407,7 @@ class Bench:
             random.shuffle(order)
             for name in order:
                 resf = os.path.join(self.mkd("reap"), "r%d_%s" % (r, re.sub(r"\W+", "_", name)))
-                argv = (["unshare", "--pid", "--fork", "--mount-proc"] + conts[name]
-                        + [self.bk, "reap", str(n), resf])
-                p = popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                if wait_exit(p, 180) is None:
-                    kill_proc(p)
-                    data.setdefault(name, []).append({"error": "timeout"})
-                    continue
-                try:
-                    with open(resf) as f:
-                        cnt, create_ns, reap_ns, left = (int(x) for x in f.read().split())
-                    data.setdefault(name, []).append(
-                        {"orphans": cnt, "create_ns": create_ns, "reap_ns": reap_ns,
-                         "not_reaped": left, "per_s": cnt / (reap_ns / 1e9)})
-                except (OSError, ValueError):
-                    data.setdefault(name, []).append({"error": "no result (exit %s)" % p.returncode})
+                data.setdefault(name, []).append(run_reap(self.bk, conts[name], n, resf))
         out = {"orphans_per_run": n, "reps": reps, "contenders": {}}
         for name in conts:
             rows = data.get(name, [])
