@@ -110,7 +110,16 @@ pub struct Events {
     poll_at: Option<Instant>,
     /// The readiness wait and the quit calls under way.
     flights: flights::Flights,
+    /// A process group asked to stop, and when to look whether a process of it is stopped.
+    wake_check: Option<(Pid, Instant)>,
 }
+
+/// How long after a stop request the child's group is looked at for a stopped process. Not at
+/// once: the walk of /proc would run on the CPU the signalled process wakes on (the kernel
+/// places a wakee near its waker), between the signal and its handler, and it is wasted on a
+/// child that exits at once. A stopped process waits this long for its SIGCONT, against a grace
+/// period of seconds.
+const WAKE_CHECK_AFTER: Duration = Duration::from_millis(2);
 
 impl Events {
     /// The stream, with the peers' markers (`--requires` or `--wait-file`) under watch. The first
@@ -139,6 +148,7 @@ impl Events {
             inotify: None,
             poll_at: None,
             flights: flights::Flights::default(),
+            wake_check: None,
         })
     }
 
@@ -153,6 +163,13 @@ impl Events {
         if let Some(pid) = self.child {
             self.ended_before_ask |= reaper::has_exited(pid);
         }
+    }
+
+    /// Sends SIGCONT to `group` shortly (see [`WAKE_CHECK_AFTER`]) if a process of it is stopped
+    /// then: a stopped process would sleep through the grace period, and one that is not stopped
+    /// must not get a signal nobody sent.
+    pub fn wake_if_stopped(&mut self, group: Pid) {
+        self.wake_check = Some((group, Instant::now() + WAKE_CHECK_AFTER));
     }
 
     /// Reports [`Input::LeftoversGone`] once nothing of the child's tree is left.
@@ -194,6 +211,7 @@ impl Events {
                 .iter()
                 .map(|(_, at)| *at)
                 .chain(self.poll_at)
+                .chain(self.wake_check.map(|(_, at)| at))
                 .chain(self.flights.deadline())
                 .min();
             let waited = self.poller.wait(deadline);
@@ -310,6 +328,14 @@ impl Events {
         if self.poll_at.is_some_and(|at| at <= now) {
             self.poll_at = None;
             self.files_changed();
+        }
+        if let Some((group, _)) = self.wake_check.filter(|&(_, at)| at <= now) {
+            self.wake_check = None;
+            if reaper::group_alive(group) && reaper::group_has_stopped(group) {
+                if let Err(e) = crate::signals::send(-group.as_raw(), Some(Sig::CONT)) {
+                    tracing::debug!("could not send CONT to process group {group}: {e}");
+                }
+            }
         }
     }
 

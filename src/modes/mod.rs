@@ -184,17 +184,6 @@ impl World {
     fn group(&self) -> Option<Pid> {
         self.child.map(|c| c.pid)
     }
-
-    /// SIGCONT after a stop signal, only where a process of the group is stopped: a stopped
-    /// child would sleep through the grace period, and one that is not stopped must not get a
-    /// signal nobody sent.
-    fn wake_if_stopped(&self) {
-        if let Some(c) = self.child {
-            if reaper::group_has_stopped(c.pid) {
-                c.signal_group(Sig::CONT);
-            }
-        }
-    }
 }
 
 /// A mode's own effects, carried out on the shared world.
@@ -253,7 +242,9 @@ impl<M: OwnEffects> Effects<M::Own> for Real<M> {
         if let (Ask::Signal(sig), Some(c)) = (ask, self.world.child) {
             c.signal_group(sig);
         }
-        self.world.wake_if_stopped();
+        if let Some(group) = self.world.group() {
+            self.world.events.wake_if_stopped(group);
+        }
     }
 
     fn forward(&mut self, sig: Sig) {
