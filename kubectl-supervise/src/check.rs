@@ -979,13 +979,7 @@ fn native_without_startup_probe(pod: &Pod) -> Vec<Finding> {
 /// a port it declares.
 fn quit_by_a_main(pod: &Pod, m: &Member) -> bool {
     let image = m.container.image.as_deref().unwrap_or("");
-    let declared: Vec<i32> = m
-        .container
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| p.container_port)
-        .collect();
+    let declared = declared_ports(m);
     pod.mains().any(|(_, c)| {
         c.quit_urls.iter().any(|u| {
             supervisor::http::is_loopback(&u.host)
@@ -1060,16 +1054,16 @@ fn endpoint_disabled(pod: &Pod) -> Vec<Finding> {
     out
 }
 
+/// The ports a member's container declares.
+fn declared_ports(m: &Member) -> Vec<i32> {
+    let ports = m.container.ports.iter().flatten();
+    ports.map(|p| p.container_port).collect()
+}
+
 fn probe_target(pod: &Pod) -> Vec<Finding> {
     let mut out = Vec::new();
     for m in &pod.members {
-        let ports: Vec<i32> = m
-            .container
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| p.container_port)
-            .collect();
+        let ports = declared_ports(m);
         for inv in &m.invocations {
             let Ok(Parsed::Probe(p)) = &inv.parsed else {
                 continue;
