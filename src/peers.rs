@@ -174,14 +174,11 @@ impl Peers {
 
     fn wait_in_thread(&self, i: usize, id: u64, file: std::fs::File) {
         let report = self.on_release.clone();
-        let spawned = std::thread::Builder::new()
-            .name("lease".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                if lease::wait_released(file).is_ok() {
-                    report(i, id);
-                }
-            });
+        let spawned = crate::signals::spawn_thread("lease", 64 * 1024, move || {
+            if lease::wait_released(file).is_ok() {
+                report(i, id);
+            }
+        });
         if let Err(e) = spawned {
             tracing::warn!(
                 "cannot wait on the lease {}: {e}; only its files will tell when it ends",

@@ -237,26 +237,86 @@ pub fn parse_list(s: &str) -> Result<SigSet, SigError> {
     Ok(set)
 }
 
-/// Blocks the handled signals in the calling thread. Call first, before any thread is created.
+/// Blocks the handled signals in the calling thread and sets the C library's own signals (32-34)
+/// to be ignored. Call first, before any thread is created.
+///
+/// Why the second part: musl's first `pthread_create` unblocks 33 and 34 in the calling thread
+/// (and each new thread starts with 33 unblocked; glibc's with 32 and 33), and a real-time signal's
+/// default action ends the process. Every thread is spawned through [`spawn_thread`], which blocks
+/// them again; in the moment before it does, one of them sent from outside is dropped rather than
+/// fatal. A blocked signal is never ignored by the kernel: it is still queued for the signalfd, so
+/// 34 (RTMIN) is forwarded as before. The child gets every disposition back as SIG_DFL.
 pub fn block() -> io::Result<()> {
-    let mask = SigSet::handled().0;
-    // SAFETY: rt_sigprocmask reads one 8-byte kernel mask from a live local and writes nothing
-    // (no old mask requested). The raw call is used because the C library would filter out its
-    // reserved signals.
+    set_mask()?;
+    for sig in 32..=34 {
+        // The kernel's sigaction with the handler first on every architecture: SIG_IGN (1), no
+        // flags, empty mask.
+        let ignore = [1u64, 0, 0, 0];
+        // SAFETY: rt_sigaction reads a properly sized struct from a live local and writes nothing
+        // (no old action requested). The raw call, because both C libraries refuse their own.
+        let r = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_rt_sigaction,
+                sig,
+                ignore.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn set_mask() -> io::Result<()> {
+    sigprocmask(nix::libc::SIG_BLOCK, Some(SigSet::handled().0)).map(drop)
+}
+
+/// The raw rt_sigprocmask: `how` with `mask` (none: only read), returning the mask before. The
+/// raw call, because the C library filters its reserved signals out of both.
+fn sigprocmask(how: nix::libc::c_int, mask: Option<u64>) -> io::Result<u64> {
+    let mut old = 0u64;
+    let new = mask.as_ref().map_or(std::ptr::null(), |m| m as *const u64);
+    // SAFETY: rt_sigprocmask reads at most one 8-byte kernel mask from a live local and writes
+    // one into another.
     let r = unsafe {
         nix::libc::syscall(
             nix::libc::SYS_rt_sigprocmask,
-            nix::libc::SIG_BLOCK,
-            &mask as *const u64,
-            std::ptr::null_mut::<u64>(),
+            how,
+            new,
+            &mut old as *mut u64,
             8usize,
         )
     };
     if r == 0 {
-        Ok(())
+        Ok(old)
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// Spawns a named thread with the caller's signal mask, and gives the caller its mask back: the
+/// C library unblocks its own signals (see [`block`]) when it creates a thread, and a signal a
+/// supervisor's thread left unblocked would be delivered there instead of to the signalfd.
+pub fn spawn_thread<F>(name: &str, stack: usize, f: F) -> io::Result<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let mask = sigprocmask(nix::libc::SIG_BLOCK, None)?;
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(stack)
+        .spawn(move || {
+            if let Err(e) = sigprocmask(nix::libc::SIG_SETMASK, Some(mask)) {
+                tracing::warn!("cannot set the signal mask of a new thread: {e}");
+            }
+            f()
+        });
+    let again = sigprocmask(nix::libc::SIG_SETMASK, Some(mask));
+    spawned?;
+    again.map(drop)
 }
 
 /// One signal as the signalfd reports it.

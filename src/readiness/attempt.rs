@@ -498,10 +498,7 @@ impl Lookup {
             answer: Mutex::new(None),
         });
         let theirs = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("lookup".into())
-            .stack_size(LOOKUP_STACK)
-            .spawn(move || look_up(&theirs))
+        crate::signals::spawn_thread("lookup", LOOKUP_STACK, move || look_up(&theirs))
             .map_err(|e| format!("cannot look up {host}: no thread: {e}"))?;
         flight.push(Arc::clone(&shared));
         Ok(Lookup { shared })

@@ -94,6 +94,59 @@ fn sidecar_as_pid1_forwards_every_signal() {
     every_signal("sidecar", true);
 }
 
+/// The same with a thread running: a peer's lease held, so the supervisor waits on it in a thread
+/// of its own. The C library unblocks its signals (33 and 34, RTMIN) in the process's first
+/// thread's creator; left so, 34 killed a supervisor that is not PID 1 and vanished in one that is.
+fn every_signal_with_a_thread(mode: &str, pid1: bool) {
+    let dir = tempdir();
+    let peer_marker = path_str(&dir.path().join("peer.done"));
+    // The peer: a sidecar for a main to require, a main for a sidecar to wait for.
+    let peer_mode = if mode == "main" { "sidecar" } else { "main" };
+    let mut peer = start(sup([
+        peer_mode,
+        "--done-file",
+        &peer_marker,
+        "--",
+        "sleep",
+        "1000",
+    ]));
+    peer.expect_stderr("started sleep", DEADLINE);
+    let waits = if mode == "main" {
+        "--requires"
+    } else {
+        "--wait-file"
+    };
+    let (mut p, target) = started(command(mode, pid1, &[waits, &peer_marker], &[]), pid1);
+    p.expect_stderr("started python3", DEADLINE);
+    send_all(&mut p, target, &[2, 15]);
+    kill(target, 15);
+    let o = p.finish();
+    assert!(o.stdout.contains("got 15;"), "{o}");
+    let code = if mode == "main" { 7 } else { 0 };
+    assert_eq!(o.code(), Some(code), "{o}");
+    drop(peer);
+}
+
+#[test]
+fn main_with_a_thread_forwards_every_signal() {
+    every_signal_with_a_thread("main", false);
+}
+
+#[test]
+fn main_as_pid1_with_a_thread_forwards_every_signal() {
+    every_signal_with_a_thread("main", true);
+}
+
+#[test]
+fn sidecar_with_a_thread_forwards_every_signal() {
+    every_signal_with_a_thread("sidecar", false);
+}
+
+#[test]
+fn sidecar_as_pid1_with_a_thread_forwards_every_signal() {
+    every_signal_with_a_thread("sidecar", true);
+}
+
 /// With `--term-signals RTMIN+3` (a systemd image's STOPSIGNAL), TERM and INT are plain signals
 /// forwarded like any other, and 37 is the request to stop.
 fn rtmin3_stops(mode: &str, pid1: bool) {
