@@ -23,6 +23,9 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a helper may take from reporting its own end to being gone, on a busy machine.
+const EXITING: Duration = Duration::from_millis(50);
+
 /// A rule of the table.
 pub struct Rule {
     pub id: &'static str,
@@ -286,6 +289,18 @@ impl<'a> Ctx<'a> {
             .filter(|s| s.inc == i && is_term(s.sig) && s.t < before)
             .map(|s| (s.t, s.sig))
             .collect()
+    }
+
+    /// Until when a stop signal sent to main start `i` may have found its CMD still running: its
+    /// first reaction, or, when that was its own end, a moment later. The helper reports its end
+    /// and then exits; until the kernel has it gone, the supervisor sees a running CMD, forwards
+    /// the signal and calls the end `stopped` (with CMD's own code), which is as true.
+    fn signal_window(&self, i: usize) -> u64 {
+        let f = &self.facts[i];
+        match self.own_first(i) {
+            Some((t, _)) if t == f.react => f.react + EXITING.as_nanos() as u64,
+            _ => f.react,
+        }
     }
 
     /// The program's own end, when it came before any stop signal reached it.
@@ -615,7 +630,7 @@ impl Ctx<'_> {
             .marker_of(i)
             .is_some_and(|m| !m["command_exit_code"].is_null());
         let new = table == Table::PodDeletion;
-        let terms = self.terms(i, f.react);
+        let terms = self.terms(i, self.signal_window(i));
         let deps = self.dependencies(i);
         let mut v = Vec::new();
         // Without a gate, a sidecar's end already on the volume when the main looks ends the
