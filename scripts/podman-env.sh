@@ -20,7 +20,7 @@
 #
 # Images (all under localhost/supervisor-it/):
 #   busybox           busybox only: a stand-in for alpine, debian and the like
-#   dind-base         busybox + Debian's docker engine and CLI + a dockerd-entrypoint.sh stand-in:
+#   dind-base         busybox + Debian's docker engine, CLI and openssl + a dockerd-entrypoint.sh stand-in:
 #                     plays docker:dind and docker:cli
 #   redis             busybox + Debian's redis-server and redis-cli: plays redis:7-alpine
 #   cloud-sql-proxy   busybox + a shell stand-in for /cloud-sql-proxy (health + quitquitquit)
@@ -188,26 +188,55 @@ sv_import() {
 sv__recipe_busybox() { sv_rootfs_busybox "$1"; }
 
 SV_DIND_FILES=(/usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc
-    /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/tini-static)
+    /usr/sbin/docker-proxy /usr/bin/docker /usr/bin/tini-static /usr/bin/openssl)
 sv__recipe_dind() {
     local rootfs=$1 f
     sv_rootfs_busybox "$rootfs"
     for f in "${SV_DIND_FILES[@]}"; do
         sv_rootfs_copy "$rootfs" "$f" "/usr/local/bin/$(basename "$f")"
     done
+    sv_rootfs_copy "$rootfs" /usr/lib/ssl/openssl.cnf
     ln -s tini-static "$rootfs/usr/local/bin/docker-init"
     mkdir -p "$rootfs/var/lib/docker" "$rootfs/certs"
     # The real docker:dind runs dockerd-entrypoint.sh, which starts dockerd on the socket and on
-    # tcp://0.0.0.0:2375 (DOCKER_TLS_CERTDIR="") or 2376 (TLS). This stand-in keeps that
-    # interface and adds the flags this host needs: no iptables, no bridge, vfs storage.
+    # tcp://0.0.0.0:2375 (DOCKER_TLS_CERTDIR="") or, after writing a CA, a server certificate
+    # and the client's certificates under DOCKER_TLS_CERTDIR (the image sets /certs), on 2376
+    # with TLS. This stand-in keeps that interface (with smaller keys) and adds the flags this
+    # host needs: no iptables, no bridge, vfs storage.
     cat >"$rootfs/usr/local/bin/dockerd-entrypoint.sh" <<'EOF'
 #!/bin/sh
 # Stand-in for docker:dind's dockerd-entrypoint.sh (see scripts/podman-env.sh).
 set -e
+tls_certs() {
+    d=$1
+    mkdir -p "$d/ca" "$d/server" "$d/client"
+    ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
+    openssl req -x509 $ec -days 2 -subj '/CN=docker:dind CA' \
+        -keyout "$d/ca/key.pem" -out "$d/ca/cert.pem" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n' >"$d/server/ext.cnf"
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client/ext.cnf"
+    for who in server client; do
+        openssl req $ec -subj "/CN=docker:dind $who" \
+            -keyout "$d/$who/key.pem" -out "$d/$who/csr.pem" 2>/dev/null
+        openssl x509 -req -in "$d/$who/csr.pem" -CA "$d/ca/cert.pem" -CAkey "$d/ca/key.pem" \
+            -CAcreateserial -days 2 -extfile "$d/$who/ext.cnf" -out "$d/$who/cert.pem" 2>/dev/null
+        cp "$d/ca/cert.pem" "$d/$who/ca.pem"
+    done
+    chmod 0644 "$d/client/key.pem"
+}
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
     case " $* " in
     *" --host"* | *" -H "*) set -- dockerd "$@" ;;
-    *) set -- dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=false "$@" ;;
+    *)
+        if [ -n "${DOCKER_TLS_CERTDIR:-}" ]; then
+            tls_certs "$DOCKER_TLS_CERTDIR"
+            s=$DOCKER_TLS_CERTDIR/server
+            set -- dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2376 \
+                --tlsverify --tlscacert "$s/ca.pem" --tlscert "$s/cert.pem" --tlskey "$s/key.pem" "$@"
+        else
+            set -- dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=false "$@"
+        fi
+        ;;
     esac
 fi
 if [ "$1" = dockerd ]; then
@@ -320,7 +349,8 @@ EOF
 sv_image_busybox() { sv_import busybox sv__recipe_busybox -- 'ENV PATH=/usr/local/bin:/bin'; }
 sv_image_dind_base() {
     sv_import dind-base sv__recipe_dind "${SV_DIND_FILES[@]}" -- \
-        'ENV PATH=/usr/local/bin:/bin' 'ENTRYPOINT ["dockerd-entrypoint.sh"]' 'VOLUME /var/lib/docker'
+        'ENV PATH=/usr/local/bin:/bin' 'ENV DOCKER_TLS_CERTDIR=/certs' 'ENTRYPOINT ["dockerd-entrypoint.sh"]' \
+        'VOLUME /var/lib/docker'
 }
 sv_image_redis() {
     sv_import redis sv__recipe_redis "${SV_REDIS_FILES[@]}" -- \

@@ -30,16 +30,48 @@ pub struct Finding {
 }
 
 impl std::fmt::Display for Finding {
+    /// One line, whatever the manifest holds: control characters (a newline in a name, a
+    /// path or a script) are written escaped.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.container {
-            Some(c) => write!(
-                f,
+        let line = match &self.container {
+            Some(c) => format!(
                 "{}: container {c}: {} [{}]",
                 self.object, self.message, self.rule
             ),
-            None => write!(f, "{}: {} [{}]", self.object, self.message, self.rule),
+            None => format!("{}: {} [{}]", self.object, self.message, self.rule),
+        };
+        f.write_str(&escape_controls(&line))
+    }
+}
+
+fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
         }
     }
+    out
+}
+
+/// How long a command line shown in a finding may be: a script can be pages long.
+const SHOWN_LINE_MAX: usize = 200;
+
+/// A command line as a shell would take it, cut to [`SHOWN_LINE_MAX`] characters.
+fn shown_line(words: &[String]) -> String {
+    let line = words
+        .iter()
+        .map(|w| inject::sh_quote(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if line.chars().count() <= SHOWN_LINE_MAX {
+        return line;
+    }
+    let cut: String = line.chars().take(SHOWN_LINE_MAX).collect();
+    format!("{cut}...")
 }
 
 /// A rule: its id (shown in brackets after each finding), what it catches, and the check.
@@ -90,6 +122,11 @@ pub const RULES: &[Rule] = &[
         id: "not-shared",
         summary: "a marker, ready file or --wait-for path on no volume, or on a volume no other container mounts",
         check: not_shared,
+    },
+    Rule {
+        id: "volume-outlives-pod",
+        summary: "a marker, ready file or lease on a volume that outlives the pod (hostPath, a PersistentVolumeClaim, NFS...): a file left by an earlier pod stops the sidecars, or fails the mains, at once",
+        check: volume_outlives_pod,
     },
     Rule {
         id: "read-only-write",
@@ -150,6 +187,11 @@ pub const RULES: &[Rule] = &[
         id: "endpoint-disabled",
         summary: "a quit or health URL of a known sidecar whose flag enabling it is missing",
         check: endpoint_disabled,
+    },
+    Rule {
+        id: "unwaited-sidecar",
+        summary: "a main talks to a sidecar (DOCKER_HOST naming its socket or port, a port it serves on localhost in the main's environment or arguments) without waiting for it: it may start before the sidecar is ready",
+        check: unwaited_sidecar,
     },
     Rule {
         id: "probe-target",
@@ -224,6 +266,13 @@ impl Pod {
         self.view.origin != Origin::ContainerSpec
     }
 
+    /// Every supervisor command line of the pod parses, so what each container writes and
+    /// waits for is known: the rules that match one container's files with another's need it
+    /// (else a broken line would make its partners look wrong).
+    fn complete(&self) -> bool {
+        !self.members.iter().any(Member::broken)
+    }
+
     fn restart_policy(&self) -> &str {
         self.view.spec.restart_policy.as_deref().unwrap_or("Always")
     }
@@ -269,6 +318,14 @@ impl Member {
             .iter()
             .filter(|i| matches!(i.place, Place::Command | Place::Script))
             .filter_map(|i| i.parsed.as_ref().ok())
+    }
+
+    /// Its own supervisor command line does not parse: what it writes and waits for is not
+    /// known.
+    fn broken(&self) -> bool {
+        self.invocations
+            .iter()
+            .any(|i| matches!(i.place, Place::Command | Place::Script) && i.parsed.is_err())
     }
 
     fn supervised(&self) -> bool {
@@ -334,9 +391,24 @@ fn shown(p: &Path) -> String {
 }
 
 /// Every finding for one pod, rule by rule.
+///
+/// A container whose supervisor command line does not parse gets that error alone: what the
+/// other rules would say of it follows from the error, not from its wiring.
 pub fn check_pod(view: PodView) -> Vec<Finding> {
     let pod = Pod::new(view);
-    RULES.iter().flat_map(|r| (r.check)(&pod)).collect()
+    let broken: Vec<&str> = pod
+        .members
+        .iter()
+        .filter(|m| m.broken())
+        .map(Member::name)
+        .collect();
+    RULES
+        .iter()
+        .flat_map(|r| (r.check)(&pod))
+        .filter(|f| {
+            f.rule == "command-line" || f.container.as_deref().is_none_or(|c| !broken.contains(&c))
+        })
+        .collect()
 }
 
 /// Every finding in one document.
@@ -407,7 +479,7 @@ fn command_line(pod: &Pod) -> Vec<Finding> {
                 out.push(pod.finding(
                     Some(m),
                     "command-line",
-                    format!("`{}`{env} would not start: {e}", inv.written.join(" ")),
+                    format!("`{}`{env} would not start: {e}", shown_line(&inv.written)),
                 ));
             }
         }
@@ -686,7 +758,7 @@ fn unwritten<'a>(
     rule: &'static str,
     say: impl Fn(&str, &str) -> String,
 ) -> Vec<Finding> {
-    if !pod.is_pod() {
+    if !pod.is_pod() || !pod.complete() {
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -744,7 +816,7 @@ fn requires_unwritten(pod: &Pod) -> Vec<Finding> {
 }
 
 fn done_file_unwaited(pod: &Pod) -> Vec<Finding> {
-    if !pod.is_pod() {
+    if !pod.is_pod() || !pod.complete() {
         return Vec::new();
     }
     let waited = pod
@@ -1018,6 +1090,260 @@ fn probe_target(pod: &Pod) -> Vec<Finding> {
                     ));
                 }
             }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// unwaited-sidecar
+// ---------------------------------------------------------------------------------------------
+
+/// What a sidecar serves, each socket as (volume, path inside it).
+struct Served<'a> {
+    member: &'a Member,
+    sockets: Vec<(String, PathBuf)>,
+    ports: Vec<u16>,
+    /// How a main would wait for it, for the message.
+    wait_with: Option<String>,
+}
+
+/// What a container's daemon runs: the command after `supervisor sidecar ... --`, else its
+/// own command.
+fn daemon_argv(m: &Member) -> Vec<String> {
+    let wrapped = m.running().find_map(|p| match p {
+        Parsed::Sidecar(c) => Some(
+            c.command
+                .iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect(),
+        ),
+        _ => None,
+    });
+    wrapped
+        .or_else(|| command::effective_argv(&m.container))
+        .unwrap_or_default()
+}
+
+fn served(m: &Member) -> Served<'_> {
+    let image = m.container.image.as_deref().unwrap_or("");
+    let env = command::environment(&m.container);
+    let known = images::serves(image, &daemon_argv(m), &env).unwrap_or_default();
+    let mut ports = known.ports;
+    ports.extend(
+        m.container
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| u16::try_from(p.container_port).ok()),
+    );
+    let ready_file = m.running().find_map(|p| match p {
+        Parsed::Sidecar(c) => c.ready_file.as_ref().map(|f| format!("file:{}", shown(f))),
+        _ => None,
+    });
+    Served {
+        member: m,
+        sockets: known
+            .sockets
+            .iter()
+            .filter_map(|p| m.resolve(Path::new(p)).map(|(v, p, _)| (v, p)))
+            .collect(),
+        ports,
+        wait_with: ready_file.or(known.target),
+    }
+}
+
+/// The ports `host:PORT` names on loopback anywhere in `text` (`localhost:6379`,
+/// `tcp://127.0.0.1:2376`, `[::1]:5432`).
+fn loopback_ports(text: &str) -> Vec<u16> {
+    let mut ports = Vec::new();
+    for host in ["localhost:", "127.0.0.1:", "[::1]:"] {
+        for (at, _) in text.match_indices(host) {
+            let digits: String = text[at + host.len()..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            ports.extend(digits.parse::<u16>().ok());
+        }
+    }
+    ports
+}
+
+/// How a main reaches a sidecar, if it does: `DOCKER_HOST` naming one of its sockets or
+/// ports, or one of its ports on loopback in the main's environment or arguments.
+fn talks_to(main: &Member, s: &Served) -> Option<String> {
+    let env = command::environment(&main.container);
+    if let Some(host) = images::env_var(&env, "DOCKER_HOST") {
+        if let Some(path) = host.strip_prefix("unix://")
+            && let Some((v, p, _)) = main.resolve(Path::new(path))
+            && s.sockets.contains(&(v, p))
+        {
+            return Some(format!("DOCKER_HOST {host}"));
+        }
+        let tls = images::env_var(&env, "DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+        let local = ["tcp://localhost", "tcp://127.0.0.1", "tcp://[::1]"]
+            .iter()
+            .any(|p| host.starts_with(p));
+        if local
+            && let Some(port) = images::docker_tcp_port(host, tls)
+            && s.ports.contains(&port)
+        {
+            return Some(format!("DOCKER_HOST {host}"));
+        }
+    }
+    let words = command::effective_argv(&main.container).unwrap_or_default();
+    let texts = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(words.iter().map(|w| ("its arguments", w.as_str())));
+    for (what, text) in texts {
+        if let Some(port) = loopback_ports(text)
+            .into_iter()
+            .find(|p| s.ports.contains(p))
+        {
+            return Some(format!("port {port} in {what}"));
+        }
+    }
+    None
+}
+
+/// Whether the main waits for the sidecar: a `--wait-for` it satisfies, or the kubelet
+/// holding the main until a native sidecar's startupProbe passes.
+fn waits_for(main: &Member, cfg: &MainConfig, s: &Served) -> bool {
+    let sm = s.member;
+    if sm.slot == Slot::Native && sm.container.startup_probe.is_some() {
+        return true;
+    }
+    let ready_file = sm.running().find_map(|p| match p {
+        Parsed::Sidecar(c) => c.ready_file.as_ref().and_then(|f| sm.resolve(f)),
+        _ => None,
+    });
+    let socket = |path: &Path| {
+        main.resolve(path)
+            .is_some_and(|(v, p, _)| s.sockets.contains(&(v, p)))
+    };
+    cfg.wait_for.iter().any(|t| match t {
+        Target::File(f) => {
+            let here = main.resolve(f).map(|(v, p, _)| (v, p));
+            here.is_some() && here == ready_file.as_ref().map(|(v, p, _)| (v.clone(), p.clone()))
+        }
+        Target::Tcp { host, port, .. } => {
+            supervisor::http::is_loopback(host) && s.ports.contains(port)
+        }
+        Target::Http(u) => supervisor::http::is_loopback(&u.host) && s.ports.contains(&u.port),
+        Target::Unix(p) => socket(p),
+        // Targets this version does not name (the `docker` preset, `http+unix:`) are read
+        // from how they print: their socket comes first.
+        #[allow(unreachable_patterns)]
+        other => {
+            let text = other.to_string();
+            let path = text.strip_prefix("docker:unix://").or_else(|| {
+                text.strip_prefix("http+unix:")
+                    .map(|r| r.rsplit_once(":/").map_or(r, |(p, _)| p))
+            });
+            path.is_some_and(|p| socket(Path::new(p)))
+        }
+    })
+}
+
+fn unwaited_sidecar(pod: &Pod) -> Vec<Finding> {
+    if !pod.is_pod() || !pod.complete() {
+        return Vec::new();
+    }
+    let sidecars: Vec<Served> = pod
+        .members
+        .iter()
+        .filter(|m| m.slot != Slot::Init && !m.running().any(|p| matches!(p, Parsed::Main(_))))
+        .map(served)
+        .collect();
+    let mut out = Vec::new();
+    for (main, cfg) in pod.mains() {
+        for s in &sidecars {
+            let Some(how) = talks_to(main, s) else {
+                continue;
+            };
+            if waits_for(main, cfg, s) {
+                continue;
+            }
+            let name = s.member.name();
+            let fix = match &s.wait_with {
+                Some(t) => format!("add --wait-for={t}"),
+                None => format!(
+                    "make {name} announce its readiness (--ready-when, --ready-file) and wait for it"
+                ),
+            };
+            out.push(pod.finding(
+                Some(main),
+                "unwaited-sidecar",
+                format!("talks to {name} ({how}) but does not wait for it, so it may start before {name} is ready: {fix}"),
+            ));
+        }
+    }
+    out
+}
+
+/// The kind of a volume that outlives its pod, or None for one that ends with it (emptyDir,
+/// a generic ephemeral volume) or that the kubelet writes itself (configMap, secret,
+/// downwardAPI, projected: read-only, and another rule's business).
+fn lasting_kind(v: &k8s_openapi::api::core::v1::Volume) -> Option<&'static str> {
+    if v.empty_dir.is_some()
+        || v.ephemeral.is_some()
+        || v.config_map.is_some()
+        || v.secret.is_some()
+        || v.downward_api.is_some()
+        || v.projected.is_some()
+    {
+        return None;
+    }
+    let kinds = [
+        ("hostPath", v.host_path.is_some()),
+        ("persistentVolumeClaim", v.persistent_volume_claim.is_some()),
+        ("nfs", v.nfs.is_some()),
+        ("csi volume", v.csi.is_some()),
+        ("image volume", v.image.is_some()),
+    ];
+    Some(
+        kinds
+            .iter()
+            .find(|(_, is)| *is)
+            .map_or("volume that outlives the pod", |(k, _)| k),
+    )
+}
+
+fn volume_outlives_pod(pod: &Pod) -> Vec<Finding> {
+    if !pod.is_pod() {
+        return Vec::new();
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for m in &pod.members {
+        for (what, path) in shared_paths(m) {
+            let Some((vol, _, _)) = m.resolve(&path) else {
+                continue;
+            };
+            let lasting = pod
+                .view
+                .spec
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == vol)
+                .and_then(lasting_kind);
+            let Some(kind) = lasting.filter(|_| what != "install directory") else {
+                continue;
+            };
+            if seen.contains(&vol) {
+                continue;
+            }
+            out.push(pod.finding(
+                None,
+                "volume-outlives-pod",
+                format!(
+                    "volume {vol:?} is a {kind}, so a file left there by an earlier pod ({what} {}) stops the sidecars or fails the mains at once: hold the supervisor's files in an emptyDir",
+                    shown(&path)
+                ),
+            ));
+            seen.push(vol);
         }
     }
     out

@@ -1,7 +1,7 @@
 //! The command line: clap types, and `run`, which turns them into calls of the library and
 //! decides the exit code in one place.
 
-use crate::{check, inject, webhook};
+use crate::{check, inject, webhook, yaml};
 use clap::{Args, Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -83,6 +83,7 @@ pub struct InjectArgs {
     pub entrypoints: Vec<String>,
 
     /// How long the mains wait for the sidecars' readiness before giving up (exit 124).
+    /// Default: 5m.
     #[arg(long, value_name = "DURATION")]
     pub wait_timeout: Option<String>,
 
@@ -90,6 +91,12 @@ pub struct InjectArgs {
     /// (--done-file) that every main --requires: a dead sidecar stops them (exit 122).
     #[arg(long)]
     pub no_requires: bool,
+
+    /// The mains wait only for the sidecars --ready names. By default they also wait for
+    /// sidecars whose image is known (docker:dind, redis, postgres, mysql, memcached, the
+    /// proxies with presets), each on its own readiness.
+    #[arg(long)]
+    pub no_auto_ready: bool,
 }
 
 #[derive(Args, Debug)]
@@ -178,21 +185,60 @@ impl InjectArgs {
             entrypoints,
             wait_timeout: self.wait_timeout.clone(),
             requires: self.no_requires.then_some(false),
+            auto_ready: self.no_auto_ready.then_some(false),
         })
     }
 }
 
-fn read_input(path: &std::path::Path, stdin: &mut dyn Read) -> Result<String, Usage> {
-    let mut text = String::new();
-    let r = if path.as_os_str() == "-" {
-        stdin.read_to_string(&mut text).map(drop)
+/// Reads one input, taking no more than `budget` bytes (what is left of
+/// [`yaml::MAX_INPUT`] for all inputs together): reading stops one byte past it, so an input
+/// that never ends (`/dev/zero`, a pipe or FIFO fed forever) costs no more than the limit.
+/// An input that sends nothing and never closes is waited for, as every filter waits for its
+/// stdin.
+fn read_input(
+    path: &std::path::Path,
+    stdin: &mut dyn Read,
+    budget: usize,
+) -> Result<String, Usage> {
+    let what = shown(path);
+    let cannot = |e: std::io::Error| Usage(format!("cannot read {what}: {e}"));
+    let mut bytes = Vec::new();
+    let limit = budget as u64 + 1;
+    if path.as_os_str() == "-" {
+        stdin.take(limit).read_to_end(&mut bytes).map_err(cannot)?;
     } else {
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .map(drop)
-    };
-    r.map_err(|e| Usage(format!("cannot read {}: {e}", path.display())))?;
-    Ok(text)
+        let f = std::fs::File::open(path).map_err(cannot)?;
+        if f.metadata().map_err(cannot)?.is_dir() {
+            return Err(Usage(format!(
+                "cannot read {what}: it is a directory, not a file of YAML"
+            )));
+        }
+        f.take(limit).read_to_end(&mut bytes).map_err(cannot)?;
+    }
+    if bytes.len() > budget {
+        return Err(Usage(format!(
+            "{what}: larger than {} MiB, the most kubectl-supervise reads from all its inputs together",
+            yaml::MAX_INPUT >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Usage(format!(
+            "{what}: not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// Every input of `-f`, in order, within [`yaml::MAX_INPUT`] together.
+fn read_inputs(files: &[PathBuf], stdin: &mut dyn Read) -> Result<Vec<String>, Usage> {
+    let mut budget = yaml::MAX_INPUT;
+    let mut texts = Vec::new();
+    for f in files {
+        let t = read_input(f, stdin, budget)?;
+        budget -= t.len();
+        texts.push(t);
+    }
+    Ok(texts)
 }
 
 fn shown(path: &std::path::Path) -> String {
@@ -285,8 +331,7 @@ fn one_line(e: &clap::Error) -> String {
 fn run_inject(a: &InjectArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<i32, Usage> {
     let opts = a.options()?;
     let mut text = String::new();
-    for f in &a.input.files {
-        let t = read_input(f, stdin)?;
+    for t in read_inputs(&a.input.files, stdin)? {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
         }
@@ -330,8 +375,8 @@ fn run_check(
     err: &mut dyn Write,
 ) -> Result<i32, Usage> {
     let mut lines = Vec::new();
-    for f in &a.input.files {
-        let text = read_input(f, stdin)?;
+    let texts = read_inputs(&a.input.files, stdin)?;
+    for (f, text) in a.input.files.iter().zip(texts) {
         let findings = check::check_str(&text).map_err(|e| Usage(format!("{}: {e}", shown(f))))?;
         lines.extend(findings.iter().map(|x| format!("{}: {x}", shown(f))));
     }

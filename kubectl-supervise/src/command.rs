@@ -68,12 +68,8 @@ pub fn effective_argv_with(c: &Container, entrypoint: Option<&[String]>) -> Opti
         v.extend(c.args.iter().flatten().cloned());
         return Some(v);
     }
-    let known = images::known(c.image.as_deref().unwrap_or(""))?;
-    let mut v: Vec<String> = known.entrypoint.iter().map(|s| s.to_string()).collect();
-    match &c.args {
-        Some(a) => v.extend(a.iter().cloned()),
-        None => v.extend(known.cmd.iter().map(|s| s.to_string())),
-    }
+    let mut v = images::image_command(c.image.as_deref().unwrap_or(""), c.args.is_some())?;
+    v.extend(c.args.iter().flatten().cloned());
     Some(v)
 }
 

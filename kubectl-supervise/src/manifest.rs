@@ -190,7 +190,7 @@ pub fn typed<T: DeserializeOwned + Serialize>(
     value: &serde_json::Value,
     base: &str,
 ) -> Result<(T, Option<String>), String> {
-    let typed: T = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    let typed = T::deserialize(value).map_err(|e| e.to_string())?;
     let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
     let mut path = base.to_string();
     let missing = first_missing(value, &back, &mut path);
@@ -238,24 +238,25 @@ fn first_missing(
 pub fn strict_object(doc: &Node) -> Result<(), String> {
     use k8s_openapi::api::admissionregistration::v1 as admission;
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
-    let v = doc.to_json();
-    let kind = v["kind"].as_str().unwrap_or_default();
+    // Only objects of a kind we know are worth a JSON copy.
+    let kind = doc.get("kind").and_then(Node::as_str).unwrap_or_default();
+    let v = || doc.to_json();
     match kind {
-        "Pod" => strict::<core::Pod>(&v).map(drop),
-        "PodTemplate" => strict::<core::PodTemplate>(&v).map(drop),
-        "ConfigMap" => strict::<core::ConfigMap>(&v).map(drop),
-        "Namespace" => strict::<core::Namespace>(&v).map(drop),
-        "Service" => strict::<core::Service>(&v).map(drop),
+        "Pod" => strict::<core::Pod>(&v()).map(drop),
+        "PodTemplate" => strict::<core::PodTemplate>(&v()).map(drop),
+        "ConfigMap" => strict::<core::ConfigMap>(&v()).map(drop),
+        "Namespace" => strict::<core::Namespace>(&v()).map(drop),
+        "Service" => strict::<core::Service>(&v()).map(drop),
         "MutatingWebhookConfiguration" => {
-            strict::<admission::MutatingWebhookConfiguration>(&v).map(drop)
+            strict::<admission::MutatingWebhookConfiguration>(&v()).map(drop)
         }
-        "Job" => strict::<batch::Job>(&v).map(drop),
-        "CronJob" => strict::<batch::CronJob>(&v).map(drop),
-        "Deployment" => strict::<apps::Deployment>(&v).map(drop),
-        "StatefulSet" => strict::<apps::StatefulSet>(&v).map(drop),
-        "DaemonSet" => strict::<apps::DaemonSet>(&v).map(drop),
-        "ReplicaSet" => strict::<apps::ReplicaSet>(&v).map(drop),
-        "ReplicationController" => strict::<core::ReplicationController>(&v).map(drop),
+        "Job" => strict::<batch::Job>(&v()).map(drop),
+        "CronJob" => strict::<batch::CronJob>(&v()).map(drop),
+        "Deployment" => strict::<apps::Deployment>(&v()).map(drop),
+        "StatefulSet" => strict::<apps::StatefulSet>(&v()).map(drop),
+        "DaemonSet" => strict::<apps::DaemonSet>(&v()).map(drop),
+        "ReplicaSet" => strict::<apps::ReplicaSet>(&v()).map(drop),
+        "ReplicationController" => strict::<core::ReplicationController>(&v()).map(drop),
         _ => Ok(()),
     }
 }

@@ -12,6 +12,12 @@
 //! expanded), flow style (`[a, b]` becomes a block list), folded scalars (written as literal
 //! blocks or quoted, same value), document-level directives and blank-line layout.
 //!
+//! The input is hostile until bounded: [`parse`] takes at most [`MAX_INPUT`] bytes, nests at
+//! most [`MAX_DEPTH`] levels, and charges every alias the size of the tree it copies against
+//! a budget that grows with the input, so what a text can cost is a small multiple of its own
+//! size whatever its shape (a YAML bomb stops at its first alias past the budget). Duplicate
+//! keys are found through a set per mapping, so a wide mapping costs linear time.
+//!
 //! `to_json` resolves plain scalars the way Kubernetes does (YAML 1.1 booleans, octal and hex
 //! integers), so typed views (k8s-openapi) see what the API server would.
 
@@ -57,6 +63,18 @@ pub enum YamlError {
     Unsupported { what: &'static str, line: usize },
     #[error("duplicate key {key:?} at line {line}")]
     DuplicateKey { key: String, line: usize },
+    #[error("the input is {size} bytes, larger than {} MiB (the most that is read)", max >> 20)]
+    TooLarge { size: usize, max: usize },
+    #[error("collections nested deeper than {max} levels at line {line}")]
+    TooDeep { line: usize, max: usize },
+    #[error(
+        "aliases at line {line} expand to more than the input allows (a YAML bomb?): write the values out"
+    )]
+    AliasBudget { line: usize },
+    #[error("the object holds more than {max} values (a pod holds a few thousand)")]
+    TooManyValues { max: usize },
+    #[error("the object nests deeper than {max} levels")]
+    ObjectTooDeep { max: usize },
 }
 
 impl Node {
@@ -323,87 +341,207 @@ fn is_float(s: &str) -> bool {
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-enum Frame {
-    Seq(Vec<Node>, usize),
-    Map(Vec<(Node, Node)>, Option<Node>, usize),
+/// The most text [`parse`] takes, and `kubectl-supervise` reads from all its inputs together:
+/// far more than any manifest (the API server takes objects of at most 3 MiB), and little
+/// enough that the tree, however the text is shaped, stays within a few hundred MiB.
+pub const MAX_INPUT: usize = 8 << 20;
+/// How deeply collections may nest. A CronJob's pod spec is about fifteen levels down; the
+/// bound keeps every recursive walk of the tree (and its drop) far from the stack's end.
+pub const MAX_DEPTH: usize = 100;
+/// What a node costs besides its text, in bytes (its enum, vector slot and allocation), for
+/// the alias budget.
+const NODE_COST: usize = 64;
+/// Aliases may expand to at most this many bytes of tree, or [`ALIAS_FACTOR`] times the
+/// input's size when that is more: anchors as people use them (an env list repeated in a
+/// few containers) cost kilobytes, a YAML bomb terabytes. The budget grows with the input,
+/// as serde_yaml's (100 times its events) and go-yaml's (a share of the decoded nodes) do.
+const ALIAS_FLOOR: usize = 4 << 20;
+const ALIAS_FACTOR: usize = 4;
+
+/// A collection being built, with the size and height of what it holds so far.
+struct Frame {
+    items: Items,
+    anchor: usize,
+    cost: usize,
+    height: usize,
 }
 
-/// Parses every document of a YAML stream; empty documents are dropped.
-pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
-    let mut docs = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: std::collections::HashMap<usize, Node> = Default::default();
-    for item in Parser::new_from_str(text) {
-        let (event, span) = item.map_err(|e| YamlError::Syntax {
-            info: e.info().to_string(),
-            line: e.marker().line(),
-            col: e.marker().col() + 1,
+enum Items {
+    Seq(Vec<Node>),
+    Map {
+        entries: Vec<(Node, Node)>,
+        pending: Option<Node>,
+        /// The keys so far: a duplicate is found in constant time, however wide the mapping.
+        keys: std::collections::HashSet<String>,
+    },
+}
+
+/// An anchored node, with its cost and height, for each alias to it.
+struct Anchored {
+    node: Node,
+    cost: usize,
+    height: usize,
+}
+
+/// Builds the documents from the parser's events: a stack of open collections, the anchors
+/// seen so far (an alias is expanded to a copy of its anchor's node, within the budget), the
+/// documents done.
+struct Builder {
+    docs: Vec<Node>,
+    stack: Vec<Frame>,
+    anchors: std::collections::HashMap<usize, Anchored>,
+    /// Bytes of tree aliases may still expand to.
+    alias_budget: usize,
+}
+
+fn scalar_node(value: String, style: ScalarStyle, tag: Option<&saphyr_parser::Tag>) -> Node {
+    let style = match style {
+        ScalarStyle::Plain => Style::Plain,
+        ScalarStyle::SingleQuoted => Style::Single,
+        ScalarStyle::DoubleQuoted => Style::Double,
+        ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
+    };
+    let tag = tag.map(|t| {
+        if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
+            format!("!!{}", t.suffix)
+        } else {
+            format!("{}{}", t.handle, t.suffix)
+        }
+    });
+    Node::Scalar(Scalar { value, style, tag })
+}
+
+fn scalar_cost(s: &Scalar) -> usize {
+    NODE_COST + s.value.len() + s.tag.as_ref().map_or(0, String::len)
+}
+
+impl Builder {
+    fn new(input_len: usize) -> Builder {
+        Builder {
+            docs: Vec::new(),
+            stack: Vec::new(),
+            anchors: Default::default(),
+            alias_budget: ALIAS_FLOOR.max(input_len.saturating_mul(ALIAS_FACTOR)),
+        }
+    }
+
+    fn open(&mut self, items: Items, anchor: usize, line: usize) -> Result<(), YamlError> {
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(YamlError::TooDeep {
+                line,
+                max: MAX_DEPTH,
+            });
+        }
+        self.stack.push(Frame {
+            items,
+            anchor,
+            cost: NODE_COST,
+            height: 1,
+        });
+        Ok(())
+    }
+
+    /// A copy of an anchored node, charged to the alias budget.
+    fn alias(&mut self, id: usize, line: usize) -> Result<(Node, usize, usize), YamlError> {
+        let a = self.anchors.get(&id).ok_or(YamlError::Unsupported {
+            what: "an alias to an unknown anchor",
+            line,
         })?;
-        let line = span.start.line();
-        let done = match event {
+        if self.stack.len() + a.height > MAX_DEPTH {
+            return Err(YamlError::TooDeep {
+                line,
+                max: MAX_DEPTH,
+            });
+        }
+        self.alias_budget = self
+            .alias_budget
+            .checked_sub(a.cost)
+            .ok_or(YamlError::AliasBudget { line })?;
+        Ok((a.node.clone(), a.cost, a.height))
+    }
+
+    /// Takes one event; `line` is where it starts.
+    fn on_event(&mut self, event: Event, line: usize) -> Result<(), YamlError> {
+        let (node, anchor, cost, height) = match event {
             Event::Scalar(value, style, anchor, tag) => {
-                let style = match style {
-                    ScalarStyle::Plain => Style::Plain,
-                    ScalarStyle::SingleQuoted => Style::Single,
-                    ScalarStyle::DoubleQuoted => Style::Double,
-                    ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
+                // A copy of the exact length: the scanner's buffer may be far larger than a
+                // short scalar, and a wide input holds millions of them.
+                let s = scalar_node(String::from(&*value), style, tag.as_deref());
+                let cost = match &s {
+                    Node::Scalar(s) => scalar_cost(s),
+                    _ => NODE_COST,
                 };
-                let tag = tag.map(|t| {
-                    if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
-                        format!("!!{}", t.suffix)
-                    } else {
-                        format!("{}{}", t.handle, t.suffix)
-                    }
-                });
-                let node = Node::Scalar(Scalar {
-                    value: value.into_owned(),
-                    style,
-                    tag,
-                });
-                if anchor > 0 {
-                    anchors.insert(anchor, node.clone());
-                }
-                Some((node, 0))
+                (s, anchor, cost, 0)
             }
             Event::Alias(id) => {
-                let node = anchors.get(&id).cloned().ok_or(YamlError::Unsupported {
-                    what: "an alias to an unknown anchor",
-                    line,
-                })?;
-                Some((node, 0))
+                let (node, cost, height) = self.alias(id, line)?;
+                (node, 0, cost, height)
             }
             Event::SequenceStart(anchor, _) => {
-                stack.push(Frame::Seq(Vec::new(), anchor));
-                None
+                return self.open(Items::Seq(Vec::new()), anchor, line);
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map(Vec::new(), None, anchor));
-                None
+                let items = Items::Map {
+                    entries: Vec::new(),
+                    pending: None,
+                    keys: Default::default(),
+                };
+                return self.open(items, anchor, line);
             }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(v, anchor)) => Some((Node::Seq(v), anchor)),
-                _ => unreachable!("the parser balances sequences"),
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(m, _, anchor)) => Some((Node::Map(m), anchor)),
-                _ => unreachable!("the parser balances mappings"),
-            },
-            _ => None,
-        };
-        let Some((node, anchor)) = done else {
-            continue;
+            Event::SequenceEnd | Event::MappingEnd => {
+                let Some(f) = self.stack.pop() else {
+                    unreachable!("the parser balances collections")
+                };
+                // The spare capacity of a grown vector would be most of a wide input's cost.
+                let node = match f.items {
+                    Items::Seq(mut v) => {
+                        v.shrink_to_fit();
+                        Node::Seq(v)
+                    }
+                    Items::Map { mut entries, .. } => {
+                        entries.shrink_to_fit();
+                        Node::Map(entries)
+                    }
+                };
+                (node, f.anchor, f.cost, f.height)
+            }
+            _ => return Ok(()),
         };
         if anchor > 0 {
-            anchors.insert(anchor, node.clone());
+            let anchored = Anchored {
+                node: node.clone(),
+                cost,
+                height,
+            };
+            self.anchors.insert(anchor, anchored);
         }
-        match stack.last_mut() {
-            None => {
-                if !node.is_null() {
-                    docs.push(node);
-                }
+        self.add(node, cost, height, line)
+    }
+
+    /// Puts a finished node where it belongs: in the open collection, or as a document.
+    fn add(
+        &mut self,
+        node: Node,
+        cost: usize,
+        height: usize,
+        line: usize,
+    ) -> Result<(), YamlError> {
+        let Some(f) = self.stack.last_mut() else {
+            if !node.is_null() {
+                self.docs.push(node);
             }
-            Some(Frame::Seq(v, _)) => v.push(node),
-            Some(Frame::Map(m, pending, _)) => match pending.take() {
+            return Ok(());
+        };
+        f.cost = f.cost.saturating_add(cost);
+        f.height = f.height.max(height + 1);
+        match &mut f.items {
+            Items::Seq(v) => v.push(node),
+            Items::Map {
+                entries,
+                pending,
+                keys,
+            } => match pending.take() {
+                Some(key) => entries.push((key, node)),
                 None => {
                     let Node::Scalar(k) = &node else {
                         return Err(YamlError::Unsupported {
@@ -411,7 +549,7 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
                             line,
                         });
                     };
-                    if m.iter().any(|(have, _)| have.key_is(&k.value)) {
+                    if !keys.insert(k.value.clone()) {
                         return Err(YamlError::DuplicateKey {
                             key: k.value.clone(),
                             line,
@@ -419,11 +557,61 @@ pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
                     }
                     *pending = Some(node);
                 }
-                Some(key) => m.push((key, node)),
             },
         }
+        Ok(())
     }
-    Ok(docs)
+}
+
+/// The most values [`check_json`] lets through: a hundred times a big pod.
+pub const MAX_JSON_VALUES: usize = 1 << 17;
+
+/// Checks that a JSON value (an admission request's object) is within the bounds a tree may
+/// have: at most [`MAX_DEPTH`] levels and [`MAX_JSON_VALUES`] values. It walks the value
+/// without allocating, so a hostile object costs no more than what holds it already.
+pub fn check_json(v: &serde_json::Value) -> Result<(), YamlError> {
+    let mut count = 0usize;
+    let mut stack: Vec<(&serde_json::Value, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        count += 1;
+        if count > MAX_JSON_VALUES {
+            return Err(YamlError::TooManyValues {
+                max: MAX_JSON_VALUES,
+            });
+        }
+        let children: Box<dyn Iterator<Item = &serde_json::Value>> = match v {
+            serde_json::Value::Array(a) => Box::new(a.iter()),
+            serde_json::Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > MAX_DEPTH {
+            return Err(YamlError::ObjectTooDeep { max: MAX_DEPTH });
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+/// Parses every document of a YAML stream; empty documents are dropped. Bounded: at most
+/// [`MAX_INPUT`] bytes, [`MAX_DEPTH`] levels, and aliases within a budget that grows with the
+/// input; anything beyond is an error, found before it costs more than the input itself.
+pub fn parse(text: &str) -> Result<Vec<Node>, YamlError> {
+    if text.len() > MAX_INPUT {
+        return Err(YamlError::TooLarge {
+            size: text.len(),
+            max: MAX_INPUT,
+        });
+    }
+    let mut b = Builder::new(text.len());
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.map_err(|e| YamlError::Syntax {
+            info: e.info().to_string(),
+            line: e.marker().line(),
+            col: e.marker().col() + 1,
+        })?;
+        b.on_event(event, span.start.line())?;
+    }
+    Ok(b.docs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -699,6 +887,46 @@ mod tests {
         // Flow style becomes block; aliases are expanded; comments go.
         let text = "a: &x [1, 'two']  # c\nb: *x\n";
         assert_eq!(round(text), "a:\n  - 1\n  - 'two'\nb:\n  - 1\n  - 'two'\n");
+    }
+
+    #[test]
+    fn input_is_bounded() {
+        let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse(&nest(MAX_DEPTH)).is_ok());
+        assert_eq!(
+            parse(&nest(MAX_DEPTH + 1)),
+            Err(YamlError::TooDeep {
+                line: 1,
+                max: MAX_DEPTH
+            })
+        );
+        // An alias cannot carry a tree past the bound either.
+        let via_alias = format!("a: &a {}\nb: [[[[[[*a]]]]]]\n", nest(MAX_DEPTH - 2));
+        assert_eq!(
+            parse(&via_alias),
+            Err(YamlError::TooDeep {
+                line: 2,
+                max: MAX_DEPTH
+            })
+        );
+        // A bomb stops at its first alias past the budget; anchors as people use them pass.
+        let bomb = include_str!("../tests/attacks/nested-aliases-10.yaml");
+        assert!(
+            matches!(parse(bomb), Err(YamlError::AliasBudget { line }) if line > 1),
+            "{:?}",
+            parse(bomb).err()
+        );
+        let env = "x: &env\n  - {name: A, value: '1'}\n";
+        let uses: String = (1..200).map(|i| format!("c{i}: *env\n")).collect();
+        let used = format!("{env}{uses}");
+        assert_eq!(
+            parse(&used).expect("anchors")[0].to_json()["c199"][0]["name"],
+            "A"
+        );
+        let big = format!("a: {}", "x".repeat(MAX_INPUT));
+        assert!(matches!(parse(&big), Err(YamlError::TooLarge { .. })));
+        let e = parse(&big).expect_err("too large").to_string();
+        assert!(e.contains("larger than 8 MiB"), "{e}");
     }
 
     #[test]

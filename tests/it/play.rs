@@ -49,6 +49,14 @@ const PLAYED: &[(&str, &str)] = &[
         "unwired/demo-pod.yaml",
         "play_unwired_demo_pod_as_is_and_injected",
     ),
+    (
+        "unwired/dind-job-native.yaml",
+        "play_unwired_examples_injected",
+    ),
+    (
+        "unwired/dind-job-tls.yaml",
+        "play_unwired_examples_injected",
+    ),
     ("unwired/dind-job.yaml", "play_unwired_examples_injected"),
 ];
 
@@ -427,7 +435,8 @@ fn readme_inject(file: &str) -> Vec<String> {
 
 /// Plays `file` from examples/unwired/ as its README line does: inject, piped into play.sh.
 fn play_injected(file: &str) -> Outcome {
-    let args = readme_inject(file);
+    let mut args = readme_inject(file);
+    args.extend(crate::containers::ready_until_docker_preset(file));
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = kubectl_supervise::cli::run(&args, &mut std::io::empty(), &mut out, &mut err);
     assert_eq!(code, 0, "{args:?}: {}", String::from_utf8_lossy(&err));
@@ -502,6 +511,8 @@ fn play_unwired_examples_injected() {
     }
     for (file, line) in [
         ("unwired/dind-job.yaml", "built image sha256:"),
+        ("unwired/dind-job-native.yaml", "built image sha256:"),
+        ("unwired/dind-job-tls.yaml", "server "),
         (
             "unwired/cronjob-cloud-sql-proxy.yaml",
             "stand-in cloud-sql-proxy: SIGTERM",
