@@ -228,9 +228,14 @@ const MAIN_OPTIONS: &[Opt] = &[
         "Only needed where flock does not work across containers (some network filesystems)."),
     opt(Id::WaitFor, Many, "TARGET", None, "Readiness gate",
         "Start CMD only when this target is ready. Repeatable.",
-        "file:PATH (exists), tcp://HOST:PORT (accepts), http://HOST:PORT/PATH (answers 200-399), \
-         unix:PATH (accepts), or a preset: istio, envoy[:PORT], linkerd, cloud-sql-proxy. \
-         Probes retry every 10-100 ms; file targets wait on inotify."),
+        "file:PATH (exists), tcp://HOST:PORT (accepts), unix:PATH (accepts), \
+         http://HOST:PORT/PATH (answers 200-399), http+unix:SOCKET:/PATH (answers 200-399 over a \
+         unix socket), docker[:ENDPOINT] (dockerd answers GET /_ping on ENDPOINT, else \
+         $DOCKER_HOST, else unix:///var/run/docker.sock; with DOCKER_TLS_CERTDIR set, also its \
+         client certificates are there and non-empty; over TCP with TLS, accepting is enough), \
+         or a preset: istio, envoy[:PORT], linkerd, cloud-sql-proxy. Network targets are tried \
+         every 10-100 ms, each attempt bounded by 1s and by what is left of --wait-timeout; file \
+         targets wait on dnotify, inotify where dnotify is off, else polling."),
     opt(Id::WaitTimeout, One, "DURATION", None, "Readiness gate",
         "Give up waiting for the --wait-for targets after this long.",
         "Then, by default, CMD never runs and the exit code is 124 (see --on-wait-timeout)."),
@@ -278,7 +283,10 @@ const SIDECAR_OPTIONS: &[Opt] = &[
     opt(Id::Poll, One, "DURATION", Some("1s"), "Waiting for the mains",
         "Polling interval, used only where no directory watch works (dnotify, then inotify).", ""),
     opt(Id::ReadyWhen, Many, "TARGET", None, "Readiness",
-        "The daemon is ready when this target is (as main --wait-for). Repeatable.", ""),
+        "The daemon is ready when this target is (as main --wait-for). Repeatable.",
+        "For docker:dind: docker (dockerd answers, and with DOCKER_TLS_CERTDIR its client \
+         certificates are written), rather than unix:/var/run/docker.sock (dockerd accepts \
+         before it answers)."),
     opt(Id::ReadyFile, One, "PATH", None, "Readiness",
         "Write this file (JSON, atomically) once every --ready-when target is ready.",
         "A stale one is removed at start; its directory must be writable (checked at start)."),
@@ -326,8 +334,9 @@ pub const MAIN: Mode = Mode {
     args: ("CMD", "The command to run, after --."),
     options: MAIN_OPTIONS,
     examples: "\
-    The job of a CI pod, gated on its docker:dind sidecar and stopped if dockerd dies:
-        supervisor main --done-file /shared/build.done --wait-for unix:/var/run/docker.sock \\
+    The job of a CI pod, gated on its docker:dind sidecar answering at $DOCKER_HOST (and on
+    its client certificates, with DOCKER_TLS_CERTDIR), and stopped if dockerd dies:
+        supervisor main --done-file /shared/build.done --wait-for docker \\
             --wait-timeout 2m --requires /shared/dind.done -- ./ci.sh
 
     A job behind Istio and the Cloud SQL proxy, which it tells to quit when it ends:
@@ -352,7 +361,7 @@ pub const SIDECAR: Mode = Mode {
     examples: "\
     docker:dind beside a CI job, with a marker of its own so the job learns if dockerd dies:
         supervisor sidecar --wait-file /shared/build.done --done-file /shared/dind.done \\
-            --ready-when unix:/var/run/docker.sock --ready-file /shared/dind.ready \\
+            --ready-when docker --ready-file /shared/dind.ready \\
             -- dockerd-entrypoint.sh
 
     nginx (its image's STOPSIGNAL is QUIT) for a restartPolicy: OnFailure Job:
@@ -361,7 +370,7 @@ pub const SIDECAR: Mode = Mode {
 
     A native sidecar (initContainers, restartPolicy: Always), probed without a shell:
         supervisor sidecar -- dockerd-entrypoint.sh
-        startupProbe: {exec: {command: [supervisor, probe, unix:/var/run/docker.sock]}}
+        startupProbe: {exec: {command: [supervisor, probe, docker]}}
 
     A log shipper that stops only after the proxy in front of it has ended:
         supervisor sidecar --wait-file /shared/envoy.done -- fluent-bit -c /etc/fb.conf",
@@ -375,11 +384,18 @@ pub const PROBE: Mode = Mode {
     description: "One attempt at each target, concurrently. Silent when all are ready; one line \
         per failing target on stderr otherwise. For Kubernetes exec probes in images with no \
         shell or curl.",
-    args: ("TARGET", "file:PATH, tcp://HOST:PORT, http://HOST:PORT/PATH, unix:PATH or a preset."),
+    args: (
+        "TARGET",
+        "file:PATH, tcp://HOST:PORT, unix:PATH, http://HOST:PORT/PATH, \
+        http+unix:SOCKET:/PATH, docker[:ENDPOINT] or a preset, as for main --wait-for.",
+    ),
     options: PROBE_OPTIONS,
     examples: "\
-    A native sidecar's startup probe:
-        startupProbe: {exec: {command: [/supervisor/bin/supervisor, probe, unix:/var/run/docker.sock]}}",
+    A native docker:dind sidecar's startup probe (dockerd answers /_ping):
+        startupProbe: {exec: {command: [/supervisor/bin/supervisor, probe, docker]}}
+
+    dockerd on another socket, asked directly:
+        supervisor probe http+unix:/run/user/1000/docker.sock:/_ping",
 };
 
 pub const INSTALL: Mode = Mode {

@@ -15,7 +15,7 @@ use crate::cli::{self, Id, ModeId};
 use crate::clock;
 use crate::http::{self, HttpUrl};
 use crate::logging::{Format, LevelFilter};
-use crate::readiness::Target;
+use crate::readiness::{DockerEnv, Target};
 use crate::signals::{self, Sig};
 use crate::stop::StopSettings;
 use std::ffi::{OsStr, OsString};
@@ -140,8 +140,9 @@ impl Val {
         Ok(sig)
     }
 
-    fn target(&self) -> Result<Target, ConfigError> {
-        self.text()?.parse::<Target>().map_err(|e| self.wrong(e))
+    /// A readiness target; the `docker` preset is resolved against the container's variables.
+    fn target(&self, docker: &DockerEnv) -> Result<Target, ConfigError> {
+        Target::parse_with(self.text()?, docker).map_err(|e| self.wrong(e))
     }
 
     /// A path naming a file (not empty, not ending in `/` or `..`).
@@ -193,6 +194,8 @@ struct Source<'a> {
     env: Vec<(Id, String, OsString)>,
     /// What should be said once logging is up: settings ignored (warnings), presets expanded.
     notes: std::cell::RefCell<Vec<Note>>,
+    /// The Docker variables the `docker` readiness preset reads.
+    docker: DockerEnv,
 }
 
 impl Source<'_> {
@@ -418,12 +421,11 @@ pub struct SidecarConfig {
 
 /// Whether every path is absolute: then nothing needs the working directory once the command
 /// runs.
-fn all_absolute<'a>(paths: impl IntoIterator<Item = &'a Path>, targets: &[Target]) -> bool {
-    paths.into_iter().all(Path::is_absolute)
-        && targets.iter().all(|t| match t {
-            Target::File(p) | Target::Unix(p) => p.is_absolute(),
-            Target::Tcp { .. } | Target::Http(_) => true,
-        })
+fn all_absolute<'a>(paths: impl IntoIterator<Item = &'a Path>, targets: &'a [Target]) -> bool {
+    paths
+        .into_iter()
+        .chain(targets.iter().flat_map(Target::paths))
+        .all(Path::is_absolute)
 }
 
 impl MainConfig {
@@ -646,6 +648,7 @@ where
         args: &args,
         env: env_values,
         notes: Default::default(),
+        docker: DockerEnv::from_env(env),
     };
     let mode = match args.mode.id {
         ModeId::Main => Parsed::Main(main_config(&s)?),
@@ -685,11 +688,13 @@ fn log_settings(
 fn targets(s: &Source, id: Id) -> Result<Vec<Target>, ConfigError> {
     let mut out = Vec::new();
     for v in s.many(id)? {
-        let t = v.target()?;
-        if crate::presets::ready_url(v.text()?).is_some() {
-            s.notes
-                .borrow_mut()
-                .push(Note::Info(format!("{} {} is GET {t}", v.place, v.text()?)));
+        let t = v.target(&s.docker)?;
+        if let Some(expansion) = t.expansion(v.text()?) {
+            s.notes.borrow_mut().push(Note::Info(format!(
+                "{} {} is {expansion}",
+                v.place,
+                v.text()?
+            )));
         }
         out.push(t);
     }
@@ -872,7 +877,7 @@ fn probe_config(s: &Source) -> Result<ProbeConfig, ConfigError> {
             raw: raw.clone(),
             place: Place::Arg("TARGET"),
         })
-        .map(|v| v.target())
+        .map(|v| v.target(&s.docker))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ProbeConfig {
         targets,

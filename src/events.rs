@@ -302,7 +302,8 @@ impl Events {
     }
 
     /// Starts the readiness wait for `targets` (until `until`); its end comes as [`Input::Ready`].
-    /// (It runs on a helper thread of its own, which posts the result.)
+    /// (It runs on a helper thread of its own, a poll(2) loop over the gate's attempts and its
+    /// file watcher, which posts the result.)
     pub fn start_gate(
         &mut self,
         targets: Vec<Target>,
@@ -312,71 +313,23 @@ impl Events {
     ) {
         let poster = self.inbox.poster();
         spawn_helper("gate", move || {
-            let result = on_tokio(async move {
-                let deadline = until.map(tokio::time::Instant::from_std);
-                let (result, watcher) =
-                    crate::readiness::wait_all(targets, what, poll, deadline).await;
-                // Kept open to the end: closing a watcher may wait for the kernel (see `watch`).
-                std::mem::forget(watcher);
-                result
-            });
-            poster.post(Note::Ready(result.unwrap_or_else(|e| {
-                Err(vec![format!("the readiness wait failed: {e}")])
-            })));
+            let timeout = until.map(|u| u.saturating_duration_since(Instant::now()));
+            let (result, watcher) = crate::readiness::wait_all(targets, what, poll, timeout);
+            // Kept open to the end: closing a watcher may wait for the kernel (see `watch`).
+            std::mem::forget(watcher);
+            poster.post(Note::Ready(result));
         });
     }
 
-    /// POSTs the quit URLs; the end comes as [`Input::QuitDone`].
+    /// POSTs the quit URLs; the end comes as [`Input::QuitDone`]. (The poll runner drives the
+    /// POSTs on a helper thread of their own, which posts how many answered.)
     pub fn post_quit(&mut self, urls: Vec<HttpUrl>) {
         let poster: Poster<Note> = self.inbox.poster();
         spawn_helper("quit", move || {
-            let answered = on_tokio(post_all(urls)).unwrap_or(0);
+            let answered = crate::quit::post_all(&urls);
             poster.post(Note::QuitDone(answered));
         });
     }
-}
-
-/// Timeout of one quit request.
-pub const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// POSTs to every URL concurrently. Returns how many answered with a 2xx status; failures are
-/// logged with the URL and the reason.
-async fn post_all(urls: Vec<HttpUrl>) -> usize {
-    let mut set = tokio::task::JoinSet::new();
-    for u in urls {
-        set.spawn_local(async move {
-            let r = crate::http::request(crate::http::Method::Post, &u, QUIT_TIMEOUT).await;
-            (u, r)
-        });
-    }
-    let mut ok = 0;
-    while let Some(Ok((u, r))) = set.join_next().await {
-        match r {
-            Ok(code) if (200..300).contains(&code) => {
-                tracing::info!("quit URL {u} answered {code}");
-                ok += 1;
-            }
-            Ok(code) => {
-                tracing::warn!("quit URL {u} answered {code} (not a success; not followed)")
-            }
-            Err(e) => tracing::warn!("quit URL {u} failed: {e}"),
-        }
-    }
-    ok
-}
-
-/// Runs a future to its end on a single-threaded tokio runtime of the calling helper thread.
-fn on_tokio<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()?;
-    let local = tokio::task::LocalSet::new();
-    let out = local.block_on(&rt, fut);
-    // The process exits soon after: tearing the runtime down would only delay that.
-    std::mem::forget(local);
-    std::mem::forget(rt);
-    Ok(out)
 }
 
 fn spawn_helper(name: &str, f: impl FnOnce() + Send + 'static) {

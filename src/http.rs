@@ -1,20 +1,19 @@
-//! A minimal HTTP/1.1 client: one GET or POST, status line only.
+//! HTTP/1.1 without I/O: the URLs of probes and quit endpoints, the bytes of one GET or POST, and
+//! the status code read from the response's head.
 //!
-//! Readiness probes and quit endpoints need nothing more than "connect, send a request, read the
-//! status code". A full client crate would cost more binary size than this whole file, and bring
-//! TLS and redirects we do not want: a quit endpoint must not be redirected elsewhere, and a probe
-//! must follow Kubernetes' rule (200-399 is ready) without chasing Location headers.
-//!
-//! Name resolution never needs NSS: `localhost` and IP literals are resolved here; other names go
-//! through the resolver (in the static musl build: /etc/hosts, then DNS).
+//! Theory of operation: readiness probes and quit endpoints need nothing more than "connect, send
+//! a request, read the status code". The connection and its bytes belong to whoever drives the
+//! exchange (`readiness::attempt`, non-blocking, from any readiness loop); this module only says
+//! what to send ([`request`]) and what the answer means ([`parse_head`], [`Method::accepts`]),
+//! pure functions that the fuzzers and unit tests call directly. A full client crate would cost
+//! more binary size than this whole file, and bring TLS and redirects we do not want: a quit
+//! endpoint must not be redirected elsewhere, and a probe follows Kubernetes' rule (200-399 is
+//! ready) without chasing Location headers.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::net::{IpAddr, Ipv6Addr};
 
-/// The most of a response we read: the status line must fit in it.
-const MAX_RESPONSE_HEAD: usize = 8 * 1024;
+/// The most of a response we read: the final status line must arrive within it.
+pub const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
@@ -134,89 +133,91 @@ pub fn is_loopback(host: &str) -> bool {
     }
 }
 
-/// Resolves a host without NSS for `localhost` and IP literals.
-pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-    if host.eq_ignore_ascii_case("localhost") {
-        return Ok(vec![
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
-        ]);
-    }
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    Ok(tokio::net::lookup_host((host, port)).await?.collect())
-}
-
-/// Connects to the first address that accepts.
-pub async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
-    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
-    for addr in resolve(host, port).await? {
-        match TcpStream::connect(addr).await {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Get,
     Post,
 }
 
-/// Sends one request and returns the status code. The whole exchange is bounded by `timeout`.
-pub async fn request(method: Method, url: &HttpUrl, timeout: Duration) -> Result<u16, String> {
-    match tokio::time::timeout(timeout, exchange(method, url)).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {}ms", timeout.as_millis())),
+impl Method {
+    /// Whether a final status code counts: Kubernetes' httpGet rule (200-399) for a probe; only a
+    /// 2xx for a quit call, whose redirect is never followed.
+    pub fn accepts(self, code: u16) -> bool {
+        match self {
+            Method::Get => (200..400).contains(&code),
+            Method::Post => (200..300).contains(&code),
+        }
     }
 }
 
-async fn exchange(method: Method, url: &HttpUrl) -> Result<u16, String> {
-    let mut stream = connect(&url.host, url.port)
-        .await
-        .map_err(|e| e.to_string())?;
+/// The bytes of one request. `host` is what the `Host` header names (an IPv6 literal gets its
+/// brackets back), with `:port` when there is one (none over a unix socket). The connection is
+/// closed after the answer, and a POST says it has no body.
+pub fn request(method: Method, host: &str, port: Option<u16>, path: &str) -> Vec<u8> {
     let verb = match method {
         Method::Get => "GET",
         Method::Post => "POST",
     };
-    let host = if url.host.contains(':') {
-        format!("[{}]", url.host)
+    let host = if host.contains(':') {
+        format!("[{host}]")
     } else {
-        url.host.clone()
+        host.to_string()
     };
-    let req = format!(
-        "{verb} {} HTTP/1.1\r\nHost: {host}:{}\r\nUser-Agent: supervisor/{}\r\nAccept: */*\r\nConnection: close\r\n{}\r\n",
-        url.path,
-        url.port,
+    let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+    let body = match method {
+        Method::Post => "Content-Length: 0\r\n",
+        Method::Get => "",
+    };
+    format!(
+        "{verb} {path} HTTP/1.1\r\nHost: {host}{port}\r\nUser-Agent: supervisor/{}\r\n\
+         Accept: */*\r\nConnection: close\r\n{body}\r\n",
         env!("CARGO_PKG_VERSION"),
-        if method == Method::Post {
-            "Content-Length: 0\r\n"
-        } else {
-            ""
-        }
-    );
-    stream
-        .write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::with_capacity(256);
-    let mut chunk = [0u8; 1024];
-    loop {
-        if let Some(code) = parse_status_line(&buf)? {
-            return Ok(code);
-        }
+    )
+    .into_bytes()
+}
+
+/// The final status code of a response whose first bytes are `buf`: `Ok(None)` while more bytes
+/// are needed. Interim responses (`100 Continue`, `103 Early Hints`) are skipped: their head ends
+/// with an empty line and the final response follows. Bounded: a head that has not given a final
+/// status within [`MAX_RESPONSE_HEAD`] bytes is an error, so a peer that sends headers forever
+/// costs 8 KiB and one attempt.
+pub fn parse_head(buf: &[u8]) -> Result<Option<u16>, String> {
+    let incomplete = || {
         if buf.len() >= MAX_RESPONSE_HEAD {
-            return Err("status line too long".into());
+            Err(format!(
+                "no final status in the first {MAX_RESPONSE_HEAD} bytes"
+            ))
+        } else {
+            Ok(None)
         }
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed before a status line".into());
+    };
+    let mut rest = buf;
+    loop {
+        let Some(code) = parse_status_line(rest)? else {
+            return incomplete();
+        };
+        if !(100..200).contains(&code) || code == 101 {
+            return Ok(Some(code));
         }
-        buf.extend_from_slice(&chunk[..n]);
+        match end_of_head(rest) {
+            Some(n) => rest = &rest[n..],
+            None => return incomplete(),
+        }
     }
+}
+
+/// Where the head that starts `buf` ends: after its first empty line (`\n\n` or `\n\r\n`).
+fn end_of_head(buf: &[u8]) -> Option<usize> {
+    buf.iter().enumerate().find_map(|(i, &b)| {
+        if b != b'\n' {
+            return None;
+        }
+        match buf.get(i + 1..) {
+            Some([b'\n', ..]) => Some(i + 2),
+            Some([b'\r', b'\n', ..]) => Some(i + 3),
+            _ => None,
+        }
+    })
 }
 
 /// `Ok(None)` until a whole line is there; then the code of `HTTP/1.x NNN ...`.
@@ -322,5 +323,67 @@ mod tests {
         assert!(parse_status_line(b"SSH-2.0-OpenSSH\r\n").is_err());
         assert!(parse_status_line(b"HTTP/1.1 999 x\r\n").is_err());
         assert!(parse_status_line(b"HTTP/1.1 abc x\r\n").is_err());
+    }
+
+    #[test]
+    fn request_bytes() {
+        let get = String::from_utf8(request(Method::Get, "::1", Some(8080), "/a?b")).unwrap();
+        assert!(
+            get.starts_with("GET /a?b HTTP/1.1\r\nHost: [::1]:8080\r\n"),
+            "{get}"
+        );
+        assert!(get.ends_with("Connection: close\r\n\r\n"), "{get}");
+        assert!(!get.contains("Content-Length"), "{get}");
+        let post = String::from_utf8(request(Method::Post, "localhost", None, "/quit")).unwrap();
+        assert!(
+            post.starts_with("POST /quit HTTP/1.1\r\nHost: localhost\r\n"),
+            "{post}"
+        );
+        assert!(post.ends_with("Content-Length: 0\r\n\r\n"), "{post}");
+        // One empty line, at the end: the head is complete and nothing follows it.
+        assert_eq!(post.matches("\r\n\r\n").count(), 1);
+    }
+
+    #[test]
+    fn heads() {
+        assert_eq!(parse_head(b""), Ok(None));
+        assert_eq!(parse_head(b"HTTP/1.1 204 No Content\r\n"), Ok(Some(204)));
+        // Interim responses are skipped, whole; the final one counts.
+        let early = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 503 Busy\r\n";
+        assert_eq!(parse_head(early), Ok(Some(503)));
+        assert_eq!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\n"), Ok(None));
+        assert_eq!(
+            parse_head(b"HTTP/1.1 100 Continue\n\nHTTP/1.0 200 OK\n"),
+            Ok(Some(200))
+        );
+        assert_eq!(parse_head(b"HTTP/1.1 100 Continue\r\nX: y\r\n"), Ok(None));
+        // 101 is final (and not ready: nothing here asked to switch protocols).
+        assert_eq!(parse_head(b"HTTP/1.1 101 Switching\r\n"), Ok(Some(101)));
+        assert!(parse_head(b"HTTP/1.1 100 Continue\r\n\r\nSSH-2.0\r\n").is_err());
+        // A peer that never ends its interim heads, or its status line, costs 8 KiB at most.
+        let mut endless = b"HTTP/1.1 100 Continue\r\n".to_vec();
+        while endless.len() < MAX_RESPONSE_HEAD {
+            endless.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaa\r\n");
+        }
+        assert!(parse_head(&endless).unwrap_err().contains("8192"));
+        assert_eq!(parse_head(&endless[..MAX_RESPONSE_HEAD - 1]), Ok(None));
+        let long_line = [b"HTTP/1.1 200 ".as_slice(), &[b'a'; MAX_RESPONSE_HEAD]].concat();
+        assert!(parse_head(&long_line[..MAX_RESPONSE_HEAD]).is_err());
+    }
+
+    #[test]
+    fn what_counts() {
+        for (code, get, post) in [
+            (101, false, false),
+            (200, true, true),
+            (204, true, true),
+            (302, true, false),
+            (399, true, false),
+            (404, false, false),
+            (503, false, false),
+        ] {
+            assert_eq!(Method::Get.accepts(code), get, "{code}");
+            assert_eq!(Method::Post.accepts(code), post, "{code}");
+        }
     }
 }

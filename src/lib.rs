@@ -19,7 +19,8 @@
 //!   run ends ([`ending`]); [`stop`] is the one stop lifecycle they share.
 //! - [`events`]: the one stream a mode reads, over one epoll descriptor ([`evloop`]): [`signals`],
 //!   the [`reaper`], [`peers`] (other containers' [`marker`]s and [`lease`]s, through [`watch`]),
-//!   readiness ([`readiness`]), quit calls ([`http`]), timers.
+//!   readiness ([`readiness`]: targets, non-blocking attempts over [`http`], the pure gate),
+//!   quit calls ([`quit`]), timers.
 //! - Mechanism: [`child`] (spawn, signal the group), [`fsutil`] (files on a shared volume),
 //!   [`termlog`], [`clock`], [`presets`], [`elf`].
 //!
@@ -42,6 +43,7 @@ pub mod marker;
 pub mod modes;
 pub mod peers;
 pub mod presets;
+pub mod quit;
 pub mod readiness;
 pub mod reaper;
 pub mod signals;

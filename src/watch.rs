@@ -9,7 +9,9 @@
 //!
 //! The event loop waits on the inotify descriptor ([`Watcher::inotify_fd`]) and hears dnotify
 //! through its signalfd; on either, or on the poll tick when a directory can only be polled, it
-//! calls [`Watcher::arm`] and re-checks its paths.
+//! calls [`Watcher::arm`] and re-checks its paths. A waiter on a thread of its own (the readiness
+//! gate's) waits on [`Watcher::descriptors`] instead: the inotify descriptor and a bell that the
+//! event loop rings on every dnotify signal ([`dnotify_fired`]).
 //!
 //! How a directory is watched, in order of preference:
 //! - dnotify (`fcntl(F_NOTIFY)` on an open directory): the kernel sends us SIGIO, which arrives
@@ -23,15 +25,14 @@
 //! - polling at `--poll`, where neither can watch the directory (no permission to read it, the
 //!   inotify instance limit reached), said once.
 
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::io::unix::AsyncFd;
-use tokio::sync::Notify;
 
 /// fcntl(2)'s F_NOTIFY and its flags (linux/fcntl.h; the libc crate does not have them).
 const F_NOTIFY: i32 = 1024 + 2;
@@ -40,15 +41,22 @@ const DN_DELETE: i32 = 0x8;
 const DN_RENAME: i32 = 0x10;
 const DN_MULTISHOT: i32 = 0x8000_0000_u32 as i32;
 
-/// How many dnotify signals arrived, and who waits for the next one.
-static DNOTIFY_EVENTS: AtomicU64 = AtomicU64::new(0);
-static DNOTIFY: Notify = Notify::const_new();
+/// Rung on every dnotify signal, for a watcher whose waiter runs on a thread of its own (the
+/// readiness gate's): the event loop hears dnotify through its signalfd, that thread through this
+/// eventfd. Made at the first use; a process that cannot make one falls back to polling there.
+static BELL: OnceLock<Option<EventFd>> = OnceLock::new();
 
-/// A dnotify signal arrived (something changed in one of the watched directories): wake every
-/// dnotify watcher. Called by the event stream, the only reader of signals.
+fn bell() -> Option<&'static EventFd> {
+    BELL.get_or_init(|| EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok())
+        .as_ref()
+}
+
+/// A dnotify signal arrived (something changed in one of the watched directories): ring the bell
+/// for a waiter on another thread. Called by the event stream, the only reader of signals.
 pub fn dnotify_fired() {
-    DNOTIFY_EVENTS.fetch_add(1, Ordering::SeqCst);
-    DNOTIFY.notify_waiters();
+    if let Some(b) = bell() {
+        let _ = b.write(1);
+    }
 }
 
 /// How one directory is watched.
@@ -65,8 +73,6 @@ pub struct Watcher {
     poll: Duration,
     marks: HashMap<PathBuf, Mark>,
     inotify: Option<Inotify>,
-    /// The dnotify count this watcher has seen.
-    seen: u64,
     /// Said that it polls.
     said: bool,
 }
@@ -79,7 +85,6 @@ impl Watcher {
             poll,
             marks: HashMap::new(),
             inotify: None,
-            seen: DNOTIFY_EVENTS.load(Ordering::SeqCst),
             said: false,
         };
         w.arm();
@@ -227,32 +232,29 @@ impl Watcher {
         self.set_paths(Vec::new());
     }
 
-    /// Waits until something may have changed, then re-arms. Spurious wake-ups are allowed: the
-    /// caller re-checks its paths. (For the readiness wait, which still runs on tokio.)
-    pub async fn changed(&mut self) {
-        if self.paths.is_empty() {
-            // Nothing to watch: no wake-ups, not even polling ones.
-            return std::future::pending().await;
+    /// For a waiter on a thread of its own: the descriptors that become readable when something
+    /// may have changed (the inotify instance, the dnotify bell), each while some directory is
+    /// watched that way. With none, only polling is left (or nothing to watch).
+    pub fn descriptors(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = Vec::new();
+        let uses = |f: fn(&Mark) -> bool| self.marks.values().any(f);
+        if uses(|m| matches!(m, Mark::Inotify(_))) {
+            fds.extend(self.inotify_fd());
         }
-        let dnotify = self.marks.values().any(|m| matches!(m, Mark::Dnotify(_)));
-        let polling = self.is_polling();
-        let seen = self.seen;
-        let inotify = self
-            .inotify
-            .as_ref()
-            .filter(|_| self.marks.values().any(|m| matches!(m, Mark::Inotify(_))))
-            .and_then(|i| {
-                // SAFETY: the descriptor belongs to the watcher's inotify instance, which outlives
-                // this AsyncFd: the AsyncFd is dropped at the end of this call.
-                let fd = unsafe { AsyncFd::register(Raw(i.as_fd().as_raw_fd())) };
-                fd.ok().map(|a| (a, i))
-            });
-        tokio::select! {
-            () = dnotify_after(seen), if dnotify => {}
-            () = inotify_event(inotify) => {}
-            () = tokio::time::sleep(self.poll), if polling => {}
+        if uses(|m| matches!(m, Mark::Dnotify(_))) {
+            fds.extend(bell().map(|b| b.as_fd()));
         }
-        self.seen = DNOTIFY_EVENTS.load(Ordering::SeqCst);
+        fds
+    }
+
+    /// After one of [`Watcher::descriptors`] was readable (or the poll interval passed): resets
+    /// them and re-arms. The caller re-checks its paths after this.
+    pub fn changed(&mut self) {
+        self.drain_inotify();
+        if let Some(b) = bell() {
+            // Non-blocking: nothing to read is fine.
+            let _ = b.read();
+        }
         self.arm();
     }
 }
@@ -277,45 +279,6 @@ fn dnotify(dir: &Path) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
-}
-
-/// Returns once a dnotify signal has arrived since the count was `seen`.
-async fn dnotify_after(seen: u64) {
-    loop {
-        let notified = DNOTIFY.notified();
-        tokio::pin!(notified);
-        // Registered before the count is read again: a signal in between is not lost.
-        notified.as_mut().enable();
-        if DNOTIFY_EVENTS.load(Ordering::SeqCst) != seen {
-            return;
-        }
-        notified.await;
-    }
-}
-
-/// A descriptor lent to tokio for one wait (it stays owned by the watcher).
-struct Raw(RawFd);
-
-impl AsRawFd for Raw {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
-/// Returns once the inotify instance has events (read and discarded: the caller re-checks).
-async fn inotify_event(fd: Option<(AsyncFd<Raw>, &Inotify)>) {
-    let Some((fd, inotify)) = fd else {
-        return std::future::pending().await;
-    };
-    loop {
-        let Ok(mut guard) = fd.readable().await else {
-            return;
-        };
-        match inotify.read_events() {
-            Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
-            _ => return,
-        }
-    }
 }
 
 use std::os::unix::fs::OpenOptionsExt;

@@ -38,26 +38,57 @@ pub fn signal(data: &[u8]) {
         assert_eq!(sig.number().to_string().parse::<signals::Sig>(), Ok(sig));
     }
     if let Ok(set) = signals::parse_list(s) {
-        assert!(!set.is_empty());
+        assert!(set.iter().next().is_some());
         assert_eq!(signals::parse_list(&set.to_string()), Ok(set), "{s:?}");
     }
 }
 
-/// `readiness::Target`: what parses prints back (in logs and the ready file) as the same target.
+/// `readiness::Target`: what parses prints back (in logs and the ready file) as the same target,
+/// in the same environment (the `docker` preset reads the container's Docker variables, here
+/// none, and a TLS set whose DOCKER_HOST comes from the input after a NUL).
 pub fn target(data: &[u8]) {
     let Some(s) = text(data) else { return };
-    match s.parse::<readiness::Target>() {
+    let (s, host) = s.split_once('\0').unwrap_or((s, ""));
+    let tls = readiness::DockerEnv::from_env(&|var| match var {
+        "DOCKER_HOST" => Some(host.into()),
+        "DOCKER_TLS_CERTDIR" => Some("/certs".into()),
+        _ => None,
+    });
+    for env in [readiness::DockerEnv::default(), tls] {
+        target_in(s, &env);
+    }
+}
+
+fn target_in(s: &str, env: &readiness::DockerEnv) {
+    match readiness::Target::parse_with(s, env) {
         Ok(t) => {
             let shown = t.to_string();
-            assert_eq!(shown.parse::<readiness::Target>().as_ref(), Ok(&t), "{s:?}");
-            if let readiness::Target::Tcp { host, port, .. } = &t {
-                assert!(!host.is_empty() && *port != 0, "{s:?}");
+            let back = readiness::Target::parse_with(&shown, env);
+            assert_eq!(back.as_ref(), Ok(&t), "{s:?}");
+            match &t {
+                readiness::Target::Tcp { host, port, .. } => {
+                    assert!(!host.is_empty() && *port != 0, "{s:?}");
+                }
+                readiness::Target::HttpUnix { socket, path } => {
+                    assert!(!socket.as_os_str().is_empty() && path.starts_with('/'), "{s:?}");
+                    assert!(!path.bytes().any(|b| b.is_ascii_control() || b == b' '));
+                }
+                readiness::Target::Docker(d) => {
+                    // What it probes is a target of its own, printed and parsed back the same.
+                    let inner = d.probe.to_string();
+                    assert_eq!(inner.parse::<readiness::Target>().as_ref(), Ok(&*d.probe));
+                    assert!(!d.describe().contains('\n'), "{s:?}");
+                }
+                _ => {}
             }
             // The ready file lists targets as JSON strings: always valid JSON.
             let json = serde_json::to_string(&[shown]).expect("serialise");
             serde_json::from_str::<Vec<String>>(&json).expect("round trip");
         }
-        Err(e) => assert!(e.to_string().contains(&format!("{s:?}")), "{s:?}: {e}"),
+        Err(e) => {
+            let e = e.to_string();
+            assert!(e.contains(&format!("{s:?}")) && !e.contains('\n'), "{s:?}: {e}");
+        }
     }
 }
 
@@ -65,12 +96,13 @@ pub fn target(data: &[u8]) {
 /// can be put on a request line as is: no spaces, no control characters, a path starting with
 /// `/`, a non-empty host, a non-zero port.
 pub fn http(data: &[u8]) {
-    // The status line parser sees raw bytes from the network.
+    // The status line and head parsers see raw bytes from the network.
     match http::parse_status_line(data) {
         Ok(Some(code)) => assert!((100..=599).contains(&code)),
         Ok(None) => assert!(!data.contains(&b'\n')),
         Err(_) => {}
     }
+    head(data);
     let Some(s) = text(data) else { return };
     if let Some((host, port)) = http::split_host_port(s) {
         assert_ne!(port, Some(0), "{s:?}");
@@ -92,6 +124,45 @@ pub fn http(data: &[u8]) {
         );
         assert!(!u.path.contains('#'), "{s:?}");
         assert_eq!(http::parse_url(&u.to_string()).as_ref(), Ok(&u));
+        // The request for any URL that parses is one head: a request line of three parts, then
+        // headers, then one empty line, at the end.
+        for method in [http::Method::Get, http::Method::Post] {
+            let req = http::request(method, &u.host, Some(u.port), &u.path);
+            let req = String::from_utf8(req).expect("ASCII request");
+            assert!(req.ends_with("\r\n\r\n") && req.matches("\r\n\r\n").count() == 1);
+            let line = req.split("\r\n").next().unwrap_or_default();
+            assert_eq!(line.split(' ').count(), 3, "{line:?}");
+            assert!(!req.replace("\r\n", "").contains(['\r', '\n']), "{req:?}");
+        }
+    }
+}
+
+/// `http::parse_head` on the first bytes of a response, whole and fed a piece at a time (as the
+/// socket gives them): a final status or an error is the same however the bytes arrived, more
+/// bytes never take a final status back, and nothing past the 8 KiB bound is ever needed.
+fn head(data: &[u8]) {
+    // A reader never holds more than the bound.
+    let data = &data[..data.len().min(http::MAX_RESPONSE_HEAD)];
+    let whole = http::parse_head(data);
+    match &whole {
+        Ok(Some(code)) => assert!((101..=599).contains(code) && (*code >= 200 || *code == 101)),
+        Ok(None) => assert!(data.len() < http::MAX_RESPONSE_HEAD),
+        Err(_) => {}
+    }
+    let mut decided = None;
+    for end in 0..=data.len() {
+        match http::parse_head(&data[..end]) {
+            Ok(None) => assert!(decided.is_none(), "a decision taken back at {end}"),
+            other => {
+                if decided.is_none() {
+                    decided = Some(other.clone());
+                }
+                assert_eq!(Some(&other), decided.as_ref(), "{end}");
+            }
+        }
+    }
+    if let Some(d) = decided {
+        assert_eq!(d, whole);
     }
 }
 
@@ -100,10 +171,9 @@ pub fn http(data: &[u8]) {
 /// a sidecar reads and decodes to its exit code.
 pub fn marker(data: &[u8]) {
     let seen = marker::decode(data);
-    if let Some(r) = &seen.reason {
-        // It goes into the sidecar's logs: bounded, and no newline or escape sequence.
-        assert!(r.chars().count() <= 64);
-        assert!(!r.chars().any(char::is_control), "{r:?}");
+    // A reason is one the supervisor knows, or none (it goes into the sidecar's logs).
+    if let Some(r) = seen.reason {
+        assert_eq!(marker::Reason::from_name(r.as_str()), Some(r));
     }
     // Whatever the JSON around it, an integer `exit_code` at the top level is what decode finds.
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(data) {
@@ -119,6 +189,7 @@ pub fn marker(data: &[u8]) {
         exit_code: code,
         reason: marker::Reason::Exited,
         signal: None,
+        stop_request: None,
         command_exit_code: Some(code),
         started_at: clock::rfc3339(std::time::SystemTime::now()),
         finished_at: clock::rfc3339(std::time::SystemTime::now()),
@@ -137,7 +208,7 @@ pub fn marker(data: &[u8]) {
     );
     let back = marker::decode(&bytes);
     assert_eq!(back.exit_code, Some(i64::from(code)));
-    assert_eq!(back.reason.as_deref(), Some("exited"));
+    assert_eq!(back.reason, Some(marker::Reason::Exited));
 }
 
 /// The whole command line: NUL-separated arguments (any bytes, as the kernel allows) through the

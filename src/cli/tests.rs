@@ -121,7 +121,8 @@ fn errors_are_one_line_and_suggest() {
         ),
         (
             &["probe"],
-            "missing TARGET (file:PATH, tcp://HOST:PORT, http://HOST:PORT/PATH, unix:PATH or a preset.)",
+            "missing TARGET (file:PATH, tcp://HOST:PORT, unix:PATH, http://HOST:PORT/PATH, \
+             http+unix:SOCKET:/PATH, docker[:ENDPOINT] or a preset, as for main --wait-for.)",
         ),
         (
             &["main", "--zzzzzzzz", "--", "x"],

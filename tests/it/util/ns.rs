@@ -3,7 +3,8 @@
 //! `unshare --pid --fork` makes the program PID 1 of a new namespace; `--kill-child` kills it if
 //! unshare dies (so a failing test's group kill takes the whole namespace down), and when the
 //! init dies the kernel kills everything else in the namespace. Every command gets the clean
-//! environment of [`sup`]: no RUST_LOG, no SUPERVISOR_* from the developer's shell.
+//! environment of [`sup`]: no RUST_LOG, no SUPERVISOR_* or Docker variables from the developer's
+//! shell.
 
 use super::proc::{Proc, child_of};
 use std::ffi::{OsStr, OsString};
@@ -23,6 +24,10 @@ where
     let mut c = Command::new(bin());
     c.args(args);
     c.env_remove("RUST_LOG");
+    // The `docker` readiness preset reads these: a test sets them itself when it wants them.
+    for var in supervisor::readiness::docker::VARS {
+        c.env_remove(var);
+    }
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("SUPERVISOR_") {
             c.env_remove(k);
