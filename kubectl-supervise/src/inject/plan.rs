@@ -209,8 +209,8 @@ pub fn sidecar_flags(w: &SidecarWiring) -> Vec<String> {
 /// is written once, in its option table).
 fn default_grace(mode: &str) -> Option<Duration> {
     match supervisor::config::from_argv([BINARY, mode, "--", "true"]).ok()? {
-        Parsed::Main(c) => Some(c.grace),
-        Parsed::Sidecar(c) => Some(c.grace),
+        Parsed::Main(c) => Some(c.stop.grace),
+        Parsed::Sidecar(c) => Some(c.stop.grace),
         Parsed::Probe(_) | Parsed::Install(_) => None,
     }
 }
