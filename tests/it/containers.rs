@@ -1248,8 +1248,11 @@ fn every_playable_example_is_played() {
         "pipeline-sidecar/fluent-bit-sidecar.json",
         // Played after `kubectl supervise inject`.
         "unwired/dind-job.yaml",
+        "unwired/dind-job-native.yaml",
         "unwired/demo-pod.yaml",
         "unwired/cronjob-cloud-sql-proxy.yaml",
+        // By tests/it/play.rs (play_unwired_examples_injected) and tests/it/dind_faults.rs.
+        "unwired/dind-job-tls.yaml",
     ];
     // (file, why it is not played as a pod here)
     let not_playable = [(
