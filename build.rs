@@ -1,7 +1,12 @@
-//! Records the git commit in `supervisor --version`, when the source is a git checkout.
+//! Records what `--version` names beside the crate version: the git commit (when the source is a
+//! git checkout) and the target triple, so a binary found in an image says what it was built as.
 use std::process::Command;
 
 fn main() {
+    // Cargo runs this script once per target triple and tells it which. (SV_, like the commit's
+    // variable below: not a setting of the binary's own.)
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown target".into());
+    println!("cargo:rustc-env=SV_BUILD_TARGET={target}");
     let commit = std::env::var("SUPERVISOR_GIT_COMMIT").ok().or_else(|| {
         let out = Command::new("git")
             .args(["rev-parse", "--short=12", "HEAD"])

@@ -2,14 +2,14 @@
 # One-command benchmark of supervisor vs tini-static, dumb-init, catatonit and the shell loops.
 # Usage: bench/run.sh [--quick] [--bin PATH] [--idle SECONDS] [--only PHASES] [--out DIR]
 #                     [--name NAME] [--tmpdir DIR] [--keep-tmp] [--render-only]
-# The binary: --bin PATH, else $SUPERVISOR_BIN, else built here with
+# The binary: --bin PATH, else $SV_BIN, else built here with
 #   cargo build --release --target x86_64-unknown-linux-musl
 # Writes bench/results/latest.{md,json}, the plots (*.svg) and readme-table.md. See docs/bench.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-bin="${SUPERVISOR_BIN:-}"
+bin="${SV_BIN:-}"
 args=()
 cmdline="bench/run.sh $*"
 render_only=
@@ -99,7 +99,7 @@ else
         source_note="given; its tree $src_repo is at $(git -C "$src_repo" rev-parse --short HEAD)"
     fi
 fi
-source_note="${SUPERVISOR_BIN_SOURCE:-$source_note}"
+source_note="${SV_BIN_SOURCE:-$source_note}"
 [ -x "$bin" ] || { echo "bench: no executable supervisor at $bin" >&2; exit 2; }
 
 exec "$py" "$here/bench.py" --bin "$bin" --bin-source "$source_note" --command "$cmdline" "${args[@]}"

@@ -136,8 +136,8 @@ mkdir -p "$(dirname "$out")"
     echo
     echo "Memory (RSS): ${rss_idle} KiB idle, ${rss_peak} KiB at most during the 1,000/s run,"
     echo "${rss_hwm} KiB high-water mark over the whole benchmark. CPU during the 1,000/s run: ${cpu}%"
-    echo "of one core. Threads after it: ${threads} (the accept loop, the signal and certificate"
-    echo "threads, one per open connection)."
+    echo "of one core. Threads after it: ${threads} (the runtime's, the signal and certificate"
+    echo "threads, and the review thread of the blocking pool while it lives)."
     echo
     echo "Load average (1 min) on the machine: $load_before before, $load_after after: the machine"
     echo "is shared, and hey runs on the same 2 cores; numbers from a busy machine are upper bounds."

@@ -6,7 +6,7 @@
 # With --check: also verify that the binary is static and within the size budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUDGET=${SUPERVISOR_SIZE_BUDGET:-1048576}   # 1 MiB
+BUDGET=${SV_SIZE_BUDGET:-1048576}   # 1 MiB
 musl=x86_64-unknown-linux-musl
 # The target's standard library exists only when the target is installed.
 if [ -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ]; then

@@ -18,7 +18,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 FAIL=0
 MODE=
-BIN=${SUPERVISOR_STATIC_BIN:-}
+BIN=${SV_STATIC_BIN:-}
 while [ $# -gt 0 ]; do
     case "$1" in
     --fail) FAIL=1 ;;
@@ -49,9 +49,10 @@ die() { echo "demo: $*" >&2; exit 1; }
 # --- the binary ---------------------------------------------------------------------------
 if [ -z "$BIN" ]; then
     BIN=$REPO/target/x86_64-unknown-linux-musl/release/supervisor
-    echo "${D}building the static supervisor (cargo build --release --target x86_64-unknown-linux-musl)...${N}"
-    (cd "$REPO" && cargo build --quiet --release --target x86_64-unknown-linux-musl) ||
-        die "build failed (is the musl target installed? rustup target add x86_64-unknown-linux-musl)"
+    # Said before the build, and cargo's own progress shown: the first build takes minutes.
+    echo "${B}building the static supervisor${N} (cargo build --release -p supervisor; the first build takes about 2 minutes on 2 cores, later ones seconds)"
+    (cd "$REPO" && cargo build --release --locked -p supervisor --target x86_64-unknown-linux-musl) ||
+        die "the build failed: scripts/setup.sh installs the toolchain and targets it needs (rust-toolchain.toml)"
 fi
 [ -x "$BIN" ] || die "no supervisor binary at $BIN"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
@@ -92,7 +93,7 @@ run_podman() {
     dir=$(mktemp -d)
     yaml=$dir/pod.yaml
     # The manifest as published, with local images, a fresh volume and pod name, and DEMO_FAIL.
-    sed -e "s#registry.example.com/supervisor:0.1.0#$SV_PREFIX/supervisor#" \
+    sed -e "s#ghcr.io/supervisor-dev/supervisor:[^ ]*#$SV_PREFIX/supervisor#" \
         -e "s#redis:7-alpine#$SV_PREFIX/redis#" \
         -e "s#name: supervisor-demo\$#name: $pod#" \
         -e "s#name: shared\$#name: $vol#" \

@@ -157,7 +157,7 @@ def container_spec_pod(doc):
         "restartPolicy": "Never",
         "initContainers": [{
             "name": "install-supervisor",
-            "image": "registry.example.com/supervisor:0.1.0",
+            "image": "ghcr.io/supervisor-dev/supervisor:0.2.0",
             "command": ["/usr/local/bin/supervisor", "install", "/supervisor/bin"],
             "volumeMounts": [{"name": "supervisor", "mountPath": "/supervisor"}],
         }],

@@ -16,7 +16,7 @@
 # Options: --keep           leave the pod and its volumes for inspection (prints how to remove them)
 #          --fail           make the command of each `supervisor main ... --` exit 3
 #          --timeout DUR    give up after DUR (default 5m; 90, 90s, 2m, 1h): exit 124
-#          --bin PATH       the static supervisor (default: $SUPERVISOR_STATIC_BIN, else
+#          --bin PATH       the static supervisor (default: $SV_STATIC_BIN, else
 #                           scripts/build-static.sh builds it)
 # Needs: root, podman, runc, busybox-static and python3 with PyYAML (scripts/setup.sh installs
 # them). SV_PODMAN_DIR: where podman keeps its images (default ${TMPDIR:-/tmp}/supervisor-podman).
@@ -35,7 +35,7 @@ usage() { echo "play: $*" >&2; exit 2; }
 die() { echo "play: $*" >&2; exit 125; }
 
 KEEP='' FAIL='' TIMEOUT=5m FILE=''
-BIN=${SUPERVISOR_STATIC_BIN:-} BIN_FROM=${SUPERVISOR_STATIC_BIN:+SUPERVISOR_STATIC_BIN=}
+BIN=${SV_STATIC_BIN:-} BIN_FROM=${SV_STATIC_BIN:+SV_STATIC_BIN=}
 while [ $# -gt 0 ]; do
     case "$1" in
     --keep) KEEP=1 ;;

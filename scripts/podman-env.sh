@@ -487,7 +487,7 @@ sv_images_all() {
 # What each local image stands in for: pairs of an image-name prefix used in examples/ and the
 # local image (under $SV_PREFIX) that plays it here. scripts/play.sh maps images with it.
 SV_STANDINS=(
-    registry.example.com/supervisor: supervisor
+    ghcr.io/supervisor-dev/supervisor: supervisor
     registry.example.com/dind-supervised: dind
     registry.example.com/ci-agent: ci-agent
     docker:27-cli docker-cli

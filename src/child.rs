@@ -6,18 +6,21 @@
 //! and, when the supervisor owns the terminal, the terminal's foreground, so an interactive shell
 //! gets Ctrl-C directly and is not stopped by SIGTTIN.
 //!
-//! std::process::Command is used for the fork/exec and its error pipe (which turns exec failures
-//! into ENOENT/EACCES we can map to 127/126), but never to wait: the reaper owns waitpid.
+//! The fork and exec are ours, as in tini: everything the child runs between them is prepared
+//! before the fork (the argument vector as C strings) and async-signal-safe after it, and an exec
+//! failure comes back through a close-on-exec pipe as its errno, which tells 127 (not found) from
+//! 126 (not executable). (std::process::Command did the same with environment and stdio
+//! machinery the supervisor never uses, some 20 KiB of the binary.) Nothing here waits for the
+//! child once it runs: the reaper owns waitpid.
 
 use crate::signals::{self, Sig};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
-use nix::unistd::Pid;
-use std::ffi::OsString;
+use nix::unistd::{ForkResult, Pid};
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::BorrowedFd;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 
 /// Why a command could not be started, as the shell tells them apart (127, 126, other).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,32 +50,70 @@ pub fn spawn(argv: &[OsString]) -> Result<Child, SpawnError> {
         .first()
         .map(|c| c.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut command = Command::new(&argv[0]);
-    command.args(&argv[1..]);
-    let parent_pgrp = nix::unistd::getpgrp();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed: setpgid, isatty/tcgetpgrp/tcsetpgrp, sigaction and sigprocmask are, and
-    // nothing here allocates or takes a lock.
-    unsafe {
-        command.pre_exec(move || prepare_child(parent_pgrp));
-    }
-    match command.spawn() {
-        Ok(child) => Ok(Child {
-            pid: Pid::from_raw(child.id() as i32),
-        }),
-        Err(source) => {
-            let (failure, what) = match source.raw_os_error().map(Errno::from_raw) {
-                Some(Errno::ENOENT) => (SpawnFailure::NotFound, "command not found"),
-                Some(Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM) => {
-                    (SpawnFailure::NotExecutable, "cannot execute")
-                }
-                _ => (SpawnFailure::Other, "could not start"),
-            };
-            Err(SpawnError {
-                failure,
-                message: format!("{cmd}: {what} ({source})"),
-            })
+    let fail = |errno: Errno| {
+        let (failure, what) = match errno {
+            Errno::ENOENT => (SpawnFailure::NotFound, "command not found"),
+            Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => {
+                (SpawnFailure::NotExecutable, "cannot execute")
+            }
+            _ => (SpawnFailure::Other, "could not start"),
+        };
+        SpawnError {
+            failure,
+            message: format!("{cmd}: {what} ({})", io::Error::from(errno)),
         }
+    };
+    // Everything the child needs, made before the fork: it must not allocate after it.
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<_, _>>()
+        .map_err(|_| fail(Errno::EINVAL))?;
+    let mut ptrs: Vec<*const nix::libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    if args.is_empty() {
+        return Err(fail(Errno::ENOENT));
+    }
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail)?;
+    let parent_pgrp = nix::unistd::getpgrp();
+    // SAFETY: the supervisor may have threads (lease waiters, name lookups), so the child may only
+    // make async-signal-safe calls until it execs or exits: prepare_child's calls, execvp over
+    // vectors made before the fork, write and _exit. It allocates nothing and takes no lock.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Child) => {
+            let errno = match prepare_child(parent_pgrp) {
+                Ok(()) => {
+                    // SAFETY: both vectors outlive the call and the argument vector ends in
+                    // null; execvp returns only on failure.
+                    unsafe { nix::libc::execvp(ptrs[0], ptrs.as_ptr()) };
+                    Errno::last_raw()
+                }
+                Err(e) => e.raw_os_error().unwrap_or(nix::libc::EINVAL),
+            };
+            let _ = nix::unistd::write(&wr, &errno.to_ne_bytes());
+            // SAFETY: _exit ends the child at once, running nothing of the parent's.
+            unsafe { nix::libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(wr);
+            let mut buf = [0u8; 4];
+            let got = loop {
+                match nix::unistd::read(rd.as_raw_fd(), &mut buf) {
+                    Err(Errno::EINTR) => continue,
+                    r => break r,
+                }
+            };
+            match got {
+                // The pipe closed on exec: the command runs.
+                Ok(0) | Err(_) => Ok(Child { pid: child }),
+                Ok(_) => {
+                    // Reaped here, by its pid: it never ran, and nobody else waits for it.
+                    let _ = nix::sys::wait::waitpid(child, None);
+                    Err(fail(Errno::from_raw(i32::from_ne_bytes(buf))))
+                }
+            }
+        }
+        Err(e) => Err(fail(e)),
     }
 }
 

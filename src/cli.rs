@@ -2,7 +2,8 @@
 //! argv against it, and the help printed from it. The man page (docs/supervisor.1) is generated
 //! from the same table by a test, so `--help`, `man supervisor` and the code cannot drift.
 //!
-//! Why not clap: it was 130 KiB of a binary whose budget is 1 MiB, and the supervisor needs
+//! Why not clap: it cost more of a 1 MiB budget than this whole module (the figure is in the
+//! README's "Dependencies and what they cost"), and the supervisor needs
 //! things it does not do (an error that names the environment variable a value came from, lists
 //! in the environment with an escape for the separator, one-line errors). The grammar is small:
 //! `supervisor [GLOBAL] MODE [OPTIONS] [--] ARGS...`, options as `--name VALUE` or

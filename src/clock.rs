@@ -8,7 +8,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The longest duration accepted: a year is far beyond any sensible grace, delay or timeout, and
 /// the bound keeps the arithmetic of deadlines (Instant + Duration) from overflowing.
-const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+const MAX_NANOS: u128 = 365 * 24 * 3600 * 1_000_000_000;
+
+/// `1.5` (a decimal number as written) times `unit_ns`, in nanoseconds, exactly: integers only,
+/// so no float parsing or formatting code is linked in for durations. `None` when it is not a
+/// number (digits, at most one point, a digit somewhere) or is absurdly large.
+fn decimal_nanos(num: &str, unit_ns: u128) -> Option<u128> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') || int.len() > 20 {
+        return None;
+    }
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || !digits(frac) {
+        return None;
+    }
+    let whole = if int.is_empty() {
+        0
+    } else {
+        int.parse::<u128>().ok()?
+    };
+    // Digits past the nanosecond of the smallest unit change nothing.
+    let frac = &frac[..frac.len().min(18)];
+    let scale = 10u128.pow(frac.len() as u32);
+    let part = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u128>().ok()?
+    };
+    whole
+        .checked_mul(unit_ns)?
+        .checked_add(part.checked_mul(unit_ns)? / scale)
+}
 
 /// Parses `500ms`, `10s`, `2m`, `1h`, `1.5s`, `1m30s`, `1h2m3s`, `300us`, `7` (seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -18,12 +48,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(err("expected e.g. 500ms, 10s, 1m30s, 2h".into()));
     }
     if t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        let secs: f64 = t
-            .parse()
-            .map_err(|_| err(format!("{t:?} is not a number")))?;
-        return bounded(secs).ok_or_else(|| err("too large".into()));
+        let nanos =
+            decimal_nanos(t, 1_000_000_000).ok_or_else(|| err(format!("{t:?} is not a number")))?;
+        return bounded(nanos).ok_or_else(|| err("too large".into()));
     }
-    let mut total = 0.0;
+    let mut total: u128 = 0;
     let mut rest = t;
     while !rest.is_empty() {
         let num_len = rest
@@ -35,31 +64,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 "expected a number before {tail:?} (e.g. 500ms, 10s, 1m30s)"
             )));
         }
-        let value: f64 = num
-            .parse()
-            .map_err(|_| err(format!("{num:?} is not a number")))?;
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let unit_ns: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             "" => return Err(err(format!("{num:?} needs a unit (ms, s, m or h)"))),
             _ => return Err(err(format!("unknown unit {unit:?} (use ms, s, m or h)"))),
         };
-        total += value * scale;
+        let nanos =
+            decimal_nanos(num, unit_ns).ok_or_else(|| err(format!("{num:?} is not a number")))?;
+        total = total.saturating_add(nanos);
         rest = next;
     }
     bounded(total).ok_or_else(|| err("too large".into()))
 }
 
-fn bounded(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && (0.0..=MAX_SECS).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+fn bounded(nanos: u128) -> Option<Duration> {
+    (nanos <= MAX_NANOS).then(|| {
+        Duration::new(
+            (nanos / 1_000_000_000) as u64,
+            (nanos % 1_000_000_000) as u32,
+        )
+    })
 }
 
 /// A duration for people: `250ms`, `1.5s`, `12m04s`, `2h03m`.
@@ -70,7 +103,8 @@ pub fn human(d: Duration) -> String {
     }
     let secs = d.as_secs();
     if secs < 60 {
-        return format!("{:.1}s", d.as_secs_f64());
+        let tenths = (ms + 50) / 100;
+        return format!("{}.{}s", tenths / 10, tenths % 10);
     }
     if secs < 3600 {
         return format!("{}m{:02}s", secs / 60, secs % 60);
@@ -141,11 +175,16 @@ mod tests {
             ("1s500ms", 1_500),
             ("1500000us", 1_500),
             ("2000000000ns", 2_000),
+            (".5s", 500),
+            ("1.s", 1_000),
+            ("8760h", 31_536_000_000),
         ];
         for (s, ms) in ok {
             assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
         }
         assert_eq!(parse_duration("300us"), Ok(Duration::from_micros(300)));
+        assert_eq!(parse_duration("0.0001s"), Ok(Duration::from_micros(100)));
+        assert_eq!(parse_duration("1.0000000019s"), Ok(Duration::new(1, 1)));
         for s in [
             "",
             "s",
@@ -161,6 +200,10 @@ mod tests {
             "1h-2m",
             "..s",
             "5d",
+            ".",
+            "1..5s",
+            "8760.001h",
+            "99999999999999999999999999999999999s",
         ] {
             let err = parse_duration(s).unwrap_err();
             assert!(err.contains(&format!("{s:?}")), "{s}: {err}");
@@ -174,6 +217,8 @@ mod tests {
             (250, "250ms"),
             (1_000, "1.0s"),
             (12_340, "12.3s"),
+            (12_350, "12.4s"),
+            (59_960, "60.0s"),
             (724_000, "12m04s"),
             (3_723_000, "1h02m"),
         ];

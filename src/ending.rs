@@ -265,6 +265,31 @@ impl Ending {
     }
 }
 
+/// The line said when the grace period ran out: `dockerd still running 10.0s after ...`.
+pub fn grace_over_words(command: &str, grace: Duration) -> String {
+    format!(
+        "{command} still running {} after being asked to stop; killing its process group",
+        clock::human(grace)
+    )
+}
+
+/// The line said when what the command left behind outlived the grace period.
+pub fn leftovers_killed_words(command: &str, grace: Duration) -> String {
+    format!(
+        "what {command} left behind outlived {}: SIGKILLed",
+        clock::human(grace)
+    )
+}
+
+/// The line said when the command ended and left processes running (`who`: the command, or
+/// "the daemon").
+pub fn leftovers_words(who: &str, sig: crate::signals::Sig, grace: Duration) -> String {
+    format!(
+        "{who} left processes running: sent them {sig}; SIGKILL after {}",
+        clock::human(grace)
+    )
+}
+
 /// `exited with code 0 after being stopped` and the like.
 fn stopped_status(status: ChildStatus) -> String {
     match status {

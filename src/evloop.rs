@@ -10,10 +10,10 @@
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What a descriptor is registered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,22 @@ impl Poller {
     pub fn delete(&self, fd: impl AsFd) {
         // A descriptor that is already closed left the set by itself.
         let _ = self.epoll.delete(fd);
+    }
+
+    /// Removes the registration of descriptor number `fd`. The caller makes sure the number still
+    /// names what it registered (see `events::flights`); a number no longer registered is
+    /// refused by the kernel, harmlessly.
+    pub fn delete_raw(&self, fd: RawFd) {
+        // SAFETY: epoll_ctl with EPOLL_CTL_DEL reads no event (a null pointer is allowed since
+        // Linux 2.6.9) and touches no memory of ours; the descriptor is only a number to it.
+        unsafe {
+            nix::libc::epoll_ctl(
+                self.epoll.0.as_raw_fd(),
+                nix::libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            );
+        }
     }
 
     /// Waits until a descriptor is ready or `deadline` passes, and returns the ready tokens (none
@@ -141,14 +157,10 @@ impl<T> Inbox<T> {
     }
 }
 
-/// How long until `deadline`, for log lines.
-pub fn until(deadline: Instant) -> Duration {
-    deadline.saturating_duration_since(Instant::now())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_post_from_another_thread_wakes_the_wait() {

@@ -43,7 +43,6 @@ pub mod marker;
 pub mod modes;
 pub mod peers;
 pub mod presets;
-pub mod quit;
 pub mod readiness;
 pub mod reaper;
 pub mod signals;
@@ -51,10 +50,13 @@ pub mod stop;
 pub mod termlog;
 pub mod watch;
 
-/// `--version`: the crate version and the git commit it was built from.
+/// `--version` of both binaries: the crate version, the git commit and the target triple it was
+/// built for (`0.2.0 (42a158791107, aarch64-unknown-linux-musl)`), all fixed at compile time.
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
     env!("SV_BUILD_COMMIT"),
+    ", ",
+    env!("SV_BUILD_TARGET"),
     ")"
 );

@@ -26,10 +26,8 @@ pub mod docker;
 pub mod flight;
 pub mod gate;
 pub mod runner;
-pub mod wait;
 
 pub use docker::{Docker, DockerEnv};
-pub use wait::wait_all;
 
 use crate::http::{self, HttpUrl};
 use std::path::{Path, PathBuf};

@@ -104,6 +104,23 @@ pub fn has_children() -> bool {
     r == 0
 }
 
+/// Whether child `pid` has ended and waits to be reaped (`waitid` with WNOWAIT reaps nothing).
+pub fn has_exited(pid: Pid) -> bool {
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
+    let mut info: nix::libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes into a live, properly sized siginfo_t.
+    let r = unsafe {
+        nix::libc::waitid(
+            nix::libc::P_PID,
+            pid.as_raw() as nix::libc::id_t,
+            &mut info,
+            nix::libc::WEXITED | nix::libc::WNOHANG | nix::libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid filled in a child's fields (si_pid is 0 when it has not ended).
+    r == 0 && unsafe { info.si_pid() } == pid.as_raw()
+}
+
 /// Whether any process is left in process group `group` (after its leader exited).
 pub fn group_alive(group: Pid) -> bool {
     signals::send(-group.as_raw(), None).is_ok()

@@ -9,14 +9,12 @@
 //!
 //! The event loop waits on the inotify descriptor ([`Watcher::inotify_fd`]) and hears dnotify
 //! through its signalfd; on either, or on the poll tick when a directory can only be polled, it
-//! calls [`Watcher::arm`] and re-checks its paths. A waiter on a thread of its own (the readiness
-//! gate's) waits on [`Watcher::descriptors`] instead: the inotify descriptor and a bell that the
-//! event loop rings on every dnotify signal ([`dnotify_fired`]).
+//! calls [`Watcher::arm`] and re-checks its paths.
 //!
 //! How a directory is watched, in order of preference:
 //! - dnotify (`fcntl(F_NOTIFY)` on an open directory): the kernel sends us SIGIO, which arrives
 //!   through the signalfd like every other signal (`events` tells it apart from a SIGIO someone
-//!   sends us by its origin, and calls [`dnotify_fired`]). Its kernel group lives as long as the
+//!   sends us by its origin). Its kernel group lives as long as the
 //!   kernel, so closing the directory at exit costs nothing. inotify's does not: closing an inotify
 //!   instance waits for the kernel to retire its watches (an SRCU grace period, 10-20 ms here), and
 //!   a process exit closes it, so a supervisor that watched with inotify until just before its end
@@ -25,13 +23,11 @@
 //! - polling at `--poll`, where neither can watch the directory (no permission to read it, the
 //!   inotify instance limit reached), said once.
 
-use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// fcntl(2)'s F_NOTIFY and its flags (linux/fcntl.h; the libc crate does not have them).
@@ -40,24 +36,6 @@ const DN_CREATE: i32 = 0x4;
 const DN_DELETE: i32 = 0x8;
 const DN_RENAME: i32 = 0x10;
 const DN_MULTISHOT: i32 = 0x8000_0000_u32 as i32;
-
-/// Rung on every dnotify signal, for a watcher whose waiter runs on a thread of its own (the
-/// readiness gate's): the event loop hears dnotify through its signalfd, that thread through this
-/// eventfd. Made at the first use; a process that cannot make one falls back to polling there.
-static BELL: OnceLock<Option<EventFd>> = OnceLock::new();
-
-fn bell() -> Option<&'static EventFd> {
-    BELL.get_or_init(|| EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ok())
-        .as_ref()
-}
-
-/// A dnotify signal arrived (something changed in one of the watched directories): ring the bell
-/// for a waiter on another thread. Called by the event stream, the only reader of signals.
-pub fn dnotify_fired() {
-    if let Some(b) = bell() {
-        let _ = b.write(1);
-    }
-}
 
 /// How one directory is watched.
 enum Mark {
@@ -230,32 +208,6 @@ impl Watcher {
     /// Stops watching everything (see `set_paths`).
     pub fn disarm(&mut self) {
         self.set_paths(Vec::new());
-    }
-
-    /// For a waiter on a thread of its own: the descriptors that become readable when something
-    /// may have changed (the inotify instance, the dnotify bell), each while some directory is
-    /// watched that way. With none, only polling is left (or nothing to watch).
-    pub fn descriptors(&self) -> Vec<BorrowedFd<'_>> {
-        let mut fds = Vec::new();
-        let uses = |f: fn(&Mark) -> bool| self.marks.values().any(f);
-        if uses(|m| matches!(m, Mark::Inotify(_))) {
-            fds.extend(self.inotify_fd());
-        }
-        if uses(|m| matches!(m, Mark::Dnotify(_))) {
-            fds.extend(bell().map(|b| b.as_fd()));
-        }
-        fds
-    }
-
-    /// After one of [`Watcher::descriptors`] was readable (or the poll interval passed): resets
-    /// them and re-arms. The caller re-checks its paths after this.
-    pub fn changed(&mut self) {
-        self.drain_inotify();
-        if let Some(b) = bell() {
-            // Non-blocking: nothing to read is fine.
-            let _ = b.read();
-        }
-        self.arm();
     }
 }
 

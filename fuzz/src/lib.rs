@@ -4,6 +4,9 @@
 //! properties the rest of the program relies on; a panic is a finding. The same functions replay
 //! the checked-in corpus on stable (`tests/corpus.rs`), so CI runs every past input on each build.
 
+mod kubectl;
+pub use kubectl::{kubectl_check, kubectl_inject, kubectl_yaml};
+
 use supervisor::{clock, config, http, logging, marker, readiness, signals};
 
 use std::ffi::OsString;
@@ -171,9 +174,9 @@ fn head(data: &[u8]) {
 /// a sidecar reads and decodes to its exit code.
 pub fn marker(data: &[u8]) {
     let seen = marker::decode(data);
-    // A reason is one the supervisor knows, or none (it goes into the sidecar's logs).
-    if let Some(r) = seen.reason {
-        assert_eq!(marker::Reason::from_name(r.as_str()), Some(r));
+    // The reason goes into the sidecar's logs: one of the known ones, or none.
+    if let Some(r) = &seen.reason {
+        assert!(marker::Reason::ALL.contains(r), "{r:?}");
     }
     // Whatever the JSON around it, an integer `exit_code` at the top level is what decode finds.
     if let Ok(serde_json::Value::Object(o)) = serde_json::from_slice(data) {
@@ -189,7 +192,6 @@ pub fn marker(data: &[u8]) {
         exit_code: code,
         reason: marker::Reason::Exited,
         signal: None,
-        stop_request: None,
         command_exit_code: Some(code),
         started_at: clock::rfc3339(std::time::SystemTime::now()),
         finished_at: clock::rfc3339(std::time::SystemTime::now()),
@@ -199,6 +201,7 @@ pub fn marker(data: &[u8]) {
             .collect(),
         error,
         dependency: None,
+        stop_request: None,
     };
     let bytes = m.to_json();
     assert!(
@@ -264,4 +267,53 @@ pub fn level(data: &[u8]) {
     let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
     assert_eq!(v["message"].as_str(), Some(message));
     assert_eq!(v["extra"].as_str(), Some(value));
+}
+
+/// The webhook's review handler, `review::respond`, on any body: it answers 200 or 400, never
+/// panics; a 200 is a v1 AdmissionReview for the request's uid that allows the pod, with
+/// warnings the API server keeps; a patch applies to the object the request carried, and the
+/// pod it makes is wired already (reviewed again, it gets no patch).
+pub fn review(data: &[u8]) {
+    use kubectl_supervise::webhook::review;
+    let opts = kubectl_supervise::inject::Options::default();
+    let reply = review::respond(data, &opts);
+    if reply.status == 400 {
+        assert!(reply.result.is_err());
+        let text = String::from_utf8(reply.body).expect("UTF-8");
+        assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+        return;
+    }
+    assert_eq!(reply.status, 200);
+    let answer: serde_json::Value = serde_json::from_slice(&reply.body).expect("JSON");
+    assert_eq!(answer["apiVersion"], review::API_VERSION);
+    assert_eq!(answer["kind"], review::KIND);
+    let r = &answer["response"];
+    assert!(r["uid"].as_str().is_some_and(|u| !u.is_empty()), "{r}");
+    assert_eq!(r["allowed"], true);
+    // The review reads only the fields it knows: the rest of a body it answers may be invalid
+    // JSON (a lone surrogate escape in an unknown field). The checks below need it whole.
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    assert_eq!(r["uid"], request["request"]["uid"]);
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        assert!(w.as_str().is_some_and(|w| w.chars().count() <= 256), "{w}");
+    }
+    let Some(b64) = r["patch"].as_str() else {
+        return;
+    };
+    assert_eq!(r["patchType"], "JSONPatch");
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).expect("base64");
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("a JSON Patch");
+    let mut pod = request["request"]["object"].clone();
+    json_patch::patch(&mut pod, &patch).expect("the patch applies to the object sent");
+    let mut again = request.clone();
+    again["request"]["object"] = pod;
+    let second = review::respond(&serde_json::to_vec(&again).expect("JSON"), &opts);
+    let second: serde_json::Value = serde_json::from_slice(&second.body).expect("JSON");
+    assert!(
+        second["response"].get("patch").is_none(),
+        "the patched pod is patched again: {second}"
+    );
 }

@@ -1215,35 +1215,41 @@ fn waits_for(main: &Member, cfg: &MainConfig, s: &Served) -> bool {
         return true;
     }
     let ready_file = sm.running().find_map(|p| match p {
-        Parsed::Sidecar(c) => c.ready_file.as_ref().and_then(|f| sm.resolve(f)),
+        Parsed::Sidecar(c) => c
+            .ready_file
+            .as_ref()
+            .and_then(|f| sm.resolve(f))
+            .map(|(v, p, _)| (v, p)),
         _ => None,
     });
+    cfg.wait_for
+        .iter()
+        .any(|t| satisfied_by(main, t, s, ready_file.as_ref()))
+}
+
+/// Whether a main's `--wait-for` target is ready only once the sidecar is: its ready file,
+/// one of its sockets or ports, or (the `docker` preset) what the preset probes.
+fn satisfied_by(
+    main: &Member,
+    t: &Target,
+    s: &Served,
+    ready_file: Option<&(String, PathBuf)>,
+) -> bool {
     let socket = |path: &Path| {
         main.resolve(path)
             .is_some_and(|(v, p, _)| s.sockets.contains(&(v, p)))
     };
-    cfg.wait_for.iter().any(|t| match t {
-        Target::File(f) => {
-            let here = main.resolve(f).map(|(v, p, _)| (v, p));
-            here.is_some() && here == ready_file.as_ref().map(|(v, p, _)| (v.clone(), p.clone()))
-        }
+    match t {
+        Target::File(f) => main
+            .resolve(f)
+            .is_some_and(|(v, p, _)| ready_file == Some(&(v, p))),
         Target::Tcp { host, port, .. } => {
             supervisor::http::is_loopback(host) && s.ports.contains(port)
         }
         Target::Http(u) => supervisor::http::is_loopback(&u.host) && s.ports.contains(&u.port),
-        Target::Unix(p) => socket(p),
-        // Targets this version does not name (the `docker` preset, `http+unix:`) are read
-        // from how they print: their socket comes first.
-        #[allow(unreachable_patterns)]
-        other => {
-            let text = other.to_string();
-            let path = text.strip_prefix("docker:unix://").or_else(|| {
-                text.strip_prefix("http+unix:")
-                    .map(|r| r.rsplit_once(":/").map_or(r, |(p, _)| p))
-            });
-            path.is_some_and(|p| socket(Path::new(p)))
-        }
-    })
+        Target::Unix(p) | Target::HttpUnix { socket: p, .. } => socket(p),
+        Target::Docker(d) => satisfied_by(main, &d.probe, s, ready_file),
+    }
 }
 
 fn unwaited_sidecar(pod: &Pod) -> Vec<Finding> {

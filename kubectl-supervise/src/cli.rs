@@ -123,8 +123,9 @@ pub struct WebhookArgs {
     #[arg(long, env = "KUBECTL_SUPERVISE_IMAGE", default_value = inject::DEFAULT_IMAGE, value_name = "REF")]
     pub image: String,
 
-    /// How long a TLS handshake, or a request once begun, may take to arrive; a slower client
-    /// is disconnected.
+    /// How long a new connection may take to finish its TLS handshake and begin a request, a
+    /// request once begun to arrive whole, and a response to be taken; a slower client is
+    /// disconnected.
     #[arg(long, default_value = "10s", value_name = "DURATION")]
     pub request_timeout: String,
 
@@ -353,8 +354,13 @@ fn run_webhook(a: &WebhookArgs) -> Result<i32, Usage> {
     } else {
         supervisor::logging::Format::Text
     };
+    // RUST_LOG, as the supervisor reads it (`debug` also logs each connection's end).
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| supervisor::logging::parse_level(&v))
+        .unwrap_or(supervisor::logging::LevelFilter::INFO);
     supervisor::logging::set_mode("webhook");
-    supervisor::logging::init(supervisor::logging::LevelFilter::INFO, format);
+    supervisor::logging::init(level, format);
     let result = webhook::serve(config, &mut |addr| {
         tracing::info!("listening on https://{addr} (POST /mutate, GET /healthz)");
     });

@@ -76,8 +76,8 @@ pub const KNOWN_IMAGES: &[KnownImage] = &[
     },
     KnownImage {
         pattern: "*/kubectl-supervise:*",
-        entrypoint: Some(&["/usr/local/bin/kubectl-supervise"]),
-        cmd: &["--help"],
+        entrypoint: Some(&["/usr/local/bin/kubectl-supervise", "webhook"]),
+        cmd: &["--cert=/tls/tls.crt", "--key=/tls/tls.key"],
         env: &[],
         ready: NO_READY,
     },

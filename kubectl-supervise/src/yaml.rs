@@ -401,14 +401,38 @@ fn scalar_node(value: String, style: ScalarStyle, tag: Option<&saphyr_parser::Ta
         ScalarStyle::DoubleQuoted => Style::Double,
         ScalarStyle::Literal | ScalarStyle::Folded => Style::Block,
     };
-    let tag = tag.map(|t| {
-        if t.handle == "tag:yaml.org,2002:" || t.handle == "!!" {
-            format!("!!{}", t.suffix)
+    Node::Scalar(Scalar {
+        value,
+        style,
+        tag: tag.map(tag_text),
+    })
+}
+
+/// A tag as it can be written back: `!!suffix` for the core schema's, `!suffix` for local
+/// ones, `!<...>` for one a `%TAG` directive expanded (there is no directive in our output).
+/// The parser decodes `%XX` escapes, so characters a tag cannot hold are escaped again.
+fn tag_text(t: &saphyr_parser::Tag) -> String {
+    let suffix = escape_tag(&t.suffix);
+    match t.handle.as_str() {
+        "tag:yaml.org,2002:" | "!!" => format!("!!{suffix}"),
+        "!" => format!("!{suffix}"),
+        handle => format!("!<{}{suffix}>", escape_tag(handle)),
+    }
+}
+
+fn escape_tag(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || "-#;/?:@&=+$_.~*'()".contains(c) {
+            out.push(c);
         } else {
-            format!("{}{}", t.handle, t.suffix)
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
         }
-    });
-    Node::Scalar(Scalar { value, style, tag })
+    }
+    out
 }
 
 fn scalar_cost(s: &Scalar) -> usize {
@@ -660,7 +684,17 @@ fn emit_map(out: &mut String, m: &[(Node, Node)], indent: usize, first_inline: b
         if i > 0 || !first_inline {
             pad(out, indent);
         }
-        out.push_str(&scalar_or_empty(k, indent));
+        let key = key_text(k);
+        // YAML reads a key written before `:` only when it is at most 1024 characters long:
+        // a longer one goes after `? `, its value on the next line.
+        if key.chars().count() > 1000 {
+            out.push_str("? ");
+            out.push_str(&key);
+            out.push('\n');
+            pad(out, indent);
+        } else {
+            out.push_str(&key);
+        }
         out.push(':');
         match inline(v, indent) {
             Some(s) if s.is_empty() => out.push('\n'),
@@ -678,6 +712,18 @@ fn emit_map(out: &mut String, m: &[(Node, Node)], indent: usize, first_inline: b
                 }
             }
         }
+    }
+}
+
+/// A mapping key on one line: a block scalar cannot be one, so a key with a line break is
+/// double-quoted.
+fn key_text(k: &Node) -> String {
+    match k {
+        Node::Scalar(s) if s.value.contains('\n') => {
+            let tag = s.tag.as_ref().map(|t| format!("{t} ")).unwrap_or_default();
+            format!("{tag}{}", double_quoted(&s.value))
+        }
+        other => scalar_or_empty(other, 0),
     }
 }
 
@@ -712,7 +758,9 @@ fn scalar(s: &Scalar, indent: usize) -> String {
     let v = &s.value;
     let one_line = !v.contains('\n') && v.trim() == v;
     let body = match s.style {
-        Style::Plain if one_line && !v.is_empty() => v.clone(),
+        // Written plain and still plain in block context: verbatim (a non-string value, a
+        // number or a boolean, always is); else quoted, which keeps a string a string.
+        Style::Plain if block_plain(v) => v.clone(),
         Style::Plain if v.is_empty() && s.tag.is_none() => String::new(),
         Style::Single if one_line && !has_control(v) => format!("'{}'", v.replace('\'', "''")),
         Style::Text if is_plain_string(v) => v.clone(),
@@ -722,6 +770,12 @@ fn scalar(s: &Scalar, indent: usize) -> String {
     format!("{tag}{body}")
 }
 
+/// A plain scalar that starts like `---` or `...` is a document marker when it lands at the
+/// start of a line (a document that is a lone scalar): quote it wherever it is.
+fn document_marker(v: &str) -> bool {
+    v.starts_with("---") || v.starts_with("...")
+}
+
 fn has_control(v: &str) -> bool {
     v.chars().any(|c| c.is_control() && c != '\n')
 }
@@ -729,10 +783,17 @@ fn has_control(v: &str) -> bool {
 /// Whether `v` can be written plain in block context and still be read as this very string by
 /// YAML 1.1 and 1.2 resolvers.
 fn is_plain_string(v: &str) -> bool {
+    block_plain(v) && resolve_plain(v).is_none() && !is_special_float(v)
+}
+
+/// Whether `v` written plain in block context reads back as these very characters: no
+/// indicator first, no `: ` or ` #` inside, no line break or tab, nothing that looks like a
+/// document marker. A scalar written plain in flow context (`[>, y]`) may fail this.
+fn block_plain(v: &str) -> bool {
     let Some(first) = v.chars().next() else {
         return false;
     };
-    if v.trim() != v || resolve_plain(v).is_some() || is_special_float(v) || has_control(v) {
+    if v.trim() != v || has_control(v) {
         return false;
     }
     let second = v.chars().nth(1);
@@ -743,6 +804,7 @@ fn is_plain_string(v: &str) -> bool {
         _ => false,
     };
     !indicator_start
+        && !document_marker(v)
         && !v.contains(": ")
         && !v.contains(" #")
         && !v.ends_with(':')
@@ -887,6 +949,62 @@ mod tests {
         // Flow style becomes block; aliases are expanded; comments go.
         let text = "a: &x [1, 'two']  # c\nb: *x\n";
         assert_eq!(round(text), "a:\n  - 1\n  - 'two'\nb:\n  - 1\n  - 'two'\n");
+    }
+
+    #[test]
+    fn a_document_of_one_scalar_is_not_a_document_marker() {
+        // Found by the `yaml` fuzz target: a plain scalar "--- >- folded text" came back as a
+        // document marker and a broken block scalar.
+        let text = "--- --- >-\n  folded\n  text\n";
+        let docs = parse(text).expect("parses");
+        let out = emit(&docs);
+        let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(back[0].to_json(), "--- >- folded text");
+        let made = emit(&[Node::text("... end")]);
+        assert_eq!(parse(&made).expect("parses")[0].to_json(), "... end");
+    }
+
+    #[test]
+    fn plain_in_flow_is_not_always_plain_in_block() {
+        // Found by the `yaml` fuzz target: `>` is plain inside `[...]`, a folded block
+        // scalar's indicator as a block list item.
+        let text = "a: &a [>, y, x#y]\nb: *a\n";
+        let docs = parse(text).expect("parses");
+        let out = emit(&docs);
+        let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(back[0].to_json(), docs[0].to_json(), "{out}");
+        assert_eq!(docs[0].to_json()["a"][1], true);
+    }
+
+    #[test]
+    fn tags_are_written_as_tags() {
+        // Found by the `inject` fuzz target: `%00` in a tag is decoded to a NUL, which the
+        // emitter wrote as it was.
+        for text in [
+            "!h0%00@u x\n",
+            "a: !<tag:example.com,2000:x> 1\n",
+            "%TAG !e! tag:example.com,2000:\n---\na: !e!foo 2\n",
+            "a: !!str 3\nb: !local y\n",
+        ] {
+            let docs = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let out = emit(&docs);
+            let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(back, docs, "{out}");
+        }
+    }
+
+    #[test]
+    fn keys_stay_keys() {
+        let long = "k".repeat(1500);
+        for text in [
+            "? |\n  two\n  lines\n: v\n".to_string(),
+            format!("? \"{long}\"\n: [a]\n"),
+        ] {
+            let docs = parse(&text).expect("parses");
+            let out = emit(&docs);
+            let back = parse(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+            assert_eq!(back[0].to_json(), docs[0].to_json(), "{out}");
+        }
     }
 
     #[test]

@@ -84,7 +84,7 @@ const CASES: &[Case] = &[
     Case {
         rule: "binary-not-installed",
         file: "dind-job-native-sidecar.yaml",
-        from: "        - name: install-supervisor\n          image: registry.example.com/supervisor:0.1.0\n          command: [\"/usr/local/bin/supervisor\", \"install\", \"/supervisor/bin\"]\n          volumeMounts:\n            - name: supervisor\n              mountPath: /supervisor\n        - name: dind\n",
+        from: "        - name: install-supervisor\n          image: ghcr.io/supervisor-dev/supervisor:0.2.0\n          command: [\"/usr/local/bin/supervisor\", \"install\", \"/supervisor/bin\"]\n          volumeMounts:\n            - name: supervisor\n              mountPath: /supervisor\n        - name: dind\n",
         to: "        - name: dind\n",
         needle: "no earlier init container",
     },
@@ -447,9 +447,6 @@ fn a_main_that_talks_to_a_sidecar_must_wait_for_it() {
     // dind with TLS: the build reaches dockerd on its TLS port.
     let opts = inject::Options {
         mains: vec!["build".into()],
-        // TODO(lead): the known `docker:` target once "probes" has landed; a unix target
-        // parses today.
-        ready: vec![("dind".into(), "unix:/var/run/docker.sock".into())],
         ..Default::default()
     };
     let tls = inject::inject_str(&example("unwired/dind-job-tls.yaml"), &opts).expect("inject");

@@ -87,18 +87,6 @@ pub fn cases() -> Vec<(&'static str, &'static str, Options)> {
     ]
 }
 
-/// Whether the in-pod binary's parser knows the `docker` readiness preset.
-// TODO(lead): always true once helper "probes" has landed; then remove this and the branches
-// that use it (they keep the assertions that need it from failing before).
-fn docker_preset_known() -> bool {
-    "docker".parse::<supervisor::readiness::Target>().is_ok()
-}
-
-/// Whether an output names a target the in-pod parser does not know yet.
-fn needs_docker_preset(out: &str) -> bool {
-    out.contains("docker:unix://") || out.contains("http+unix:")
-}
-
 #[test]
 fn golden_outputs() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -139,11 +127,8 @@ fn output_is_idempotent_strict_and_check_clean() {
             .iter()
             .map(ToString::to_string)
             .collect();
-        // TODO(lead): unconditional once "probes" has landed (check parses with the binary's
-        // own parser, which rejects `docker:` until then).
-        if docker_preset_known() || !needs_docker_preset(&once) {
-            assert!(findings.is_empty(), "{golden}: {findings:#?}\n{once}");
-        }
+        // check parses with the binary's own parser: the `docker:` targets validate too.
+        assert!(findings.is_empty(), "{golden}: {findings:#?}\n{once}");
         for doc in yaml::parse(&once).expect("yaml") {
             manifest::strict_object(&doc).unwrap_or_else(|e| panic!("{golden}: {e}"));
             for loc in manifest::locate(&doc) {
@@ -479,7 +464,6 @@ fn native_sidecars_as_written_are_wired_in_place() {
     assert_eq!(init, ["install-supervisor", "dind"]);
     let dind = &spec["initContainers"][1];
     assert_eq!(dind["restartPolicy"], "Always");
-    // TODO(lead): the in-pod parser accepts this target once "probes" has landed.
     assert_eq!(
         dind["startupProbe"]["exec"]["command"][2],
         "docker:unix:///var/run/dind/docker.sock"

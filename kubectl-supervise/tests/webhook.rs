@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 const HOST: &str = "supervisor-webhook.supervisor-system.svc";
 const DEADLINE: Duration = Duration::from_secs(20);
 const IMAGE: &str = "reg.example/supervisor:1";
+const MAX_BODY: usize = kubectl_supervise::webhook::MAX_BODY;
 
 fn repo(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -80,9 +81,30 @@ struct Webhook {
 
 impl Webhook {
     fn start(extra: &[&str]) -> Option<Webhook> {
+        Webhook::start_with(extra, "info")
+    }
+
+    /// Started with RUST_LOG=`level` (`debug` logs each connection's end).
+    fn start_with(extra: &[&str], level: &str) -> Option<Webhook> {
+        Webhook::spawn(
+            Command::new(env!("CARGO_BIN_EXE_kubectl-supervise")),
+            extra,
+            level,
+        )
+    }
+
+    /// Started with at most `files` open files (`ulimit -n`).
+    fn start_limited(extra: &[&str], files: u32) -> Option<Webhook> {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")])
+            .arg(env!("CARGO_BIN_EXE_kubectl-supervise"));
+        Webhook::spawn(sh, extra, "info")
+    }
+
+    fn spawn(mut cmd: Command, extra: &[&str], level: &str) -> Option<Webhook> {
         let dir = tempfile::tempdir().expect("tempdir");
         make_pair(dir.path())?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-supervise"))
+        let mut child = cmd
             .arg("webhook")
             .arg("--cert")
             .arg(dir.path().join("tls.crt"))
@@ -90,6 +112,7 @@ impl Webhook {
             .arg(dir.path().join("tls.key"))
             .args(["--listen", "127.0.0.1:0", "--image", IMAGE])
             .args(extra)
+            .env("RUST_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -132,31 +155,7 @@ impl Webhook {
 
     /// A TLS connection that trusts only `ca`.
     fn connect_with(&self, ca: &Path) -> Result<Tls, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(ca).expect("ca.crt") {
-            roots.add(c.expect("a certificate")).expect("a root");
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls_graviola::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let conn = rustls::ClientConnection::new(
-            Arc::new(config),
-            ServerName::try_from(HOST).expect("name"),
-        )
-        .expect("client");
-        let tcp = TcpStream::connect_timeout(&self.addr, DEADLINE).map_err(|e| e.to_string())?;
-        tcp.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        let mut tls = rustls::StreamOwned::new(conn, tcp);
-        while tls.conn.is_handshaking() {
-            tls.conn
-                .complete_io(&mut tls.sock)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(tls)
+        tls_connect(self.addr, ca)
     }
 
     fn connect(&self) -> Tls {
@@ -207,6 +206,32 @@ impl Drop for Webhook {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A TLS connection to `addr` that trusts only `ca`, as the API server makes them.
+fn tls_connect(addr: SocketAddr, ca: &Path) -> Result<Tls, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).expect("ca.crt") {
+        roots.add(c.expect("a certificate")).expect("a root");
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls_graviola::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from(HOST).expect("name"))
+            .expect("client");
+    let tcp = TcpStream::connect_timeout(&addr, DEADLINE).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    while tls.conn.is_handshaking() {
+        tls.conn
+            .complete_io(&mut tls.sock)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(tls)
 }
 
 fn send(s: &mut impl Write, method: &str, path: &str, body: &[u8]) {
@@ -416,20 +441,36 @@ fn bad_requests_are_answered_and_the_server_keeps_serving() {
     let (status, _, _) = exchange(&mut c, "POST", "/mutate", &good);
     assert_eq!(status, 200);
 
-    // Over 3 MiB, announced: 413 at once, whether or not the client sends the body.
+    // Not JSON: 415, whatever the body; the connection goes on.
+    for ct in ["text/plain", "application/json-patch+json"] {
+        let head = format!(
+            "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n",
+            good.len()
+        );
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(&good).unwrap();
+        let (status, _, text) = read_response(&mut c).expect("a response");
+        assert_eq!(status, 415, "{}", String::from_utf8_lossy(&text));
+    }
+    c.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    assert_eq!(read_response(&mut c).expect("a response").0, 415);
+    assert_eq!(exchange(&mut c, "POST", "/mutate", &good).0, 200);
+
+    // Over the limit, announced: 413 at once, whether or not the client sends the body.
     let mut c = w.connect();
-    let huge = vec![b' '; 3 * 1024 * 1024 + 1];
+    let huge = vec![b' '; MAX_BODY + 1];
     send(&mut c, "POST", "/mutate", &huge);
     let (status, head, _) = read_response(&mut c).expect("a response");
     assert_eq!(status, 413, "{head}");
     assert!(head.contains("connection: close"), "{head}");
-    // Over 3 MiB, chunked.
+    // Over the limit, chunked.
     let mut c = w.connect();
-    c.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
     let chunk = vec![b' '; 1024 * 1024];
     let mut answered = None;
-    for _ in 0..4 {
+    for _ in 0..=MAX_BODY / chunk.len() {
         let sent = c
             .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
             .and_then(|_| c.write_all(&chunk))
@@ -478,30 +519,13 @@ fn slow_clients_are_cut_off_while_others_are_served() {
     let mut silent = TcpStream::connect(w.addr).unwrap();
     silent.set_read_timeout(Some(DEADLINE)).unwrap();
     // Meanwhile, others are served at once.
-    for _ in 0..3 {
-        let t = Instant::now();
-        let (status, _) = w.review(&good);
-        assert_eq!(status, 200);
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    for i in 0..3 {
+        review_within_a_second(&w, &good, &format!("review {i}"));
     }
     // It is cut off once --request-timeout has passed since its first byte.
-    slow.sock
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let took = loop {
-        assert!(
-            began.elapsed() < DEADLINE,
-            "the slow client was never cut off:\n{}",
-            w.log()
-        );
-        let _ = slow.write_all(b"X").and_then(|_| slow.flush());
-        let mut b = [0u8; 64];
-        match slow.read(&mut b) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            _ => break began.elapsed(),
-        }
-    };
-    assert!(took >= Duration::from_millis(900), "cut after {took:?}");
+    cut_off_after(&w, &mut slow, began, |c| {
+        let _ = c.write_all(b"X").and_then(|_| c.flush());
+    });
     let mut rest = Vec::new();
     let _ = silent.read_to_end(&mut rest);
     // Still serving.
@@ -573,6 +597,226 @@ fn sigterm_closes_idle_connections_and_exits_0() {
         log.contains("received SIGTERM") && log.contains("stopped"),
         "{log}"
     );
+}
+
+/// One review on a new connection, which must be answered 200 within a second.
+fn review_within_a_second(w: &Webhook, body: &[u8], what: &str) {
+    let t = Instant::now();
+    let (status, _) = w.review(body);
+    assert_eq!(status, 200, "{what}");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "{what}: {:?}\n{}",
+        t.elapsed(),
+        w.log()
+    );
+}
+
+/// Whether the server closed `c`: a read that does not block ends (EOF, close_notify, reset).
+fn closed(c: &mut Tls) -> bool {
+    c.sock.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 64];
+    let r = c.read(&mut b);
+    c.sock.set_nonblocking(false).unwrap();
+    !matches!(r, Err(e) if e.kind() == ErrorKind::WouldBlock)
+}
+
+#[test]
+fn a_thousand_idle_connections_from_one_client_do_not_switch_it_off() {
+    // A request timeout longer than the test: the only way the server closes the attacker's
+    // connections is to make room.
+    let Some(w) = Webhook::start(&["--request-timeout", "5m"]) else {
+        return;
+    };
+    let good = serde_json::to_vec(&recorded("job-pod.json")).unwrap();
+    // The API server's kept-alive connection, from the same address as the attacker.
+    let mut kept = w.connect();
+    assert_eq!(exchange(&mut kept, "POST", "/mutate", &good).0, 200);
+
+    // One client opens a thousand TLS connections, finishes each handshake and sends nothing.
+    let (addr, ca) = (w.addr, w.ca());
+    let attacker = std::thread::spawn(move || {
+        (0..1000)
+            .filter_map(|_| tls_connect(addr, &ca).ok())
+            .collect::<Vec<Tls>>()
+    });
+    // Meanwhile reviews on new connections, and health checks on the kept-alive one, are
+    // answered, each within a second.
+    let mut rounds = 0;
+    while !attacker.is_finished() || rounds < 3 {
+        review_within_a_second(&w, &good, &format!("review {rounds}"));
+        let t = Instant::now();
+        let (status, _, body) = exchange(&mut kept, "GET", "/healthz", b"");
+        assert_eq!((status, body.as_slice()), (200, &b"ok\n"[..]));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        rounds += 1;
+    }
+    let mut held = attacker.join().unwrap();
+    assert!(held.len() > 900, "only {} handshakes", held.len());
+    // The client holds at most its share: its oldest idle connections were closed.
+    let share = kubectl_supervise::webhook::MAX_PER_CLIENT;
+    let end = Instant::now() + DEADLINE;
+    loop {
+        held.retain_mut(|c| !closed(c));
+        if held.len() <= share {
+            break;
+        }
+        assert!(Instant::now() < end, "{} still open", held.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.wait_log("closed its oldest idle one (it sent no request) for a new one");
+    // The API server's connection, kept alive all along, still works.
+    assert_eq!(exchange(&mut kept, "POST", "/mutate", &good).0, 200);
+    assert!(!w.log().contains("answered 400"), "{}", w.log());
+}
+
+#[test]
+fn with_few_open_files_it_serves_fewer_connections_rather_than_failing_to_accept() {
+    let Some(w) = Webhook::start_limited(&["--request-timeout", "5m"], 96) else {
+        return;
+    };
+    w.wait_log(
+        "only 96 open files allowed (ulimit -n): serving at most 64 connections, 16 per client",
+    );
+    let good = serde_json::to_vec(&recorded("job-pod.json")).unwrap();
+    // More idle connections than there are descriptors: the oldest make room.
+    let held: Vec<Tls> = (0..128).map(|_| w.connect()).collect();
+    review_within_a_second(&w, &good, "past the descriptors");
+    drop(held);
+}
+
+#[test]
+fn a_client_that_closes_after_the_handshake_is_not_logged_as_a_bad_request() {
+    let Some(w) = Webhook::start_with(&[], "debug") else {
+        return;
+    };
+    let mut ports = Vec::new();
+    // Closed without a word, with a close_notify, and a TCP connection with no TLS at all.
+    let c = w.connect();
+    ports.push(c.sock.local_addr().unwrap().port());
+    drop(c);
+    let mut c = w.connect();
+    ports.push(c.sock.local_addr().unwrap().port());
+    c.conn.send_close_notify();
+    c.flush().unwrap();
+    drop(c);
+    let raw = TcpStream::connect(w.addr).unwrap();
+    ports.push(raw.local_addr().unwrap().port());
+    drop(raw);
+    for port in ports {
+        w.wait_log(&format!("connection from 127.0.0.1:{port} "));
+    }
+    let log = w.log();
+    assert!(!log.contains("answered 400"), "{log}");
+    assert!(!log.contains(" WARN "), "{log}");
+}
+
+/// Cut off at `--request-timeout` (1 s) after `began`, while `poke` keeps writing to it.
+fn cut_off_after(
+    w: &Webhook,
+    c: &mut Tls,
+    began: Instant,
+    mut poke: impl FnMut(&mut Tls),
+) -> Duration {
+    c.sock
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let took = loop {
+        assert!(
+            began.elapsed() < DEADLINE,
+            "the client was never cut off:\n{}",
+            w.log()
+        );
+        poke(c);
+        let mut b = [0u8; 64];
+        match c.read(&mut b) {
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            _ => break began.elapsed(),
+        }
+    };
+    assert!(took >= Duration::from_millis(900), "cut after {took:?}");
+    took
+}
+
+#[test]
+fn a_trickled_body_is_cut_off_at_the_request_timeout() {
+    let Some(w) = Webhook::start(&["--request-timeout", "1s"]) else {
+        return;
+    };
+    let good = serde_json::to_vec(&recorded("job-pod.json")).unwrap();
+    let mut slow = w.connect();
+    let began = Instant::now();
+    slow.write_all(
+        b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    // Others are served meanwhile.
+    review_within_a_second(&w, &good, "beside a slow body");
+    cut_off_after(&w, &mut slow, began, |c| {
+        let _ = c.write_all(b" ").and_then(|_| c.flush());
+    });
+    w.wait_log("it did not send its request in time (--request-timeout 1.0s)");
+    review_within_a_second(&w, &good, "after");
+}
+
+#[test]
+fn a_client_that_never_reads_its_responses_is_cut_off() {
+    let Some(w) = Webhook::start(&["--request-timeout", "1s"]) else {
+        return;
+    };
+    // A pod whose patch carries a MiB: its container's command, each word of it shifted.
+    let words: Vec<String> = (0..1024)
+        .map(|i| format!("{i:04}{}", "x".repeat(1020)))
+        .collect();
+    let big = bare_with(|p| p["spec"]["containers"][0]["command"] = json!(words));
+    let mut c = w.connect();
+    c.sock.set_write_timeout(Some(DEADLINE)).unwrap();
+    // Responses pile up in the socket buffers until the server cannot write any more.
+    let writer = std::thread::spawn(move || {
+        for _ in 0..16 {
+            let head = format!(
+                "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                big.len()
+            );
+            if c.write_all(head.as_bytes())
+                .and_then(|_| c.write_all(&big))
+                .and_then(|_| c.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+        c
+    });
+    w.wait_log("it did not read its response in time (--request-timeout 1.0s)");
+    let good = serde_json::to_vec(&recorded("job-pod.json")).unwrap();
+    review_within_a_second(&w, &good, "after");
+    let mut c = writer.join().unwrap();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest);
+}
+
+#[test]
+fn the_largest_review_the_api_server_sends_is_answered() {
+    let Some(w) = Webhook::start(&[]) else {
+        return;
+    };
+    // 3 MiB of `<` in an annotation, as Go's encoding/json writes it: \u003c, six bytes each.
+    let body = bare_with(|p| {
+        p["metadata"]["annotations"]["example.com/big"] = json!("LT".repeat(3 * 1024 * 1024));
+    });
+    let text = String::from_utf8(body).unwrap().replace("LT", "\\u003c");
+    assert!(
+        text.len() > 18 * 1024 * 1024 && text.len() <= MAX_BODY,
+        "{}",
+        text.len()
+    );
+    let mut c = w.connect();
+    let (status, _, answer) = exchange(&mut c, "POST", "/mutate", text.as_bytes());
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(answer["response"]["patchType"], "JSONPatch", "{answer}");
 }
 
 #[test]

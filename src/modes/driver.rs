@@ -317,6 +317,7 @@ mod tests {
                 Input::ChildExited {
                     status: ChildStatus::Exited(3),
                     leftovers: false,
+                    before_stop: false,
                 },
             ],
             did: Vec::new(),

@@ -169,6 +169,7 @@ impl<M: OwnEffects> Effects<M::Own> for Real<M> {
     }
 
     fn ask(&mut self, ask: Ask) {
+        self.world.events.asking();
         if let (Ask::Signal(sig), Some(c)) = (ask, self.world.child) {
             c.signal_group(sig);
         }
@@ -233,15 +234,7 @@ impl<M: OwnEffects> Effects<M::Own> for Real<M> {
     }
 }
 
-pub fn log(level: Level, text: &str) {
-    match level {
-        Level::ERROR => tracing::error!("{text}"),
-        Level::WARN => tracing::warn!("{text}"),
-        Level::INFO => tracing::info!("{text}"),
-        Level::DEBUG => tracing::debug!("{text}"),
-        Level::TRACE => tracing::trace!("{text}"),
-    }
-}
+pub use crate::logging::log;
 
 /// The most of a command line a log line shows.
 const SHOWN_COMMAND: usize = 1024;

@@ -109,6 +109,7 @@ impl Gate {
         }
     }
 
+    #[cfg(test)]
     /// Whether the gate has said Ready or NotReady.
     pub fn is_over(&self) -> bool {
         self.over
@@ -232,9 +233,9 @@ impl Gate {
         out.push(Action::Log(
             Level::INFO,
             format!(
-                "{}: still waiting after {:.0}s for {}",
+                "{}: still waiting after {}s for {}",
                 self.what,
-                now.duration_since(started).as_secs_f64(),
+                now.duration_since(started).as_secs(),
                 self.pending().join(", ")
             ),
         ));
@@ -268,9 +269,9 @@ impl Gate {
                 out.push(Action::Log(
                     Level::DEBUG,
                     format!(
-                        "{}: all targets ready after {:.3}s",
+                        "{}: all targets ready after {}",
                         self.what,
-                        now.duration_since(started).as_secs_f64()
+                        crate::clock::human(now.duration_since(started))
                     ),
                 ));
             }

@@ -4,7 +4,7 @@
 //! looked up off the loop, bounded; and `--wait-timeout` bounds every attempt (issue 22 item 6).
 
 use crate::util::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,38 @@ fn silent(kind: &str, opts: &[String]) -> (Proc, u16) {
     (p, port)
 }
 
+/// A silent endpoint's files: its socket, the file that makes it answer, the one it writes first.
+struct Late {
+    sock: PathBuf,
+    go: PathBuf,
+    flag: PathBuf,
+}
+
+/// silent_http.py on a unix socket in `dir`, silent until `go` exists.
+fn silent_socket(dir: &Path) -> (Proc, Late) {
+    let late = Late {
+        sock: dir.join("d.sock"),
+        go: dir.join("go"),
+        flag: dir.join("answered"),
+    };
+    let opts = [
+        opt("path", &s(&late.sock)),
+        opt("go", &s(&late.go)),
+        opt("flag", &s(&late.flag)),
+    ];
+    (silent("unix", &opts).0, late)
+}
+
+/// Fails unless `p` is still running 300 ms from now: it took no target as ready meanwhile.
+fn keeps_waiting(p: &mut Proc, why: &str) {
+    assert!(
+        stays(Duration::from_millis(300), || p
+            .wait_timeout(Duration::ZERO)
+            .is_none()),
+        "{why}"
+    );
+}
+
 fn main_cmd(opts: &[String], script: &str) -> Command {
     let mut args = vec!["main".to_string()];
     args.extend(opts.iter().cloned());
@@ -63,12 +95,7 @@ fn main_waits_for_a_silent_http_port_to_answer() {
         &format!("test -e '{}'", s(&flag)),
     ));
     srv.expect_line("held", DEADLINE);
-    assert!(
-        stays(Duration::from_millis(300), || m
-            .wait_timeout(Duration::ZERO)
-            .is_none()),
-        "an accepting, silent port was taken as ready"
-    );
+    keeps_waiting(&mut m, "an accepting, silent port was taken as ready");
     std::fs::write(&go, "").unwrap();
     let o = m.finish();
     assert_eq!(o.code(), Some(0), "{o}");
@@ -77,44 +104,44 @@ fn main_waits_for_a_silent_http_port_to_answer() {
 }
 
 #[test]
-fn sidecar_is_ready_when_its_unix_socket_answers_http() {
+fn sidecar_is_ready_when_its_unix_socket_and_its_port_answer_http() {
     let dir = tempdir();
-    let (go, flag, ready) = (
-        dir.path().join("go"),
-        dir.path().join("answered"),
-        dir.path().join("d.ready"),
-    );
-    let sock = dir.path().join("d.sock");
-    let (mut srv, _) = silent(
-        "unix",
-        &[
-            opt("path", &s(&sock)),
-            opt("go", &s(&go)),
-            opt("flag", &s(&flag)),
-        ],
-    );
-    let target = format!("http+unix:{}:/_ping", s(&sock));
-    let mut args = vec![
-        "sidecar".to_string(),
-        "--ready-when".into(),
-        target.clone(),
-        "--ready-file".into(),
-        s(&ready),
-        "--".into(),
+    let ready = dir.path().join("d.ready");
+    let (mut srv, Late { sock, go, flag }) = silent_socket(dir.path());
+    let (go_tcp, flag_tcp) = (dir.path().join("go-tcp"), dir.path().join("answered-tcp"));
+    let (mut tcp, port) = silent("tcp", &[opt("go", &s(&go_tcp)), opt("flag", &s(&flag_tcp))]);
+    let targets = [
+        format!("http+unix:{}:/_ping", s(&sock)),
+        format!("http://127.0.0.1:{port}/healthz"),
     ];
+    let mut args = vec!["sidecar".to_string()];
+    for t in &targets {
+        args.extend(["--ready-when".into(), t.clone()]);
+    }
+    args.extend(["--ready-file".into(), s(&ready), "--".into()]);
     args.extend(signal_echo());
     let mut side = start(sup_in_pid_ns(args));
     side.expect_line("ready", DEADLINE);
     srv.expect_line("held", DEADLINE);
-    assert!(
-        stays(Duration::from_millis(300), || !ready.exists()),
-        "an accepting, silent socket was taken as ready"
-    );
+    tcp.expect_line("held", DEADLINE);
+    let not_yet = |why: &str| {
+        assert!(
+            stays(Duration::from_millis(300), || !ready.exists()),
+            "{why}"
+        );
+    };
+    not_yet("an accepting, silent socket and port were taken as ready");
+    // The socket answers; the port still accepts and stays silent.
     std::fs::write(&go, "").unwrap();
-    assert!(wait_until(DEADLINE, || ready.exists()), "never ready");
-    assert!(flag.exists(), "ready before the socket answered");
-    assert_eq!(read_json(&ready)["targets"][0], target.as_str());
     srv.expect_line("GET /_ping 200", DEADLINE);
+    not_yet("an accepting, silent port was taken as ready");
+    std::fs::write(&go_tcp, "").unwrap();
+    assert!(wait_until(DEADLINE, || ready.exists()), "never ready");
+    assert!(
+        flag.exists() && flag_tcp.exists(),
+        "ready before both answered"
+    );
+    assert_eq!(read_json(&ready)["targets"], serde_json::json!(targets));
     kill(ns_init(&side), 15);
     let o = side.finish();
     assert_eq!(o.code(), Some(0), "{o}");
@@ -214,16 +241,7 @@ fn with_docker_env(mut c: Command, vars: &[(&str, &str)]) -> Command {
 #[test]
 fn docker_preset_waits_for_dockers_socket_to_answer() {
     let dir = tempdir();
-    let (go, flag) = (dir.path().join("go"), dir.path().join("answered"));
-    let sock = dir.path().join("docker.sock");
-    let (mut srv, _) = silent(
-        "unix",
-        &[
-            opt("path", &s(&sock)),
-            opt("go", &s(&go)),
-            opt("flag", &s(&flag)),
-        ],
-    );
+    let (mut srv, Late { sock, go, flag }) = silent_socket(dir.path());
     let host = format!("unix://{}", s(&sock));
     let mut m = start(with_docker_env(
         main_cmd(
@@ -233,11 +251,9 @@ fn docker_preset_waits_for_dockers_socket_to_answer() {
         &[("DOCKER_HOST", &host)],
     ));
     srv.expect_line("held", DEADLINE);
-    assert!(
-        stays(Duration::from_millis(300), || m
-            .wait_timeout(Duration::ZERO)
-            .is_none()),
-        "dockerd's socket accepting was taken as dockerd ready"
+    keeps_waiting(
+        &mut m,
+        "dockerd's socket accepting was taken as dockerd ready",
     );
     std::fs::write(&go, "").unwrap();
     let o = m.finish();
@@ -300,12 +316,7 @@ fn docker_preset_with_tls_waits_for_the_client_certificates() {
     assert!(o.stderr.contains("key.pem is not a regular file"), "{o}");
     std::fs::remove_file(&key).unwrap();
     std::fs::write(&key, "").unwrap();
-    assert!(
-        stays(Duration::from_millis(300), || m
-            .wait_timeout(Duration::ZERO)
-            .is_none()),
-        "started before the certificates were written"
-    );
+    keeps_waiting(&mut m, "started before the certificates were written");
     for name in ["ca.pem", "cert.pem", "key.pem"] {
         std::fs::write(client.join(name), "-----BEGIN CERTIFICATE-----\n").unwrap();
     }

@@ -1,7 +1,7 @@
 //! Real containers: the static binary in an empty root, the docker/ images, and the examples
 //! played as pods with podman.
 //!
-//! Theory of operation. Containers need the static (musl) binary: SUPERVISOR_STATIC_BIN, else
+//! Theory of operation. Containers need the static (musl) binary: SV_STATIC_BIN, else
 //! the binary under test when it is static, else one `cargo build --release --target
 //! x86_64-unknown-linux-musl` into a target directory of its own (the outer cargo holds the
 //! lock on ours). The empty-root tests need only root and util-linux: a directory holding just
@@ -61,11 +61,11 @@ pub fn is_static_elf(path: &Path) -> Result<bool, String> {
 pub fn static_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("SUPERVISOR_STATIC_BIN") {
+        if let Some(p) = std::env::var_os("SV_STATIC_BIN") {
             let p = PathBuf::from(p);
             assert!(
-                is_static_elf(&p).unwrap_or_else(|e| panic!("SUPERVISOR_STATIC_BIN: {e}")),
-                "SUPERVISOR_STATIC_BIN={p:?} is dynamically linked"
+                is_static_elf(&p).unwrap_or_else(|e| panic!("SV_STATIC_BIN: {e}")),
+                "SV_STATIC_BIN={p:?} is dynamically linked"
             );
             return p;
         }
@@ -73,7 +73,7 @@ pub fn static_bin() -> &'static Path {
         // are about the release binary that ships.
         let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("static-build");
         eprintln!(
-            "building the static binary for the container tests into {target:?} (set SUPERVISOR_STATIC_BIN to skip)"
+            "building the static binary for the container tests into {target:?} (set SV_STATIC_BIN to skip)"
         );
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
@@ -366,7 +366,7 @@ fn podman_lock() -> MutexGuard<'static, ()> {
 }
 
 /// Where the tests keep podman's state (images, containers, volumes), unless
-/// SUPERVISOR_PODMAN_DIR says otherwise: short, because conmon's sockets live below it and a unix
+/// SV_PODMAN_DIR says otherwise: short, because conmon's sockets live below it and a unix
 /// socket path has 108 bytes at most (under the target directory, whose name now carries the
 /// target triple, podman's cleanup of exited containers failed and they stayed "stopped");
 /// one per checkout, so two checkouts never share state; kept between runs, as an image cache.
@@ -378,14 +378,14 @@ pub fn podman_dir() -> PathBuf {
 }
 
 /// The podman environment, or None (after a loud message) when it cannot run here.
-fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
+pub fn podman_or_skip() -> Option<(&'static Podman, MutexGuard<'static, ()>)> {
     static PODMAN: OnceLock<Result<Podman, String>> = OnceLock::new();
     let guard = podman_lock();
     let env = PODMAN.get_or_init(|| {
         if !is_root() {
             return Err("rootful podman needs root".into());
         }
-        let dir = std::env::var_os("SUPERVISOR_PODMAN_DIR")
+        let dir = std::env::var_os("SV_PODMAN_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(podman_dir);
         let bin = static_bin();
@@ -424,11 +424,26 @@ impl Podman {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Outcome {
+    pub fn run(&self, args: &[&str]) -> Outcome {
         util::start(self.cmd(args)).finish_with(Duration::from_secs(120))
     }
 
-    fn ok(&self, args: &[&str]) -> Outcome {
+    /// `podman ARGS` for commands that copy images (load, pull): through scripts/podman-env.sh's
+    /// sv_podman_copy, so that podman 4.3's blob-info cache is ours, not the host's.
+    pub fn copy(&self, args: &[&str]) -> Outcome {
+        let script = examples::repo().join("scripts/podman-env.sh");
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(r#". "$0" "$1" && sv_podman_copy "${@:2}""#)
+            .arg(&script)
+            .arg(&self.dir)
+            .args(args);
+        let out = util::start(c).finish_with(Duration::from_secs(120));
+        assert_eq!(out.code(), Some(0), "podman failed{out}");
+        out
+    }
+
+    pub fn ok(&self, args: &[&str]) -> Outcome {
         let out = self.run(args);
         assert_eq!(out.code(), Some(0), "podman failed{out}");
         out
@@ -579,7 +594,7 @@ fn run_id() -> String {
 }
 
 /// A pod being played; removed with everything it made on drop.
-struct Played {
+pub struct Played {
     pm: &'static Podman,
     name: String,
     yaml: PathBuf,
@@ -590,8 +605,9 @@ struct Played {
     started: Instant,
 }
 
-/// Rewrites an example pod into one `podman kube play` runs here (see the module doc).
-fn playable(pod: &ExamplePod, id: &str) -> (Pod, Vec<String>) {
+/// Rewrites an example pod into one `podman kube play` runs here (see the module doc); the
+/// images in `keep` are used as they are named (already in podman), not through a stand-in.
+fn playable(pod: &ExamplePod, id: &str, keep: &[&str]) -> (Pod, Vec<String>) {
     let mut spec: PodSpec = pod.spec.clone();
     let rename = |v: &str| format!("{v}-{id}");
     for v in spec.volumes.iter_mut().flatten() {
@@ -615,7 +631,10 @@ fn playable(pod: &ExamplePod, id: &str) -> (Pod, Vec<String>) {
     }
     spec.init_containers = (!init.is_empty()).then_some(init);
     let fix = |c: &mut Container| {
-        c.image = Some(local_image(c.image.as_deref().unwrap_or("")));
+        let image = c.image.as_deref().unwrap_or("");
+        if !keep.contains(&image) {
+            c.image = Some(local_image(image));
+        }
         for m in c.volume_mounts.iter_mut().flatten() {
             m.name = rename(&m.name);
         }
@@ -648,8 +667,13 @@ fn playable(pod: &ExamplePod, id: &str) -> (Pod, Vec<String>) {
 
 impl Played {
     fn play(pm: &'static Podman, pod: &ExamplePod) -> Played {
+        Played::play_keeping(pm, pod, &[])
+    }
+
+    /// [`Played::play`], with the images in `keep` used as named (see [`playable`]).
+    pub fn play_keeping(pm: &'static Podman, pod: &ExamplePod, keep: &[&str]) -> Played {
         let id = run_id();
-        let (p, natives) = playable(pod, &id);
+        let (p, natives) = playable(pod, &id, keep);
         let dir = util::tempdir();
         let yaml = dir.path().join("pod.yaml");
         // JSON is YAML: podman reads it as is.
@@ -693,7 +717,7 @@ impl Played {
         played
     }
 
-    fn container(&self, short: &str) -> String {
+    pub fn container(&self, short: &str) -> String {
         format!("{}-{short}", self.name)
     }
 
@@ -733,7 +757,11 @@ impl Played {
 
     /// Waits for the pod to complete, stopping native sidecars with SIGTERM once every other
     /// container has exited, as the kubelet does. Fails the test after `within`.
-    fn complete(&self, within: Duration, mains: &[&str]) -> BTreeMap<String, (String, i32, u32)> {
+    pub fn complete(
+        &self,
+        within: Duration,
+        mains: &[&str],
+    ) -> BTreeMap<String, (String, i32, u32)> {
         let end = Instant::now() + within;
         let mains: Vec<String> = mains.iter().map(|m| self.container(m)).collect();
         let others: Vec<String> = self
@@ -800,7 +828,7 @@ impl Played {
     }
 
     /// Asserts the pod's result: each named container's exit code, 0 for all the others.
-    fn assert_codes(
+    pub fn assert_codes(
         &self,
         states: &BTreeMap<String, (String, i32, u32)>,
         expected: &[(&str, i32)],
@@ -867,7 +895,7 @@ fn example_pod(file: &str) -> ExamplePod {
 }
 
 /// Replaces the command a container's `supervisor main` runs (what follows `--`).
-fn with_main_command(mut pod: ExamplePod, container: &str, cmd: &[&str]) -> ExamplePod {
+pub fn with_main_command(mut pod: ExamplePod, container: &str, cmd: &[&str]) -> ExamplePod {
     let c = pod
         .spec
         .containers
@@ -1148,7 +1176,7 @@ fn pipeline_pod() -> ExamplePod {
         "restartPolicy": "Never",
         "initContainers": [{
             "name": "install-supervisor",
-            "image": "registry.example.com/supervisor:0.1.0",
+            "image": "ghcr.io/supervisor-dev/supervisor:0.2.0",
             "command": ["/usr/local/bin/supervisor", "install", "/supervisor/bin"],
             "volumeMounts": [{"name": "supervisor", "mountPath": "/supervisor"}]
         }],
@@ -1254,26 +1282,21 @@ fn every_playable_example_is_played() {
         // By tests/it/play.rs (play_unwired_examples_injected) and tests/it/dind_faults.rs.
         "unwired/dind-job-tls.yaml",
     ];
-    // (file, why it is not played as a pod here)
-    let not_playable = [(
-        "webhook/webhook.yaml",
-        "a webhook needs an API server to call it; examples::webhook_deployment_command_serves runs its command",
-    )];
+    // (The webhook's Deployment, which needs an API server to call it, is in deploy/, not
+    // examples/; examples::webhook_deployment_command_serves runs its command.)
     for pod in examples::all_pods() {
         assert!(
-            played.contains(&pod.file.as_str()) || not_playable.iter().any(|(f, _)| *f == pod.file),
-            "{} is neither played nor listed as not playable",
+            played.contains(&pod.file.as_str()),
+            "{} is not played",
             pod.file
         );
-        if played.contains(&pod.file.as_str()) {
-            for c in pod
-                .spec
-                .containers
-                .iter()
-                .chain(pod.spec.init_containers.iter().flatten())
-            {
-                local_image(c.image.as_deref().unwrap_or(""));
-            }
+        for c in pod
+            .spec
+            .containers
+            .iter()
+            .chain(pod.spec.init_containers.iter().flatten())
+        {
+            local_image(c.image.as_deref().unwrap_or(""));
         }
     }
 }
@@ -1320,28 +1343,11 @@ fn documented_inject(file: &str) -> Vec<String> {
     args
 }
 
-/// The `--ready` a dind example needs while the in-pod binary does not know the `docker`
-/// preset yet: none once it does.
-// TODO(lead): remove once helper "probes" has landed (the preset is then known, and the
-// examples play exactly as documented).
-pub fn ready_until_docker_preset(file: &str) -> Vec<String> {
-    if !file.contains("dind") || "docker".parse::<supervisor::readiness::Target>().is_ok() {
-        return Vec::new();
-    }
-    let socket = if file.contains("tls") {
-        "/var/run/docker.sock"
-    } else {
-        "/var/run/dind/docker.sock"
-    };
-    vec!["--ready".into(), format!("dind=unix:{socket}")]
-}
-
 /// An un-wired example injected as documented (through the CLI's own code), checked clean,
 /// and read as a pod. `extra` are more inject arguments.
 fn injected(file: &str, extra: &[&str]) -> ExamplePod {
     let mut args = documented_inject(file);
     args.extend(extra.iter().map(|s| s.to_string()));
-    args.extend(ready_until_docker_preset(file));
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = kubectl_supervise::cli::run(
         &args,

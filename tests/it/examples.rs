@@ -148,8 +148,6 @@ const EXPECTED: &[&str] = &[
     "unwired/dind-job-native.yaml",
     "unwired/dind-job-tls.yaml",
     "unwired/dind-job.yaml",
-    "webhook/mutating-webhook.yaml",
-    "webhook/webhook.yaml",
 ];
 
 #[test]
@@ -179,11 +177,8 @@ fn kubernetes_manifests_parse_strictly() {
     for p in &pods {
         *per_file.entry(p.file.as_str()).or_default() += 1;
     }
-    // Files of other objects than pods: the webhook's configuration.
-    let no_pods = [
-        "pipeline-sidecar/fluent-bit-config.yaml",
-        "webhook/mutating-webhook.yaml",
-    ];
+    // Files of other objects than pods.
+    let no_pods = ["pipeline-sidecar/fluent-bit-config.yaml"];
     for f in EXPECTED
         .iter()
         .filter(|f| !f.ends_with(".md") && !no_pods.contains(f))
@@ -342,12 +337,9 @@ fn webhook_deployment_command_serves() {
         .expect("openssl");
     assert!(made.status.success(), "{made:?}");
 
-    let docs = yaml::parse(&read("webhook/webhook.yaml")).expect("yaml");
-    let deployment = docs
-        .iter()
-        .find(|d| d.get("kind").and_then(yaml::Node::as_str) == Some("Deployment"))
-        .expect("a Deployment")
-        .to_json();
+    let text = std::fs::read_to_string(repo().join("deploy/webhook/base/deployment.yaml"))
+        .expect("the webhook's Deployment");
+    let deployment = yaml::parse(&text).expect("yaml")[0].to_json();
     let command: Vec<String> = serde_json::from_value(
         deployment["spec"]["template"]["spec"]["containers"][0]["command"].clone(),
     )

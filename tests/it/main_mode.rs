@@ -21,8 +21,15 @@ fn main_cmd(done: Option<&std::path::Path>, extra: &[&str], cmd: &[&str]) -> std
 fn version_and_help() {
     let o = run(sup(["--version"]));
     assert_eq!(o.code(), Some(0), "{o}");
-    assert!(o.stdout.starts_with("supervisor 0."), "{o}");
-    assert!(o.stdout.contains('('), "commit missing: {o}");
+    // `supervisor VERSION (COMMIT, TARGET)`: what a binary found in an image was built as.
+    let inner = o
+        .stdout
+        .strip_prefix(&format!("supervisor {} (", env!("CARGO_PKG_VERSION")))
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not `supervisor VERSION (COMMIT, TARGET)`: {o}"));
+    let (commit, target) = inner.split_once(", ").expect("commit, target");
+    assert!(!commit.is_empty(), "{o}");
+    assert_eq!(target.split('-').count(), 4, "a target triple: {o}");
     let o = run(sup(["--help"]));
     assert_eq!(o.code(), Some(0), "{o}");
     for word in ["main", "sidecar", "probe", "install"] {

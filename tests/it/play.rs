@@ -5,7 +5,7 @@
 //! the README tells a newcomer to, and checks what they would see: the exit code (the pod's
 //! result), a few lines of the containers' logs and of the timeline, and that nothing is left
 //! behind (no pod, no volume). The script gets the static binary and the podman directory of the
-//! container tests (containers.rs: `static_bin()`, target/tmp/podman or SUPERVISOR_PODMAN_DIR),
+//! container tests (containers.rs: `static_bin()`, target/tmp/podman or SV_PODMAN_DIR),
 //! so both share one image cache, whose builds hold the flock of scripts/podman-env.sh. Plays
 //! run in parallel, as two newcomers' would: every pod and volume has a name of its own. Tests
 //! that play need root, podman, runc and busybox: without them they are skipped with a loud
@@ -72,19 +72,6 @@ const NOT_PLAYABLE: &[(&str, &str)] = &[
          CronJob, Buildkite step with the kubernetes plugin, or container spec (found: ConfigMap \
          fluent-bit-config; a ConfigMap is played with the pod that mounts it)",
     ),
-    (
-        "webhook/mutating-webhook.yaml",
-        "play: examples/webhook/mutating-webhook.yaml: nothing to play: no Pod, Job, CronJob, \
-         Buildkite step with the kubernetes plugin, or container spec (found: \
-         MutatingWebhookConfiguration supervisor)",
-    ),
-    (
-        "webhook/webhook.yaml",
-        "play: examples/webhook/webhook.yaml: nothing to play: no Pod, Job, CronJob, Buildkite \
-         step with the kubernetes plugin, or container spec (found: Namespace supervisor-system, \
-         Deployment supervisor-webhook (its pods are meant to run forever), Service \
-         supervisor-webhook)",
-    ),
 ];
 
 /// How long one play may take: the first run builds every image (about 20 s), a dind pod plays
@@ -112,20 +99,20 @@ pub(crate) fn can_play() -> bool {
 }
 
 fn podman_dir() -> PathBuf {
-    std::env::var_os("SUPERVISOR_PODMAN_DIR")
+    std::env::var_os("SV_PODMAN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("podman"))
 }
 
 /// `bash SCRIPT ARGS` from the repository root with the podman of `dir`, and no binary named
-/// (a run that plays gets one with `SUPERVISOR_STATIC_BIN` or `--bin`).
+/// (a run that plays gets one with `SV_STATIC_BIN` or `--bin`).
 pub(crate) fn script_cmd(script: &str, args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new("bash");
     cmd.arg(script)
         .args(args)
         .current_dir(examples::repo())
         .env("SV_PODMAN_DIR", dir)
-        .env_remove("SUPERVISOR_STATIC_BIN");
+        .env_remove("SV_STATIC_BIN");
     cmd
 }
 
@@ -138,7 +125,7 @@ fn play_cmd(args: &[&str]) -> Command {
 /// [`play_cmd`] with the static binary of the container tests: a run that plays.
 fn player_cmd(args: &[&str]) -> Command {
     let mut cmd = play_cmd(args);
-    cmd.env("SUPERVISOR_STATIC_BIN", static_bin());
+    cmd.env("SV_STATIC_BIN", static_bin());
     cmd
 }
 
@@ -462,9 +449,7 @@ fn play_text(text: &str) -> Outcome {
 
 /// Plays `file` from examples/unwired/ as its README line does: inject, piped into play.sh.
 fn play_injected(file: &str) -> Outcome {
-    let mut args = readme_inject(file);
-    args.extend(crate::containers::ready_until_docker_preset(file));
-    play_text(&kubectl_supervise(&args))
+    play_text(&kubectl_supervise(&readme_inject(file)))
 }
 
 /// Removes the pods a `--keep` play left, however the test's assertions end.
@@ -637,12 +622,12 @@ fn bad_command_lines_fail_before_anything_runs() {
     }
     // The binary from the environment is named as such.
     let mut cmd = play_cmd(&["examples/demo-pod.yaml"]);
-    cmd.env("SUPERVISOR_STATIC_BIN", "/nonexistent");
+    cmd.env("SV_STATIC_BIN", "/nonexistent");
     let out = util::run(cmd);
     assert_eq!(out.code(), Some(2), "{out}");
     assert_eq!(
         out.stderr.trim_end(),
-        "play: SUPERVISOR_STATIC_BIN=/nonexistent: no executable supervisor binary there",
+        "play: SV_STATIC_BIN=/nonexistent: no executable supervisor binary there",
         "{out}"
     );
     let out = util::run(play_cmd(&["--help"]));

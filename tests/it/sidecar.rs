@@ -36,16 +36,6 @@ fn sidecar_sh(done: &Path, script: &str) -> Command {
     ])
 }
 
-fn write_marker(path: &Path, code: i64) {
-    let tmp = path.with_extension("test-tmp");
-    std::fs::write(
-        &tmp,
-        format!("{{\"version\":1,\"exit_code\":{code},\"reason\":\"exited\"}}"),
-    )
-    .unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[test]
 fn stops_the_daemon_once_when_the_marker_appears_and_exits_0() {
     let d = tempdir();

@@ -280,6 +280,8 @@ fn the_ready_file_location_is_checked_before_the_daemon_starts() {
     let mut c = std::process::Command::new("unshare");
     c.args(["--mount", "--", "sh", "-c", &script])
         .env("SUP", bin());
+    // No SUPERVISOR_* variable of the test run's environment: each is a warning line.
+    sup_env(&mut c);
     let o = run(c);
     assert_eq!(o.code(), Some(125), "{o}");
     assert!(

@@ -43,17 +43,7 @@ pub(super) fn inject(
     {
         return Ok(false);
     }
-    let natives = pod
-        .init_containers
-        .iter()
-        .flatten()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-    let members: Vec<Member> = pod
-        .containers
-        .iter()
-        .chain(natives)
-        .map(|c| Member::new(c, settings.entrypoint(&c.name)))
-        .collect();
+    let members = Member::of_pod(&pod, &settings);
     for m in &members {
         if settings.mains.contains(&m.name) || settings.entrypoints.contains_key(&m.name) {
             used.0.insert(m.name.clone());

@@ -36,7 +36,7 @@ use supervisor::config::Parsed;
 
 /// The install image when neither `--image` nor KUBECTL_SUPERVISE_IMAGE says otherwise.
 pub const DEFAULT_IMAGE: &str = concat!(
-    "registry.example.com/supervisor:",
+    "ghcr.io/supervisor-dev/supervisor:",
     env!("CARGO_PKG_VERSION")
 );
 
@@ -342,19 +342,7 @@ fn inject_template(
         return Ok(false);
     };
     let spec = typed_spec(spec_node, object)?;
-    // The app containers, then the native sidecars (init containers with restartPolicy:
-    // Always), which are sidecars whatever the options say.
-    let natives = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .filter(|c| c.restart_policy.as_deref() == Some("Always"));
-    let members: Vec<Member> = spec
-        .containers
-        .iter()
-        .chain(natives)
-        .map(|c| Member::new(c, settings.entrypoint(&c.name)))
-        .collect();
+    let members = Member::of_pod(&spec, &settings);
     let names = spec
         .containers
         .iter()

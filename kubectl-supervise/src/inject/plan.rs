@@ -13,7 +13,7 @@
 use super::{InjectError, Settings, Used, pod_error};
 use crate::command::{self, Invocation, Place};
 use crate::images;
-use k8s_openapi::api::core::v1::Container;
+use k8s_openapi::api::core::v1::{Container, PodSpec};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use supervisor::config::Parsed;
@@ -47,6 +47,21 @@ impl Member {
             native: container.restart_policy.as_deref() == Some("Always"),
             known_target: images::serves(image, &argv, &env).and_then(|s| s.target),
         }
+    }
+
+    /// A pod's app containers, then its native sidecars (init containers with
+    /// `restartPolicy: Always`, sidecars whatever the options say).
+    pub fn of_pod(spec: &PodSpec, settings: &Settings) -> Vec<Member> {
+        let natives = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| c.restart_policy.as_deref() == Some("Always"));
+        spec.containers
+            .iter()
+            .chain(natives)
+            .map(|c| Member::new(c, settings.entrypoint(&c.name)))
+            .collect()
     }
 
     /// The supervisor running as the container's process, when there is one.

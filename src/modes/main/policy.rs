@@ -144,11 +144,10 @@ impl Policy {
             out.push(Action::Arm(Timer::Leftovers, self.s.stop.grace));
             out.push(say(
                 Level::WARN,
-                format!(
-                    "{} left processes running: sent them {}; SIGKILL after {}",
-                    self.s.command,
+                crate::ending::leftovers_words(
+                    &self.s.command,
                     self.s.stop.stop_signal,
-                    crate::clock::human(self.s.stop.grace)
+                    self.s.stop.grace,
                 ),
             ));
         }
@@ -284,7 +283,13 @@ impl Policy {
         out
     }
 
-    fn on_exit(&mut self, now: Instant, status: ChildStatus, leftovers: bool) -> Vec<Action> {
+    fn on_exit(
+        &mut self,
+        now: Instant,
+        status: ChildStatus,
+        leftovers: bool,
+        before_stop: bool,
+    ) -> Vec<Action> {
         let Phase::Running {
             stop,
             why,
@@ -304,7 +309,9 @@ impl Policy {
             exit: StoppedExit::Command,
             took,
         };
-        let asked = matches!(stop, Stop::Asked { .. });
+        // A CMD that had already ended when the stop was sent (it crashed or exited a moment
+        // before, and its exit was read after the stop request) ended by itself.
+        let asked = matches!(stop, Stop::Asked { .. }) && !before_stop;
         let ending = match why.clone() {
             Some(Why::Outside(_) | Why::PodStopping(..))
                 if stop.killed() && status == ChildStatus::Signaled(Sig::KILL) =>
@@ -338,10 +345,7 @@ impl Policy {
                 if !steps.is_empty() {
                     out.push(say(
                         Level::WARN,
-                        format!(
-                            "{cmd} still running {} after being asked to stop; killing its process group",
-                            crate::clock::human(grace)
-                        ),
+                        crate::ending::grace_over_words(&cmd, grace),
                     ));
                 }
                 out
@@ -362,10 +366,7 @@ impl Policy {
                 Action::KillLeftovers,
                 say(
                     Level::WARN,
-                    format!(
-                        "what {cmd} left behind outlived {}: SIGKILLed",
-                        crate::clock::human(grace)
-                    ),
+                    crate::ending::leftovers_killed_words(&cmd, grace),
                 ),
             ],
             // A timer of another phase, armed before the phase changed: nothing to do now.
@@ -665,7 +666,11 @@ impl driver::Policy for Policy {
             Input::Signal(sig) => self.on_signal(sig),
             Input::Spawned { pid } => self.on_spawned(now, pid),
             Input::SpawnFailed(e) => self.close(Ending::from_spawn(&e), false),
-            Input::ChildExited { status, leftovers } => self.on_exit(now, status, leftovers),
+            Input::ChildExited {
+                status,
+                leftovers,
+                before_stop,
+            } => self.on_exit(now, status, leftovers, before_stop),
             Input::LeftoversGone => match &mut self.phase {
                 Phase::Closing { leftovers, .. } => {
                     *leftovers = false;

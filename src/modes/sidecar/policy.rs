@@ -102,6 +102,7 @@ impl Policy {
         }
     }
 
+    #[cfg(test)]
     pub fn slots(&self) -> &[Slot] {
         &self.slots
     }
@@ -466,10 +467,7 @@ impl Policy {
             out.push(Action::Arm(Timer::Leftovers, grace));
             out.push(say(
                 Level::WARN,
-                format!(
-                    "the daemon left processes running: sent them {sig}; SIGKILL after {}",
-                    crate::clock::human(grace)
-                ),
+                crate::ending::leftovers_words("the daemon", sig, grace),
             ));
         } else {
             self.phase = Phase::Ended;
@@ -503,10 +501,7 @@ impl Policy {
                 if !out.is_empty() {
                     out.push(say(
                         Level::WARN,
-                        format!(
-                            "{cmd} still running {} after being asked to stop; killing its process group",
-                            crate::clock::human(grace)
-                        ),
+                        crate::ending::grace_over_words(&cmd, grace),
                     ));
                 }
                 out
@@ -516,10 +511,7 @@ impl Policy {
                 Action::KillLeftovers,
                 say(
                     Level::WARN,
-                    format!(
-                        "what {cmd} left behind outlived {}: SIGKILLed",
-                        crate::clock::human(grace)
-                    ),
+                    crate::ending::leftovers_killed_words(&cmd, grace),
                 ),
             ],
             // A timer of another phase, armed before the phase changed: nothing to do now.
@@ -588,7 +580,11 @@ impl driver::Policy for Policy {
             Input::Signal(sig) => self.on_signal(sig),
             Input::Spawned { pid } => self.on_spawned(pid),
             Input::SpawnFailed(e) => self.close(Ending::from_spawn(&e), false),
-            Input::ChildExited { status, leftovers } => self.on_exit(now, status, leftovers),
+            // Whether the daemon had ended before it was asked does not matter here: a daemon
+            // asked to stop was stopped (the sidecar's job is done either way).
+            Input::ChildExited {
+                status, leftovers, ..
+            } => self.on_exit(now, status, leftovers),
             Input::LeftoversGone => match self.phase {
                 Phase::Closing { leftovers: true } => {
                     self.phase = Phase::Ended;

@@ -74,7 +74,7 @@ fn every_target_gets_an_attempt_and_all_ready_is_ready() {
     );
     let a = g.on(ok(0), t0 + 4 * MS);
     assert_eq!(a.last(), Some(&Action::Ready));
-    assert!(logs(&a, Level::DEBUG)[1].starts_with("wait-for: all targets ready after 0.004s"));
+    assert!(logs(&a, Level::DEBUG)[1].starts_with("wait-for: all targets ready after 4ms"));
     assert!(g.is_over());
     assert_eq!(g.on(Input::Timer, t0 + PROGRESS_EVERY), []);
 }

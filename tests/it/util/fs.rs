@@ -41,6 +41,18 @@ pub fn lock_waiters(path: &Path) -> usize {
         .count()
 }
 
+/// A main's marker with exit code `code`, written as `supervisor main` writes one: a temporary
+/// file, then a rename, so a reader never sees half of it.
+pub fn write_marker(path: &Path, code: i64) {
+    let tmp = path.with_extension("test-tmp");
+    std::fs::write(
+        &tmp,
+        format!("{{\"version\":1,\"exit_code\":{code},\"reason\":\"exited\"}}"),
+    )
+    .unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// `<marker>.lease`.
 pub fn lease(marker: &Path) -> std::path::PathBuf {
     let mut s = marker.as_os_str().to_os_string();

@@ -94,6 +94,7 @@ fn exit(p: &mut Policy, st: ChildStatus) -> Ending {
         Input::ChildExited {
             status: st,
             leftovers: false,
+            before_stop: false,
         },
     ));
     match out.as_slice() {
@@ -645,6 +646,7 @@ fn what_the_command_leaves_behind_is_stopped_after_the_marker() {
         Input::ChildExited {
             status: ChildStatus::Exited(0),
             leftovers: true,
+            before_stop: false,
         },
     );
     assert_eq!(
@@ -671,4 +673,27 @@ fn what_the_command_leaves_behind_is_stopped_after_the_marker() {
         "the quit calls run"
     );
     assert_eq!(on(&mut p, Input::QuitDone { answered: 1 }), vec![Exit]);
+}
+
+#[test]
+fn a_command_that_had_ended_before_the_stop_ended_by_itself() {
+    // It aborted a moment before the pod-deletion TERM, whose request was read first.
+    let mut p = running(settings());
+    on(&mut p, Input::Signal(TERM));
+    let out = acts(on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Signaled(Sig::ABRT),
+            leftovers: false,
+            before_stop: true,
+        },
+    ));
+    assert_eq!(out, vec![Finish(Ending::Signaled(Sig::ABRT)), Exit]);
+    // Asked while it ran, it ignored the stop and crashed later: the stop's reason stays.
+    let mut p = running(settings());
+    on(&mut p, Input::Peer(0, ended(1)));
+    assert_eq!(
+        exit(&mut p, ChildStatus::Signaled(Sig::SEGV)).reason(),
+        Reason::DependencyFailed
+    );
 }

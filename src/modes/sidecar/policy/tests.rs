@@ -118,6 +118,7 @@ fn end(p: &mut Policy, st: ChildStatus, leftovers: bool) -> Ending {
         Input::ChildExited {
             status: st,
             leftovers,
+            before_stop: false,
         },
     ));
     match out.as_slice() {
@@ -378,6 +379,7 @@ fn a_daemon_that_ends_on_its_own_is_a_failure_the_pod_sees() {
         Input::ChildExited {
             status: ChildStatus::Exited(1),
             leftovers: false,
+            before_stop: false,
         },
     );
     assert!(logs(&out).contains("dockerd exited with code 1 on its own before the main was done"));
@@ -389,6 +391,7 @@ fn a_daemon_that_ends_on_its_own_is_a_failure_the_pod_sees() {
         Input::ChildExited {
             status: ChildStatus::Exited(0),
             leftovers: false,
+            before_stop: false,
         },
     );
     assert_eq!(logs(&out), "");
@@ -398,6 +401,7 @@ fn a_daemon_that_ends_on_its_own_is_a_failure_the_pod_sees() {
         Input::ChildExited {
             status: ChildStatus::Exited(3),
             leftovers: false,
+            before_stop: false,
         },
     );
     assert_eq!(logs(&out), "dockerd exited with code 3 on its own");
@@ -546,6 +550,7 @@ fn what_the_daemon_leaves_behind_is_stopped_after_the_marker() {
         Input::ChildExited {
             status: ChildStatus::Exited(0),
             leftovers: true,
+            before_stop: false,
         },
     ));
     assert!(matches!(out[0], Finish(Ending::Stopped { .. })), "{out:?}");
