@@ -20,8 +20,9 @@
 #
 # Images (all under localhost/supervisor-it/):
 #   busybox           busybox only: a stand-in for alpine, debian and the like
-#   dind-base         busybox + Debian's docker engine, CLI and openssl + a dockerd-entrypoint.sh stand-in:
-#                     plays docker:dind and docker:cli
+#   dind-base         busybox + Debian's docker engine, CLI and openssl + stand-ins for dockerd-entrypoint.sh
+#                     and docker-entrypoint.sh: plays docker:dind (docker:27, docker:latest...)
+#   docker-cli        dind-base with docker:cli's ENTRYPOINT and CMD: plays docker:27-cli
 #   redis             busybox + Debian's redis-server and redis-cli: plays redis:7-alpine
 #   cloud-sql-proxy   busybox + a shell stand-in for /cloud-sql-proxy (health + quitquitquit)
 #   postgres          busybox + shell stand-ins for psql/pg_dump that talk to the proxy
@@ -197,12 +198,22 @@ sv__recipe_dind() {
     done
     sv_rootfs_copy "$rootfs" /usr/lib/ssl/openssl.cnf
     ln -s tini-static "$rootfs/usr/local/bin/docker-init"
-    mkdir -p "$rootfs/var/lib/docker" "$rootfs/certs"
-    # The real docker:dind runs dockerd-entrypoint.sh, which starts dockerd on the socket and on
-    # tcp://0.0.0.0:2375 (DOCKER_TLS_CERTDIR="") or, after writing a CA, a server certificate
-    # and the client's certificates under DOCKER_TLS_CERTDIR (the image sets /certs), on 2376
-    # with TLS. This stand-in keeps that interface (with smaller keys) and adds the flags this
-    # host needs: no iptables, no bridge, vfs storage.
+    mkdir -p "$rootfs/var/lib/docker" "$rootfs/certs/client" "$rootfs/usr/local/libexec/standin"
+    chmod 1777 "$rootfs/certs" "$rootfs/certs/client"
+    # dockerd starts the containerd it finds on PATH; the real one sits behind a wrapper that can
+    # delay it (STANDIN_CONTAINERD_DELAY, below).
+    mv "$rootfs/usr/local/bin/containerd" "$rootfs/usr/local/libexec/standin/containerd"
+    # The real docker:dind runs dockerd-entrypoint.sh. Given no arguments or options only, it
+    # starts dockerd on its default socket (DOCKER_HOST when that is unix://, else
+    # /var/run/docker.sock) and on tcp://0.0.0.0:2375 (DOCKER_TLS_CERTDIR="") or, after writing
+    # a CA, a server certificate and the client's certificates under DOCKER_TLS_CERTDIR (the
+    # image sets /certs), on 2376 with TLS; the options given (--host=... included) are added
+    # after those. Given `dockerd ...` it runs that as it is. This stand-in keeps that
+    # interface (with smaller keys) and adds the flags this host needs: no iptables, no bridge,
+    # vfs storage. It also has two hooks for scripts/dind-faults.py, which the real image has
+    # not: STANDIN_DOCKERD_DELAY=SECONDS sleeps before dockerd starts (nothing listens yet),
+    # STANDIN_CONTAINERD_DELAY=SECONDS delays the containerd dockerd starts, during which
+    # dockerd has its sockets open but answers nothing - what a slow daemon start looks like.
     cat >"$rootfs/usr/local/bin/dockerd-entrypoint.sh" <<'EOF'
 #!/bin/sh
 # Stand-in for docker:dind's dockerd-entrypoint.sh (see scripts/podman-env.sh).
@@ -213,7 +224,7 @@ tls_certs() {
     ec='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'
     openssl req -x509 $ec -days 2 -subj '/CN=docker:dind CA' \
         -keyout "$d/ca/key.pem" -out "$d/ca/cert.pem" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n' >"$d/server/ext.cnf"
+    printf 'subjectAltName=DNS:localhost,DNS:docker,IP:127.0.0.1,IP:::1\n' >"$d/server/ext.cnf"
     printf 'extendedKeyUsage=clientAuth\n' >"$d/client/ext.cnf"
     for who in server client; do
         openssl req $ec -subj "/CN=docker:dind $who" \
@@ -225,27 +236,65 @@ tls_certs() {
     chmod 0644 "$d/client/key.pem"
 }
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
-    case " $* " in
-    *" --host"* | *" -H "*) set -- dockerd "$@" ;;
-    *)
-        if [ -n "${DOCKER_TLS_CERTDIR:-}" ]; then
-            tls_certs "$DOCKER_TLS_CERTDIR"
-            s=$DOCKER_TLS_CERTDIR/server
-            set -- dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2376 \
-                --tlsverify --tlscacert "$s/ca.pem" --tlscert "$s/cert.pem" --tlskey "$s/key.pem" "$@"
-        else
-            set -- dockerd --host=unix:///var/run/docker.sock --host=tcp://0.0.0.0:2375 --tls=false "$@"
-        fi
-        ;;
-    esac
+    socket=unix:///var/run/docker.sock
+    case "${DOCKER_HOST:-}" in unix://*) socket=$DOCKER_HOST ;; esac
+    if [ -n "${DOCKER_TLS_CERTDIR:-}" ]; then
+        tls_certs "$DOCKER_TLS_CERTDIR"
+        s=$DOCKER_TLS_CERTDIR/server
+        set -- dockerd --host="$socket" --host=tcp://0.0.0.0:2376 \
+            --tlsverify --tlscacert "$s/ca.pem" --tlscert "$s/cert.pem" --tlskey "$s/key.pem" "$@"
+    else
+        set -- dockerd --host="$socket" --host=tcp://0.0.0.0:2375 --tls=false "$@"
+    fi
 fi
 if [ "$1" = dockerd ]; then
+    # As the real one: a pid file left by a dockerd killed in a restarted container stops it.
+    find /run /var/run -iname 'docker*.pid' -exec rm -f {} + 2>/dev/null || :
     shift
     set -- dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs "$@"
+    [ -z "${STANDIN_DOCKERD_DELAY:-}" ] || sleep "$STANDIN_DOCKERD_DELAY"
 fi
 exec "$@"
 EOF
-    chmod 0755 "$rootfs/usr/local/bin/dockerd-entrypoint.sh"
+    cat >"$rootfs/usr/local/bin/containerd" <<'EOF'
+#!/bin/sh
+# containerd behind the stand-in's delay hook (see dockerd-entrypoint.sh).
+[ -z "${STANDIN_CONTAINERD_DELAY:-}" ] || sleep "$STANDIN_CONTAINERD_DELAY"
+exec /usr/local/libexec/standin/containerd "$@"
+EOF
+    # The real docker:cli's entrypoint, which docker:dind has too (it is built FROM docker:cli):
+    # options or a docker subcommand run `docker ...`; with no DOCKER_HOST it picks the default
+    # socket when there is one, else tcp://docker:2376 (with the client certificates of
+    # DOCKER_TLS_CERTDIR, or DOCKER_TLS_VERIFY set) or tcp://docker:2375, and on TCP it turns TLS
+    # on by itself when those certificates are there.
+    cat >"$rootfs/usr/local/bin/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+# Stand-in for docker:cli's docker-entrypoint.sh (see scripts/podman-env.sh).
+set -eu
+if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ] || docker help "$1" >/dev/null 2>&1; then
+    set -- docker "$@"
+fi
+certs() {
+    c=${DOCKER_TLS_CERTDIR:-}/client
+    [ -n "${DOCKER_TLS_CERTDIR:-}" ] && [ -s "$c/ca.pem" ] && [ -s "$c/cert.pem" ] && [ -s "$c/key.pem" ]
+}
+if [ -z "${DOCKER_HOST:-}" ] && [ -S /var/run/docker.sock ]; then
+    export DOCKER_HOST=unix:///var/run/docker.sock
+elif [ -z "${DOCKER_HOST:-}" ]; then
+    if certs || [ -n "${DOCKER_TLS_VERIFY:-}" ]; then
+        export DOCKER_HOST=tcp://docker:2376
+    else
+        export DOCKER_HOST=tcp://docker:2375
+    fi
+fi
+if [ "${DOCKER_HOST#tcp:}" != "$DOCKER_HOST" ] && [ -z "${DOCKER_TLS_VERIFY:-}" ] &&
+    [ -z "${DOCKER_CERT_PATH:-}" ] && certs; then
+    export DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=$DOCKER_TLS_CERTDIR/client
+fi
+exec "$@"
+EOF
+    chmod 0755 "$rootfs/usr/local/bin/dockerd-entrypoint.sh" "$rootfs/usr/local/bin/containerd" \
+        "$rootfs/usr/local/bin/docker-entrypoint.sh"
 }
 
 SV_REDIS_FILES=(/usr/bin/redis-server /usr/bin/redis-cli)
@@ -352,6 +401,15 @@ sv_image_dind_base() {
         'ENV PATH=/usr/local/bin:/bin' 'ENV DOCKER_TLS_CERTDIR=/certs' 'ENTRYPOINT ["dockerd-entrypoint.sh"]' \
         'VOLUME /var/lib/docker'
 }
+# docker:27-cli: the files of dind-base (docker:dind is built FROM docker:cli, so both have
+# docker-entrypoint.sh and the CLI), with the cli image's ENTRYPOINT and CMD.
+sv_image_docker_cli() {
+    local ctx=$SV_PODMAN_DIR/cache/docker-cli
+    mkdir -p "$ctx" &&
+        printf '%s\n' 'ARG BASE' 'FROM $BASE' 'ENTRYPOINT ["docker-entrypoint.sh"]' 'CMD ["sh"]' \
+            >"$ctx/Containerfile" &&
+        sv_build_dockerfile docker-cli "$ctx/Containerfile" "$ctx" "BASE=$SV_PREFIX/dind-base"
+}
 sv_image_redis() {
     sv_import redis sv__recipe_redis "${SV_REDIS_FILES[@]}" -- \
         'ENV PATH=/usr/local/bin:/bin' 'WORKDIR /data' 'CMD ["redis-server"]'
@@ -420,7 +478,7 @@ sv_images_all() {
     local bin=$1
     (
         flock 9 || exit 1
-        sv_image_pause && sv_image_busybox && sv_image_dind_base && sv_image_redis && sv_image_cloud_sql_proxy &&
+        sv_image_pause && sv_image_busybox && sv_image_dind_base && sv_image_docker_cli && sv_image_redis && sv_image_cloud_sql_proxy &&
             sv_image_postgres && sv_image_fluent_bit && sv_image_supervisor "$bin" && sv_image_wrappers &&
             podman image prune --force >/dev/null
     ) 9>"$SV_PODMAN_DIR/images.lock"
@@ -432,8 +490,9 @@ SV_STANDINS=(
     ghcr.io/supervisor-dev/supervisor: supervisor
     registry.example.com/dind-supervised: dind
     registry.example.com/ci-agent: ci-agent
-    docker:27-dind dind-base
-    docker:27-cli dind-base
+    docker:27-cli docker-cli
+    docker:cli docker-cli
+    docker: dind-base
     redis:7-alpine redis
     postgres:16-alpine postgres
     gcr.io/cloud-sql-connectors/cloud-sql-proxy: cloud-sql-proxy
@@ -454,6 +513,7 @@ sv_images_for() {
             supervisor) sv_image_supervisor "$bin" ;;
             dind | ci-agent) sv_image_dind_base && sv_image_supervisor "$bin" && sv_image_wrappers ;;
             dind-base) sv_image_dind_base ;;
+            docker-cli) sv_image_dind_base && sv_image_docker_cli ;;
             busybox | redis | postgres) "sv_image_$name" ;;
             cloud-sql-proxy) sv_image_cloud_sql_proxy ;;
             fluent-bit) sv_image_fluent_bit ;;

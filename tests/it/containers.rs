@@ -1276,8 +1276,11 @@ fn every_playable_example_is_played() {
         "pipeline-sidecar/fluent-bit-sidecar.json",
         // Played after `kubectl supervise inject`.
         "unwired/dind-job.yaml",
+        "unwired/dind-job-native.yaml",
         "unwired/demo-pod.yaml",
         "unwired/cronjob-cloud-sql-proxy.yaml",
+        // By tests/it/play.rs (play_unwired_examples_injected) and tests/it/dind_faults.rs.
+        "unwired/dind-job-tls.yaml",
     ];
     // (The webhook's Deployment, which needs an API server to call it, is in deploy/, not
     // examples/; examples::webhook_deployment_command_serves runs its command.)

@@ -4,6 +4,7 @@ mod aarch64;
 mod answers;
 mod both_ways;
 mod containers;
+mod dind_faults;
 mod examples;
 mod hardening;
 mod install;

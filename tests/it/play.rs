@@ -79,7 +79,7 @@ const NOT_PLAYABLE: &[(&str, &str)] = &[
 const PLAY_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Whether the tests that play can run here; false after [`util::skip`] (a failure under CI).
-fn can_play() -> bool {
+pub(crate) fn can_play() -> bool {
     let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
     let missing: Vec<&str> = [
         ("root", root),
@@ -104,16 +104,22 @@ fn podman_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("podman"))
 }
 
-/// `bash scripts/play.sh ARGS` from the repository root, with the tests' podman, for a run that
-/// stops before it needs the binary (it would build one).
-fn play_cmd(args: &[&str]) -> Command {
+/// `bash SCRIPT ARGS` from the repository root with the podman of `dir`, and no binary named
+/// (a run that plays gets one with `SV_STATIC_BIN` or `--bin`).
+pub(crate) fn script_cmd(script: &str, args: &[&str], dir: &Path) -> Command {
     let mut cmd = Command::new("bash");
-    cmd.arg("scripts/play.sh")
+    cmd.arg(script)
         .args(args)
         .current_dir(examples::repo())
-        .env("SV_PODMAN_DIR", podman_dir())
+        .env("SV_PODMAN_DIR", dir)
         .env_remove("SV_STATIC_BIN");
     cmd
+}
+
+/// `bash scripts/play.sh ARGS` with the tests' podman, for a run that stops before it needs the
+/// binary (it would build one).
+fn play_cmd(args: &[&str]) -> Command {
+    script_cmd("scripts/play.sh", args, &podman_dir())
 }
 
 /// [`play_cmd`] with the static binary of the container tests: a run that plays.
@@ -147,7 +153,11 @@ fn play(args: &[&str]) -> Outcome {
 
 /// podman on the tests' private storage.
 fn podman(args: &[&str]) -> Outcome {
-    let dir = podman_dir();
+    podman_in(&podman_dir(), args)
+}
+
+/// podman on the private storage of scripts/podman-env.sh in `dir`.
+pub(crate) fn podman_in(dir: &Path, args: &[&str]) -> Outcome {
     let mut cmd = Command::new("podman");
     cmd.args(args)
         .env("CONTAINERS_CONF", dir.join("containers.conf"))
@@ -420,16 +430,26 @@ fn readme_inject(file: &str) -> Vec<String> {
     args
 }
 
-/// Plays `file` from examples/unwired/ as its README line does: inject, piped into play.sh.
-fn play_injected(file: &str) -> Outcome {
-    let args = readme_inject(file);
+/// What `kubectl-supervise ARGS` (`args[0]` the program's name) prints, through the plugin's own
+/// `cli::run` (its binary's main); the test fails when it exits otherwise than 0.
+pub(crate) fn kubectl_supervise(args: &[String]) -> String {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = kubectl_supervise::cli::run(&args, &mut std::io::empty(), &mut out, &mut err);
+    let code = kubectl_supervise::cli::run(args, &mut std::io::empty(), &mut out, &mut err);
     assert_eq!(code, 0, "{args:?}: {}", String::from_utf8_lossy(&err));
+    String::from_utf8(out).expect("utf-8")
+}
+
+/// Plays a manifest's `text` as `scripts/play.sh -` does.
+fn play_text(text: &str) -> Outcome {
     let dir = util::tempdir();
     let manifest = dir.path().join("injected.yaml");
-    std::fs::write(&manifest, out).expect("write");
+    std::fs::write(&manifest, text).expect("write");
     util::start(player_cmd_stdin(&manifest)).finish_with(PLAY_DEADLINE)
+}
+
+/// Plays `file` from examples/unwired/ as its README line does: inject, piped into play.sh.
+fn play_injected(file: &str) -> Outcome {
+    play_text(&kubectl_supervise(&readme_inject(file)))
 }
 
 /// Removes the pods a `--keep` play left, however the test's assertions end.
@@ -510,6 +530,37 @@ fn play_unwired_examples_injected() {
         assert!(has_line(&out, &["pod Succeeded"]), "{out}");
         assert_cleaned_up(&out);
     }
+}
+
+/// The docker images' stand-ins have their real entrypoints: a `docker:27-cli` and a
+/// `docker:27-dind` container without `command`, injected, run what they would on a cluster
+/// (issue 22 item 6: docker:cli's docker-entrypoint.sh was missing).
+#[test]
+fn play_docker_images_by_their_entrypoints() {
+    if !can_play() {
+        return;
+    }
+    let fixture = examples::repo().join("tests/it/fixtures/docker-images-by-entrypoint.yaml");
+    let args = [
+        "kubectl-supervise",
+        "inject",
+        "-f",
+        fixture.to_str().expect("utf-8"),
+        "--main",
+        "build",
+    ]
+    .map(String::from);
+    let text = kubectl_supervise(&args);
+    assert!(
+        text.contains("- docker-entrypoint.sh") && text.contains("- dockerd-entrypoint.sh"),
+        "inject ran something else than the images' entrypoints:\n{text}"
+    );
+    let out = play_text(&text);
+    assert_eq!(out.code(), Some(0), "{out}");
+    for parts in [&["client 20."][..], &["server 20."], &["pod Succeeded"]] {
+        assert!(has_line(&out, parts), "no line with {parts:?}{out}");
+    }
+    assert_cleaned_up(&out);
 }
 
 #[test]
