@@ -20,4 +20,15 @@ fi
 n=${1:-1000}
 first=${2:-1}
 case $n$first in *[!0-9]*) echo "race: N and FIRST are numbers (usage: $0 [--release] [N [FIRST]])" >&2; exit 2 ;; esac
-exec cargo test --quiet --test race -- --seeds "$n" --first "$first"
+# The explorer runs from a copy of its test binary (it is its own helper program): a build during
+# a long run relinks the original in place, and a helper started meanwhile would fail to exec.
+exe=$(cargo test --quiet --no-run --test race --message-format=json \
+    | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "race":
+        print(m["executable"])')
+copy=$(mktemp -d /tmp/race-explorer.XXXXXX)
+trap 'rm -rf "$copy"' EXIT
+cp "$exe" "$copy/race"
+"$copy/race" --seeds "$n" --first "$first"
