@@ -417,8 +417,17 @@ impl Policy {
     }
 
     /// The daemon exited; `leftovers`: processes of its tree are still running.
-    fn on_exit(&mut self, now: Instant, status: ChildStatus, leftovers: bool) -> Vec<Action> {
+    fn on_exit(
+        &mut self,
+        now: Instant,
+        status: ChildStatus,
+        leftovers: bool,
+        before_stop: bool,
+    ) -> Vec<Action> {
         let asked = match &self.phase {
+            // A daemon that had already ended when it was asked (its exit read after the stop
+            // request that came after it) ended on its own, as a daemon that daemonized did.
+            Phase::Stopping { .. } if before_stop => None,
             Phase::Stopping {
                 cause,
                 stop: Stop::Asked { .. },
@@ -580,11 +589,11 @@ impl driver::Policy for Policy {
             Input::Signal(sig) => self.on_signal(sig),
             Input::Spawned { pid } => self.on_spawned(pid),
             Input::SpawnFailed(e) => self.close(Ending::from_spawn(&e), false),
-            // Whether the daemon had ended before it was asked does not matter here: a daemon
-            // asked to stop was stopped (the sidecar's job is done either way).
             Input::ChildExited {
-                status, leftovers, ..
-            } => self.on_exit(now, status, leftovers),
+                status,
+                leftovers,
+                before_stop,
+            } => self.on_exit(now, status, leftovers, before_stop),
             Input::LeftoversGone => match self.phase {
                 Phase::Closing { leftovers: true } => {
                     self.phase = Phase::Ended;

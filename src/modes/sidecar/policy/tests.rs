@@ -372,6 +372,36 @@ fn the_grace_period_ends_in_sigkill() {
 }
 
 #[test]
+fn a_daemon_that_had_ended_before_the_stop_ended_on_its_own() {
+    // It daemonized a moment before TERM came; its exit was read after the TERM.
+    let mut p = running(settings(1));
+    on(&mut p, Input::Signal(TERM));
+    let out = on(
+        &mut p,
+        Input::ChildExited {
+            status: ChildStatus::Exited(0),
+            leftovers: true,
+            before_stop: true,
+        },
+    );
+    assert_eq!(
+        acts(out),
+        vec![
+            Finish(Ending::Daemonized),
+            StopLeftovers(Sig::QUIT),
+            Arm(Timer::Leftovers, GRACE)
+        ]
+    );
+    // Ended after the stop was sent: stopped.
+    let mut p = running(settings(1));
+    on(&mut p, Input::Signal(TERM));
+    assert!(matches!(
+        end(&mut p, ChildStatus::Exited(0), true),
+        Ending::Stopped { .. }
+    ));
+}
+
+#[test]
 fn a_daemon_that_ends_on_its_own_is_a_failure_the_pod_sees() {
     let mut p = running(settings(1));
     let out = on(
