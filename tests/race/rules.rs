@@ -291,10 +291,10 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
-    /// Until when a stop signal sent to main start `i` may have found its CMD still running: its
-    /// first reaction, or, when that was its own end, a moment later. The helper reports its end
-    /// and then exits; until the kernel has it gone, the supervisor sees a running CMD, forwards
-    /// the signal and calls the end `stopped` (with CMD's own code), which is as true.
+    /// Until when a stop sent to start `i` may have found its program still running: its first
+    /// reaction, or, when that was its own end, a moment later. The helper reports its end and
+    /// then exits; until the kernel has it gone, the supervisor sees a running program, asks it
+    /// to stop and calls the end `stopped` (a main with CMD's own code), which is as true.
     fn signal_window(&self, i: usize) -> u64 {
         let f = &self.facts[i];
         match self.own_first(i) {
@@ -433,33 +433,34 @@ impl<'a> Ctx<'a> {
 
     /// Why sidecar start `i` may have been asked to stop before its daemon reacted.
     fn sidecar_triggers(&self, i: usize) -> Triggers {
-        let f = &self.facts[i];
         let c = self.c(i);
         let start = self.rec.incs[i].start;
+        let window = self.signal_window(i);
         let settles = match c.waits_on() {
             Some(up) => self.ends[up]
                 .iter()
-                .filter(|e| e.lo < f.react && e.until > start)
+                .filter(|e| e.lo < window && e.until > start)
                 .filter(|e| !c.on_success || counts_on_success(e))
                 .cloned()
                 .collect(),
             None => Vec::new(),
         };
         Triggers {
-            terms: self.terms(i, f.react),
+            terms: self.terms(i, window),
             settles,
         }
     }
 
-    /// The required sidecars' ends main start `i` may have seen before CMD reacted: (container,
+    /// The required sidecars' ends main start `i` may have seen before CMD reacted (see
+    /// [`Ctx::signal_window`]): (container,
     /// end, stale: it was over before this start began).
     fn dependencies(&self, i: usize) -> Vec<(usize, End, bool)> {
-        let f = &self.facts[i];
+        let window = self.signal_window(i);
         let start = self.rec.incs[i].start;
         let mut out = Vec::new();
         for &r in &self.c(i).requires {
             for e in &self.ends[r] {
-                if e.lo < f.react && e.until > start {
+                if e.lo < window && e.until > start {
                     out.push((r, e.clone(), e.hi < start));
                 }
             }
