@@ -513,7 +513,7 @@ impl Policy {
                 out
             }
             (News::Ended(dep, None), Phase::Waiting { deadline, .. }) => match deadline {
-                Some(_) => self.awaited_back(i, dep, &path),
+                Some(_) => self.awaited_back(i, dep, &path, was),
                 None => self.not_started(dep),
             },
             (News::Ended(dep, request), Phase::Running { .. }) => {
@@ -560,9 +560,13 @@ impl Policy {
         out
     }
 
-    fn awaited_back(&mut self, i: usize, dep: Dependency, path: &str) -> Vec<Action> {
+    fn awaited_back(&mut self, i: usize, dep: Dependency, path: &str, was: Peer) -> Vec<Action> {
         let what = crate::ending::dependency_words(&dep);
         self.peers[i] = Peer::Away(dep);
+        // Seen again (its lease released, then its marker): said once.
+        if let Peer::Away(_) = was {
+            return Vec::new();
+        }
         vec![say(
             Level::WARN,
             format!(

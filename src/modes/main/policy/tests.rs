@@ -585,6 +585,8 @@ fn with_a_wait_timeout_a_sidecar_that_ended_first_is_awaited_back() {
     let out = on(&mut p, Input::Peer(0, ended(2)));
     assert_eq!(acts(out.clone()), vec![]);
     assert!(logs(&out).contains("waiting up to --wait-timeout for it to come back"));
+    // Seen ended again (its lease released, then its marker): said once.
+    assert_eq!(on(&mut p, Input::Peer(0, ended(2))), vec![]);
     // The gate opens (the old ready file is still there), but the sidecar is away.
     let out = acts(on(&mut p, Input::Ready(Ok(()))));
     assert!(
