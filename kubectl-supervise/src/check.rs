@@ -40,21 +40,8 @@ impl std::fmt::Display for Finding {
             ),
             None => format!("{}: {} [{}]", self.object, self.message, self.rule),
         };
-        f.write_str(&escape_controls(&line))
+        f.write_str(&inject::escape_controls(&line))
     }
-}
-
-fn escape_controls(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// How long a command line shown in a finding may be: a script can be pages long.

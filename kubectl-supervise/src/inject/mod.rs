@@ -99,10 +99,25 @@ impl Default for Options {
 pub enum InjectError {
     #[error(transparent)]
     Yaml(#[from] YamlError),
-    #[error("{object}: {message}")]
+    /// One line, whatever the manifest holds: a name with a newline is written escaped.
+    #[error("{}: {}", escape_controls(.object), escape_controls(.message))]
     Pod { object: String, message: String },
     #[error("{0}")]
     Usage(String),
+}
+
+/// `s` on one line: newlines, tabs and other control characters written escaped.
+pub(crate) fn escape_controls(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&c.escape_unicode().to_string()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub(crate) fn pod_error(object: &str, message: impl Into<String>) -> InjectError {
@@ -498,5 +513,31 @@ mod tests {
             Ok(("app".into(), vec!["/bin/app".into(), "serve".into()]))
         );
         assert!(parse_entrypoint("=x").is_err());
+    }
+
+    /// Found by the `inject` fuzz target: a blank line in a plain scalar is a newline, and a
+    /// container name holding one split the error listing the containers over two lines.
+    #[test]
+    fn an_error_is_one_line_whatever_the_names_hold() {
+        let pod = concat!(
+            "kind: Pod\n",
+            "metadata:\n",
+            "  name: \"p\\tq\"\n",
+            "spec:\n",
+            "  containers:\n",
+            "    - name: a\n",
+            "\n",
+            "        b\n",
+            "      image: x\n",
+            "    - name: c\n",
+            "      image: w\n",
+        );
+        let e = inject_str(pod, &Options::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "Pod/p\\tq: 2 containers (a\\nb, c): name the main ones with --main NAME or the supervisor/main annotation"
+        );
     }
 }
