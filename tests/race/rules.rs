@@ -483,6 +483,17 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// The required sidecars' ends main start `i` may have found at its first look (any of them
+    /// may be the one it names when one surely ended before it started).
+    fn maybe_ended_at_start(&self, i: usize) -> Vec<(usize, End, bool)> {
+        let f = &self.facts[i];
+        let looked = f.started.unwrap_or(f.gone);
+        self.dependencies(i)
+            .into_iter()
+            .filter(|(_, e, _)| e.lo < looked && e.removed_lo > looked)
+            .collect()
+    }
+
     fn marker_of(&self, i: usize) -> Option<Value> {
         let bytes = self.rec.incs[i].marker.as_ref()?;
         if self.rec.forges.iter().any(|f| &f.content == bytes) || self.is_stale(i) {
@@ -638,15 +649,18 @@ impl Ctx<'_> {
         // run at once: CMD never runs.
         let at_start = self.ended_at_start(i);
         if (f.started.is_none() && !cmd_ran) || !at_start.is_empty() {
-            let (terms, deps) = match at_start.is_empty() {
-                true => (terms, deps),
-                false => (Vec::new(), at_start),
+            let stale = !at_start.is_empty();
+            let (terms, deps) = match stale {
+                false => (terms, deps),
+                true => (Vec::new(), self.maybe_ended_at_start(i)),
             };
             for (_, sig) in &terms {
                 v.push(out("cancelled", 128 + sig, None, None));
             }
             for (r, e, _) in &deps {
-                if e.failure || !new {
+                // At its start a main cannot tell a sidecar that stopped because an earlier
+                // main was done from one that failed: any end not asked from outside fails it.
+                if e.failure || !new || (stale && !e.requested) {
                     v.push(out("dependency-failed", 122, None, Some(*r)));
                 }
                 // Stopped with the pod before CMD started: cancelled by the sidecar's signal.
