@@ -137,25 +137,12 @@ fn prepare_child(parent_pgrp: Pid) -> io::Result<()> {
         let _ = nix::unistd::tcsetpgrp(stdin, me);
     }
     // Every signal, real-time ones included, back to SIG_DFL (an ignored disposition would
-    // survive exec). The raw syscall is used because libc wrappers refuse the signals they
-    // reserve for themselves (32-34). An all-zero kernel sigaction is SIG_DFL with no flags and
-    // an empty mask on every architecture's layout.
-    let zero = [0u64; 4];
+    // survive exec), the C library's own too.
     for sig in 1..=64 {
         if sig == Signal::SIGKILL as i32 || sig == Signal::SIGSTOP as i32 {
             continue;
         }
-        // SAFETY: rt_sigaction reads a properly sized, zeroed struct and writes nothing (no old
-        // action requested); it is a plain syscall, async-signal-safe.
-        unsafe {
-            nix::libc::syscall(
-                nix::libc::SYS_rt_sigaction,
-                sig,
-                zero.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            );
-        }
+        let _ = signals::set_disposition(sig, signals::Disposition::Default);
     }
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
     Ok(())

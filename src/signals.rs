@@ -249,25 +249,41 @@ pub fn parse_list(s: &str) -> Result<SigSet, SigError> {
 pub fn block() -> io::Result<()> {
     set_mask()?;
     for sig in 32..=34 {
-        // The kernel's sigaction with the handler first on every architecture: SIG_IGN (1), no
-        // flags, empty mask.
-        let ignore = [1u64, 0, 0, 0];
-        // SAFETY: rt_sigaction reads a properly sized struct from a live local and writes nothing
-        // (no old action requested). The raw call, because both C libraries refuse their own.
-        let r = unsafe {
-            nix::libc::syscall(
-                nix::libc::SYS_rt_sigaction,
-                sig,
-                ignore.as_ptr(),
-                std::ptr::null_mut::<u64>(),
-                8usize,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        set_disposition(sig, Disposition::Ignore)?;
     }
     Ok(())
+}
+
+/// A disposition [`set_disposition`] can set.
+#[derive(Debug, Clone, Copy)]
+pub enum Disposition {
+    Default = 0,
+    Ignore = 1,
+}
+
+/// Sets signal `n`'s disposition with the raw rt_sigaction, because both C libraries refuse their
+/// own signals (32-34). No flags, an empty mask. Async-signal-safe: it may run between fork and
+/// exec.
+pub fn set_disposition(n: i32, to: Disposition) -> io::Result<()> {
+    // The kernel's sigaction has the handler first on every architecture's layout (SIG_DFL 0,
+    // SIG_IGN 1), then flags, (restorer,) mask: zero for each.
+    let action = [to as u64, 0, 0, 0];
+    // SAFETY: rt_sigaction reads a properly sized struct from a live local and writes nothing
+    // (no old action requested); a plain syscall.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_rt_sigaction,
+            n,
+            action.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn set_mask() -> io::Result<()> {
