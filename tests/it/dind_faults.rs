@@ -141,14 +141,18 @@ fn dind_faults_catch_a_build_that_starts_too_early() {
             "--ready-when=docker:unix:///var/run/dind/docker.sock",
             "--ready-when=unix:/var/run/dind/docker.sock",
             "[early-start]",
+            // Seed 5 of a plain run with a slow dockerd: it listens and answers nothing for
+            // 3.23 s, so the window is always there (a real dockerd's own is a race).
+            ("5", "dockerd-slow"),
         ),
         (
             "- --wait-for=file:/supervisor/dind.ready\n",
             "",
             "[cannot-connect]",
+            ("1", "none"),
         ),
     ];
-    for (from, to, rule) in cases {
+    for (from, to, rule, (seed, fault)) in cases {
         assert!(
             text.contains(from),
             "{from:?} not in the injected manifest:\n{text}"
@@ -158,11 +162,11 @@ fn dind_faults_catch_a_build_that_starts_too_early() {
         let manifests = util::path_str(dir.path());
         let out = util::start(script(&[
             "1",
-            "1",
+            seed,
             "--variant",
             "plain",
             "--fault",
-            "none",
+            fault,
             "--bin",
             &bin,
             "--manifests",
