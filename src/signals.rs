@@ -398,42 +398,70 @@ impl RawSignalFd {
         Ok(RawSignalFd(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
     }
 
-    /// Reads one pending signal, or `None` when none is pending.
-    fn read(&self) -> io::Result<Option<Received>> {
-        let mut info = SigInfo {
+    /// Reads the pending signals, up to [`BATCH`] of them, in one read (none: an empty batch).
+    fn read(&self) -> io::Result<Batch> {
+        const EMPTY: SigInfo = SigInfo {
             signo: 0,
             errno: 0,
             code: 0,
             pid: 0,
             rest: [0; 112],
         };
+        let mut infos = [EMPTY; BATCH];
         let size = std::mem::size_of::<SigInfo>();
-        // SAFETY: reads at most `size` bytes into a live, properly sized #[repr(C)] buffer.
-        let n = unsafe {
-            nix::libc::read(self.0.as_raw_fd(), (&mut info as *mut SigInfo).cast(), size)
-        };
+        // SAFETY: reads at most BATCH records into a live array of #[repr(C)] records.
+        let n =
+            unsafe { nix::libc::read(self.0.as_raw_fd(), infos.as_mut_ptr().cast(), size * BATCH) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(None),
+                io::ErrorKind::WouldBlock => Ok(Batch::default()),
                 _ => Err(e),
             };
         }
-        if n as usize != size {
+        if n as usize % size != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "short read from the signalfd",
             ));
         }
-        Ok(Sig::new(info.signo as i32).map(|sig| Received {
-            sig,
-            from: info.pid,
-            code: info.code,
-        }))
+        let mut batch = Batch {
+            full: n as usize == size * BATCH,
+            ..Batch::default()
+        };
+        for info in &infos[..n as usize / size] {
+            if let Some(sig) = Sig::new(info.signo as i32) {
+                batch.got[batch.len] = Some(Received {
+                    sig,
+                    from: info.pid,
+                    code: info.code,
+                });
+                batch.len += 1;
+            }
+        }
+        Ok(batch)
     }
 }
 
-/// Blocked signals, delivered one at a time through a non-blocking signalfd.
+/// How many signals one read takes at most.
+pub const BATCH: usize = 8;
+
+/// The signals one read took. `full`: the read filled the buffer, so more may be pending;
+/// otherwise every signal pending at the time was taken, and a later one wakes the loop again.
+#[derive(Debug, Default)]
+pub struct Batch {
+    got: [Option<Received>; BATCH],
+    len: usize,
+    pub full: bool,
+}
+
+impl Batch {
+    pub fn iter(&self) -> impl Iterator<Item = Received> + '_ {
+        self.got[..self.len].iter().flatten().copied()
+    }
+}
+
+/// Blocked signals, delivered through a non-blocking signalfd.
 pub struct Signals {
     fd: RawSignalFd,
 }
@@ -450,8 +478,9 @@ impl Signals {
         self.fd.as_fd()
     }
 
-    /// The next pending signal, or `None` when none is pending.
-    pub fn read(&self) -> io::Result<Option<Received>> {
+    /// The pending signals, in one read: one syscall per wake-up, where reading one at a time
+    /// took a second read (EAGAIN) on the way to the signal's forwarding.
+    pub fn read(&self) -> io::Result<Batch> {
         self.fd.read()
     }
 }

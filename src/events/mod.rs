@@ -254,24 +254,28 @@ impl Events {
     fn read_signals(&mut self) -> bool {
         let mut files = false;
         loop {
-            let received = match self.signals.read() {
-                Ok(Some(r)) => r,
-                Ok(None) => return files,
+            let batch = match self.signals.read() {
+                Ok(b) => b,
                 Err(e) => {
                     tracing::warn!("reading signals failed: {e}");
                     return files;
                 }
             };
-            let sig = received.sig;
-            match sig.handling() {
-                Handling::Reap => self.reap(),
-                Handling::Reserved => {
-                    tracing::debug!("dropped signal {sig}: reserved by the C library");
+            for received in batch.iter() {
+                let sig = received.sig;
+                match sig.handling() {
+                    Handling::Reap => self.reap(),
+                    Handling::Reserved => {
+                        tracing::debug!("dropped signal {sig}: reserved by the C library");
+                    }
+                    Handling::Uncatchable => {}
+                    Handling::Forward if received.is_own_pipe() => {}
+                    Handling::Forward if received.is_dnotify() => files = true,
+                    Handling::Forward => self.pending.push_back(Input::Signal(sig)),
                 }
-                Handling::Uncatchable => {}
-                Handling::Forward if received.is_own_pipe() => {}
-                Handling::Forward if received.is_dnotify() => files = true,
-                Handling::Forward => self.pending.push_back(Input::Signal(sig)),
+            }
+            if !batch.full {
+                return files;
             }
         }
     }

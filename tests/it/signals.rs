@@ -94,6 +94,35 @@ fn sidecar_as_pid1_forwards_every_signal() {
     every_signal("sidecar", true);
 }
 
+/// More signals pending at once than one read of the signalfd takes (8): all are forwarded, in
+/// order. The supervisor is stopped (SIGSTOP) while 20 real-time signals queue up for it, so
+/// they are all waiting when it resumes.
+#[test]
+fn a_burst_of_pending_signals_is_forwarded_whole() {
+    let (mut p, target) = started(command("main", false, &[], &[]), false);
+    kill(target, 19);
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{target}/stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()))
+    };
+    assert!(
+        wait_until(DEADLINE, || state().as_deref() == Some("T")),
+        "the supervisor did not stop: {:?}",
+        state()
+    );
+    for n in 35..=54 {
+        kill(target, n);
+    }
+    kill(target, 18);
+    for n in 35..=54 {
+        p.expect_line(&format!("got {n};"), DEADLINE);
+    }
+    kill(target, 15);
+    let o = p.finish();
+    assert_eq!(o.code(), Some(7), "{o}");
+}
+
 /// The same with a thread running: a peer's lease held, so the supervisor waits on it in a thread
 /// of its own. The C library unblocks its signals (33 and 34, RTMIN) in the process's first
 /// thread's creator; left so, 34 killed a supervisor that is not PID 1 and vanished in one that is.

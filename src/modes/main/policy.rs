@@ -198,7 +198,8 @@ impl Policy {
 
     fn on_signal(&mut self, sig: Sig) -> Vec<Action> {
         let term = self.s.stop.term_signals.contains(sig);
-        let cmd = self.s.command.clone();
+        // Borrowed, not cloned: this runs between a stop signal and its forwarding.
+        let cmd = self.s.command.as_str();
         let (grace, delay) = (self.s.stop.grace, self.s.stop.stop_delay);
         match &mut self.phase {
             Phase::Waiting { .. } if term => {
