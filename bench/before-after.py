@@ -5,7 +5,8 @@ peer (see docs/bench.md, "Before and after a change").
 
     bench/before-after.py OLD NEW [--rounds N] [--idle S] [--quick] [--out FILE]
 
-It runs the helpers of bench/bench.py (benchkit spawnloop, sigbench, markerbench, hwm, reap):
+It runs the helpers of bench/bench.py (benchkit spawnloop, sigbench, markerbench, hwm, reap,
+zombies):
 every round runs OLD, NEW and the peers in a shuffled order, so a drift of the machine's load
 hits all alike. Run as root. Writes a Markdown table (default bench/results/before-after.md).
 """
@@ -45,7 +46,7 @@ def measure(bins, peers, bk, scratch, a):
     """Interleaved rounds; returns {measurement: {contender: [samples]}}."""
     k = QUICK if a.quick else FULL
     m = {k: {} for k in ("start", "start_done", "handler", "term", "after", "term_done",
-                         "lease", "marker", "rss", "reap", "wake")}
+                         "lease", "marker", "rss", "reap", "zombies", "wake")}
     add = lambda what, who, xs: m[what].setdefault(who, []).extend(xs)  # noqa: E731
     # X in front of a command: OLD's and NEW's `main`, the peers
     pid1 = [(n, [sup, "main", "--"]) for n, sup in bins.items()] + list(peers.items())
@@ -93,9 +94,11 @@ def measure(bins, peers, bk, scratch, a):
     # reaping as PID 1: after the rounds (its exit storm loads the machine), interleaved too
     for r in range(k["reaps"]):
         t0 = time.monotonic()
-        for who, w in random.sample(pid1, len(pid1)):
-            res = B.run_reap(bk, w, k["orphans"], os.path.join(scratch, "reap%d-%s" % (r, who)))
-            add("reap", who, [res["per_s"]] if res.get("not_reaped") == 0 else [])
+        for (who, w), mode in random.sample([(c, md) for c in pid1 for md in ("reap", "zombies")],
+                                            2 * len(pid1)):
+            res = B.run_reap(bk, w, k["orphans"],
+                             os.path.join(scratch, "%s%d-%s" % (mode, r, who)), mode)
+            add(mode, who, [res["per_s"]] if res.get("not_reaped") == 0 else [])
         B.log("reap %d/%d: %.1f s" % (r + 1, k["reaps"], time.monotonic() - t0))
     m["wake"] = idle(bins, bk, scratch, a.idle)
     m["n_orphans"] = k["orphans"]
@@ -156,8 +159,10 @@ def rows(m, bins, peers, a):
         ("binary size", {n: os.path.getsize(path) for n, path in
                          list(bins.items()) + [(p, peers[p][0]) for p in peers]
                          if B.elf_info(path)[0]}, "B", True),
-        ("orphans reaped per second as PID 1, {:,} orphans (median)".format(m["n_orphans"]),
-         {n: med(m["reap"].get(n)) for n in names}, "rate", True),
+        ("orphans reaped per second as PID 1, {:,} running orphans exit at once (median)".format(
+            m["n_orphans"]), {n: med(m["reap"].get(n)) for n in names}, "rate", True),
+        ("… the reaper alone: {:,} orphans already zombies, handed over at once (median)".format(
+            m["n_orphans"]), {n: med(m["zombies"].get(n)) for n in names}, "rate", True),
     ]
     return out
 
@@ -273,7 +278,8 @@ def main():
             "before": version(bins["before"]), "after": version(bins["after"]),
             "per_round": "%d start-ups, %d SIGTERMs and %d markers of each kind, 1 peak RSS" % (
                 k["start"], k["sig"], k["marker"]),
-            "reap": "{} reaping run(s) of {:,} orphans".format(k["reaps"], k["orphans"]),
+            "reap": "{} reaping run(s) of {:,} orphans of each kind".format(k["reaps"],
+                                                                          k["orphans"]),
             "load0": B.loadavg()}
     t0, c0 = time.monotonic(), B.cpu_times()
     try:

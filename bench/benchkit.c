@@ -47,6 +47,8 @@
  *                                        wait for that
  *   hwm -- CMD...                        run CMD under ptrace; at its exit-stop print VmHWM etc.
  *   reap N RESULT                        orphan storm workload (run as CMD of a PID 1)
+ *   zombies N RESULT                     N orphans already zombies handed to PID 1 at once: the
+ *                                        reaper's own speed (run as CMD of a PID 1)
  *   init -- CMD...                       reference PID 1: blocking wait(-1) loop
  */
 #define _GNU_SOURCE
@@ -1032,35 +1034,53 @@ static int cmd_hwm(int argc, char **argv) {
     return 0;
 }
 
-/* ---------------- reap workload ---------------- */
-/* One intermediate process forks N grandchildren that block on a shared pipe, then exits: all N
- * are re-parented to PID 1 at once (orphans, as after a double fork). Closing the pipe makes them
- * all exit; we time until every one has been reaped by PID 1 (kill(pid, 0) gives ESRCH). */
-static int cmd_reap(int argc, char **argv) {
+/* ---------------- reap workloads ---------------- */
+/* One intermediate process forks N children of its own and hands us their pids; when it exits,
+ * the kernel re-parents all N to PID 1 at once (orphans, as after a double fork).
+ * `reap`: it exits at once, the N block on a shared pipe (the gate), and closing the gate makes
+ * all N exit together: the kernel's N exits are part of what is timed.
+ * `zombies`: the N exit as soon as they are forked and stay zombies (it never waits for them);
+ * once all have exited, closing the gate makes it exit, and PID 1 has nothing left to do but reap
+ * N zombies: the reaper's own speed.
+ * Then we watch the orphans one at a time, in the order they were forked (about the order they
+ * exit): a pid already gone costs one kill(); only a pid still there costs a 100 us sleep.
+ * Rescanning every pid between sleeps would keep a core busy with up to N kill()s per pass, and
+ * that measures the scan's fight for the CPU with the reaper more than the reaper. Nothing else
+ * forks in this PID namespace, so a reaped pid is not reused meanwhile. */
+static void await_gate(int fd) {
+    char b;
+    while (read(fd, &b, 1) < 0 && errno == EINTR) {
+    }
+}
+
+static int orphan_storm(int argc, char **argv, int zombies) {
     if (argc < 4) return 2;
     int n = atoi(argv[2]);
     const char *result = argv[3];
-    int gate[2], pids[2];
-    if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0) die("pipe");
+    int gate[2], pids[2], done[2];
+    if (pipe2(gate, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0 || pipe2(done, O_CLOEXEC) < 0)
+        die("pipe");
     pid_t *gc = calloc((size_t)n, sizeof(pid_t));
     int64_t c0 = now_ns();
     pid_t mid = fork();
     if (mid < 0) die("fork");
     if (mid == 0) {
         close(pids[0]);
+        close(gate[1]);
+        close(done[0]);
         for (int i = 0; i < n; i++) {
             pid_t g = fork();
             if (g < 0) _exit(1);
             if (g == 0) {
-                char b;
-                close(gate[1]);
+                if (zombies) _exit(0); /* its copy of done[1] closes as it exits */
                 close(pids[1]);
-                while (read(gate[0], &b, 1) < 0 && errno == EINTR) {
-                }
+                close(done[1]);
+                await_gate(gate[0]);
                 _exit(0);
             }
             gc[i] = g;
         }
+        close(done[1]);
         const char *p = (const char *)gc;
         size_t left = (size_t)n * sizeof(pid_t);
         while (left) {
@@ -1072,9 +1092,12 @@ static int cmd_reap(int argc, char **argv) {
             p += w;
             left -= (size_t)w;
         }
+        if (zombies) await_gate(gate[0]);
         _exit(0);
     }
     close(pids[1]);
+    close(gate[0]);
+    close(done[1]);
     size_t got = 0, want = (size_t)n * sizeof(pid_t);
     while (got < want) {
         ssize_t r = read(pids[0], (char *)gc + got, want - got);
@@ -1083,21 +1106,26 @@ static int cmd_reap(int argc, char **argv) {
         got += (size_t)r;
     }
     int st;
-    while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
-    }
+    if (zombies)
+        await_gate(done[0]); /* EOF: every child has exited */
+    else
+        while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+        }
     int64_t c1 = now_ns();
-    /* all grandchildren are now orphans blocked on the gate, children of PID 1 */
-    int alive = n;
     int64_t t0 = now_ns();
     close(gate[1]);
+    if (zombies)
+        while (waitpid(mid, &st, 0) < 0 && errno == EINTR) {
+        }
+    int next = 0;
     int64_t deadline = t0 + 60LL * 1000000000LL;
-    while (alive > 0 && now_ns() < deadline) {
-        int k = 0;
-        for (int i = 0; i < alive; i++)
-            if (kill(gc[i], 0) == 0 || errno != ESRCH) gc[k++] = gc[i];
-        alive = k;
-        if (alive) sleep_us(100);
+    while (next < n && now_ns() < deadline) {
+        if (kill(gc[next], 0) < 0 && errno == ESRCH)
+            next++;
+        else
+            sleep_us(100);
     }
+    int alive = n - next;
     int64_t t1 = now_ns();
     FILE *f = fopen(result, "w");
     if (!f) die(result);
@@ -1146,7 +1174,8 @@ int main(int argc, char **argv) {
     if (!strcmp(m, "gatebench") && argc > 8) return cmd_gatebench(argc, argv);
     if (!strcmp(m, "deathbench") && argc > 8) return cmd_deathbench(argc, argv);
     if (!strcmp(m, "hwm")) return cmd_hwm(argc, argv);
-    if (!strcmp(m, "reap")) return cmd_reap(argc, argv);
+    if (!strcmp(m, "reap")) return orphan_storm(argc, argv, 0);
+    if (!strcmp(m, "zombies")) return orphan_storm(argc, argv, 1);
     if (!strcmp(m, "init")) return cmd_init(argc, argv);
     fprintf(stderr, "benchkit: bad mode or arguments: %s\n", m);
     return 2;
