@@ -117,15 +117,19 @@ fn deeds_first<X>(actions: Vec<Action<X>>) -> Vec<Action<X>> {
 
 /// Runs `policy` against `fx` until it says `Exit`; returns the outcome its `Finish` produced.
 pub fn drive<P: Policy, E: Effects<P::Own>>(policy: &mut P, fx: &mut E) -> Outcome {
-    // Room for a decision's actions made now: growing the queue later would map fresh memory
-    // (musl's malloc) between a stop signal and its forwarding.
-    let mut queue = std::collections::VecDeque::with_capacity(32);
-    queue.extend(deeds_first(policy.start(fx.now())));
+    let mut queue = std::collections::VecDeque::from(deeds_first(policy.start(fx.now())));
     let mut outcome = None;
     loop {
         while let Some(action) = queue.pop_front() {
             let answer = match action {
-                Action::Spawn => Some(fx.spawn()),
+                Action::Spawn => {
+                    let spawned = fx.spawn();
+                    // Room for the decisions to come, made while the command's exec runs: growing
+                    // the queue later mapped fresh memory (musl's malloc: an mmap and a page
+                    // fault, ~20 us here) between a stop signal and its forwarding.
+                    queue.reserve(32);
+                    Some(spawned)
+                }
                 Action::StartGate { until } => {
                     fx.start_gate(until);
                     None
