@@ -29,6 +29,7 @@ SIZE_GOAL = 850000
 PEER_GOAL = 1.1  # issue 23: each runtime row <= 1.1x the best peer
 # a row is worse after than before when its judged figures are worse by more than this
 TIME_TOLERANCE = 0.05  # latencies and rates: 5 %
+BOOT = 1000  # bootstrap resamples for the 95 % intervals
 RSS_TOLERANCE = 4  # KiB: one page
 # runs per contender and round (start-ups, SIGTERMs, markers of each kind), the marker's settle
 # (us), rounds, reaping runs and orphans each, idle window (s)
@@ -128,43 +129,80 @@ def idle(bins, bk, scratch, window):
 
 
 def rows(m, bins, peers, a):
-    """(what, {contender: value}, unit, lower is better, peer goal?, judged percentiles)."""
-    base = med(m["start"].get("baseline"))
-    over = lambda xs: med(xs) - base if xs and base is not None else None  # noqa: E731
-    p = lambda xs, q: B.pct(xs, q) if xs else None  # noqa: E731
+    """(what, {contender: value}, unit, peer goal?, statistic) per row. The statistic computes a
+    value again from resampled runs, `stat(contender, pick)` (pick: the runs, or a bootstrap
+    resample of them), for the confidence intervals; None where the value is not a sample's."""
     names = list(bins) + list(peers)
+
+    def runs(key, n):
+        return m[key].get(n) or None
+
+    def over(key):
+        def stat(n, pick):
+            xs, base = runs(key, n), runs("start", "baseline")
+            return med(pick(xs)) - med(pick(base)) if xs and base else None
+        return stat
+
+    def q(key, p):
+        return lambda n, pick: B.pct(pick(runs(key, n)), p) if runs(key, n) else None
+
+    def median(key):
+        return lambda n, pick: med(pick(runs(key, n))) if runs(key, n) else None
+
     out = [
-        ("start-up overhead, `main -- /bin/true` (median)",
-         {n: over(m["start"].get(n)) for n in names}, "us", False),
-        ("start-up overhead, `main --done-file` (median)",
-         {n: over(m["start_done"].get(n)) for n in bins}, "us", False),
-        ("signal forwarding, kill → child's handler, `main --` (p50)",
-         {n: p(m["handler"].get(n), 50) for n in names}, "us", True),
-        ("SIGTERM → X exited, `main --` (p50)",
-         {n: p(m["term"].get(n), 50) for n in names}, "us", True),
-        ("child exited → X exited, `main --` (p50)",
-         {n: p(m["after"].get(n), 50) for n in names}, "us", True),
+        ("start-up overhead, `main -- /bin/true` (median)", over("start"), names, "us", False),
+        ("start-up overhead, `main --done-file` (median)", over("start_done"), bins, "us", False),
+        ("signal forwarding, kill → child's handler, `main --` (p50)", q("handler", 50), names,
+         "us", True),
+        ("SIGTERM → X exited, `main --` (p50)", q("term", 50), names, "us", True),
+        ("child exited → X exited, `main --` (p50)", q("after", 50), names, "us", True),
     ]
     for what, key in (("SIGTERM → exited, `main --done-file`", "term_done"),
                       ("marker → sidecar exited, lease held", "lease"),
                       ("marker → sidecar exited, marker only", "marker")):
-        out.append(("%s: p50 / p90 / p99" % what,
-                    {n: [p(m[key].get(n), q) for q in (50, 90, 99)] for n in bins}, "ms", False))
+        out.append(("%s: p50 / p90 / p99" % what, [q(key, p) for p in (50, 90, 99)], bins, "ms",
+                    False))
     out += [
-        ("idle wake-ups of a waiting sidecar in %g s" % a.idle,
-         {n: med(m["wake"].get(n)) for n in bins}, "count", False),
+        ("idle wake-ups of a waiting sidecar in %g s" % a.idle, median("wake"), bins, "count",
+         False),
         ("peak RSS (VmHWM, max), `X -- /bin/true`",
-         {n: max(m["rss"][n]) if m["rss"].get(n) else None for n in names}, "KiB", True),
+         lambda n, pick: max(m["rss"][n]) if m["rss"].get(n) else None, names, "KiB", True),
         # dumb-init is dynamically linked: its file is not comparable
-        ("binary size", {n: os.path.getsize(path) for n, path in
-                         list(bins.items()) + [(p, peers[p][0]) for p in peers]
-                         if B.elf_info(path)[0]}, "B", True),
+        ("binary size", lambda n, pick: os.path.getsize(
+            bins[n] if n in bins else peers[n][0]), [n for n in names if n in bins or B.elf_info(
+                peers[n][0])[0]], "B", True),
         ("orphans reaped per second as PID 1, {:,} running orphans exit at once (median)".format(
-            m["n_orphans"]), {n: med(m["reap"].get(n)) for n in names}, "rate", True),
+            m["n_orphans"]), median("reap"), names, "rate", True),
         ("… the reaper alone: {:,} orphans already zombies, handed over at once (median)".format(
-            m["n_orphans"]), {n: med(m["zombies"].get(n)) for n in names}, "rate", True),
+            m["n_orphans"]), median("zombies"), names, "rate", True),
     ]
-    return out
+    same = lambda xs: xs  # noqa: E731
+    table = []
+    for what, stat, who, unit, goal in out:
+        if isinstance(stat, list):
+            vals = {n: [f(n, same) for f in stat] for n in who}
+        else:
+            vals = {n: stat(n, same) for n in who}
+        # resampling applies to what is a statistic of many runs: not to a maximum or a size
+        boot = None if unit in ("KiB", "B", "count") else stat
+        table.append((what, vals, unit, goal, boot))
+    return table
+
+
+def cost(before, after, unit):
+    """How much more `after` costs than `before`: a ratio, above 1 when worse."""
+    if unit == "rate":
+        return before / after if after else float("inf")
+    return after / before if before else (1.0 if after == before else float("inf"))
+
+
+def ci(reps, f):
+    """The 95 % interval of f(pick) over `reps` bootstrap resamples (a fixed seed: a table is
+    reproducible from its runs)."""
+    rng = random.Random(23)
+    pick = lambda xs: rng.choices(xs, k=len(xs))  # noqa: E731
+    got = [v for v in (f(pick) for _ in range(reps)) if v is not None]
+    return (B.pct(got, 2.5), B.pct(got, 97.5)) if got else None
 
 
 def fmt(v, unit):
@@ -177,26 +215,35 @@ def fmt(v, unit):
             "rate": lambda: "{:,.0f}/s".format(v)}[unit]()
 
 
-def worse(before, after, unit):
+def worse(before, after, unit, stat=None):
     """(worse?, change text) of after against before, in the direction that costs more; for a
-    p50 / p90 / p99 row, p50 and p90 are judged (a p99 of 100 runs is one run's noise)."""
+    p50 / p90 / p99 row, p50 and p90 are judged (a p99 of 100 runs is one run's noise). A time or
+    rate is worse when it costs more than the tolerance and the bootstrap's 95 % interval of the
+    cost excludes no change: a difference the runs' own spread can make is noise, said as such."""
     if isinstance(before, list):
-        judged = [worse(b, n, unit) for b, n in zip(before[:2], after[:2])]
+        judged = [worse(b, n, unit, stat[i] if stat else None)
+                  for i, (b, n) in enumerate(zip(before[:2], after[:2]))]
         return any(bad for bad, _ in judged), ", ".join(
             "p%d %s" % (q, c) for q, (_, c) in zip((50, 90), judged))
     if before is None or after is None:
         return None, "—"
-    cost = (before / after if after else float("inf")) if unit == "rate" else \
-        (after / before if before else (1.0 if after == before else float("inf")))
+    c = cost(before, after, unit)
+    noise = ""
     if unit in ("us", "ms", "rate"):
-        bad = cost > 1 + TIME_TOLERANCE
+        bad = c > 1 + TIME_TOLERANCE
+        if bad and stat is not None:
+            lo_hi = ci(BOOT, lambda pick: (lambda b, n: cost(b, n, unit) if b and n else None)(
+                stat("before", pick), stat("after", pick)))
+            if lo_hi and lo_hi[0] <= 1:
+                bad = False
+                noise = " (noise: 95 %% CI of the cost %.2f–%.2f×)" % lo_hi
     elif unit == "KiB":
         bad = after - before > RSS_TOLERANCE
     else:
         bad = after > before
     if before > 0 and after >= 0:
-        return bad, "%+.0f %%" % (100 * (after - before) / before)
-    return bad, ("+" if after >= before else "") + fmt(after - before, unit)
+        return bad, "%+.0f %%" % (100 * (after - before) / before) + noise
+    return bad, ("+" if after >= before else "") + fmt(after - before, unit) + noise
 
 
 def table(m, bins, peers, a, meta):
@@ -213,32 +260,44 @@ def table(m, bins, peers, a, meta):
                   " ".join(meta["load0"]), " ".join(meta["load1"]), meta["busy"]),
               "", "Peers' figures are the best of tini-static, dumb-init and catatonit in the "
               "same rounds (size: the static ones); \"after ÷ best peer\" is NEW's cost over "
-              "theirs (for a rate, the peer's rate over NEW's). Worse: by more than %d %% for "
-              "times and rates, more than %d KiB for RSS, at all for wake-ups and size." % (
-                  100 * TIME_TOLERANCE, RSS_TOLERANCE), "",
+              "theirs (for a rate, the peer's rate over NEW's), with in brackets its 95 %% "
+              "interval from %d bootstrap resamples of the runs; \"MISS (within noise)\": the "
+              "figure misses the goal but the interval reaches it. Worse: by more than %d %% for "
+              "times and rates, and the 95 %% interval of the cost excludes no change (a "
+              "difference inside the runs' own spread is marked noise, not worse); more than "
+              "%d KiB for RSS; at all for wake-ups and size." % (
+                  BOOT, 100 * TIME_TOLERANCE, RSS_TOLERANCE), "",
               "| measurement | before | after | after vs before | best peer | after ÷ best peer "
               "| goal | met |", "|---|---|---|---|---|---|---|---|"]
     worse_rows = []
-    for what, vals, unit, goal in rows(m, bins, peers, a):
+    for what, vals, unit, goal, stat in rows(m, bins, peers, a):
         b, n = vals.get("before"), vals.get("after")
-        bad, change = worse(b, n, unit)
+        bad, change = worse(b, n, unit, stat)
         if bad:
             worse_rows.append(what)
             change = "**worse** " + change
         pv = {k: v for k, v in vals.items() if k in peers and v is not None}
         bp = B.best_peer({k: (-v if unit == "rate" else v) for k, v in pv.items()})
         peer_cell, ratio, ratio_cell, goal_cell, verdict = "—", None, "—", "not worse", ""
+        band = None
         if bp and not isinstance(n, list):
             peer_cell = "%s (%s)" % (fmt(pv[bp[0]], unit), bp[0])
             if n:
-                ratio = pv[bp[0]] / n if unit == "rate" else n / pv[bp[0]] if pv[bp[0]] else None
+                ratio = cost(pv[bp[0]], n, unit) if pv[bp[0]] else None
                 ratio_cell = "%.2f×" % ratio if ratio is not None else "—"
+                if ratio is not None and stat is not None:
+                    band = ci(BOOT, lambda pick: (lambda p, x: cost(p, x, unit) if p and x else
+                                                  None)(stat(bp[0], pick), stat("after", pick)))
+                    if band:
+                        ratio_cell += " (%.2f–%.2f)" % band
         if unit == "B":
             goal_cell = "≤ {:,} B".format(SIZE_GOAL)
             verdict = "pass" if n is not None and n <= SIZE_GOAL else "MISS"
         elif goal:
             goal_cell = "≤ %.1f× best peer" % PEER_GOAL
             verdict = "pass" if ratio is not None and ratio <= PEER_GOAL else "MISS"
+            if verdict == "MISS" and band and band[0] <= PEER_GOAL:
+                verdict = "MISS (within noise)"
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
             what, fmt(b, unit), fmt(n, unit), change, peer_cell, ratio_cell, goal_cell, verdict))
     lines += ["", "Worse after than before: %s." % ("; ".join(worse_rows) or "none")]
