@@ -46,11 +46,24 @@ impl ChildStatus {
     }
 }
 
-/// Reaps every exited child. Returns the status of `watched` if it was among them, and the number
-/// of other processes reaped.
-pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
-    let mut found = None;
-    let mut others = 0;
+/// What a drain of the exited children found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// The status of the watched child, if it was among them.
+    pub watched: Option<ChildStatus>,
+    /// How many other processes were reaped.
+    pub others: usize,
+    /// The kernel said no child is left at all (ECHILD): what [`has_children`] would ask again.
+    pub none_left: bool,
+}
+
+/// Reaps every exited child.
+pub fn reap(watched: Option<Pid>) -> Drained {
+    let mut d = Drained {
+        watched: None,
+        others: 0,
+        none_left: false,
+    };
     loop {
         let mut status = 0;
         // The raw call, not nix's waitpid: nix turns a death by a real-time signal into EINVAL
@@ -62,7 +75,10 @@ pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
         }
         if pid < 0 {
             match Errno::last() {
-                Errno::ECHILD => break,
+                Errno::ECHILD => {
+                    d.none_left = true;
+                    break;
+                }
                 Errno::EINTR => continue,
                 e => {
                     tracing::warn!("waitpid failed: {e}");
@@ -79,12 +95,12 @@ pub fn reap(watched: Option<Pid>) -> (Option<ChildStatus>, usize) {
             None
         };
         match ended {
-            Some(st) if Some(Pid::from_raw(pid)) == watched => found = Some(st),
-            Some(_) => others += 1,
+            Some(st) if Some(Pid::from_raw(pid)) == watched => d.watched = Some(st),
+            Some(_) => d.others += 1,
             None => {}
         }
     }
-    (found, others)
+    d
 }
 
 /// Whether the supervisor has any child left (running or not yet reaped). Asks the kernel
@@ -126,9 +142,10 @@ pub fn group_alive(group: Pid) -> bool {
     signals::send(-group.as_raw(), None).is_ok()
 }
 
-/// Whether anything of a child's tree is left: its group, or any child of ours.
-pub fn leftovers(group: Pid) -> bool {
-    group_alive(group) || has_children()
+/// Whether anything of a child's tree is left, right after `drained`: its group, or any child of
+/// ours.
+pub fn leftovers(group: Pid, drained: &Drained) -> bool {
+    group_alive(group) || !drained.none_left
 }
 
 /// Whether /proc shows this process's own PID namespace: `unshare --pid` without a fresh /proc

@@ -175,11 +175,12 @@ impl Events {
     /// Reports [`Input::LeftoversGone`] once nothing of the child's tree is left.
     pub fn await_leftovers(&mut self) {
         self.draining = true;
-        self.check_leftovers();
+        self.check_leftovers(false);
     }
 
-    fn check_leftovers(&mut self) {
-        if self.draining && !reaper::has_children() {
+    /// `none_left`: a drain just found no child left, so the kernel need not be asked again.
+    fn check_leftovers(&mut self, none_left: bool) {
+        if self.draining && (none_left || !reaper::has_children()) {
             self.draining = false;
             self.pending.push_back(Input::LeftoversGone);
         }
@@ -281,20 +282,20 @@ impl Events {
     }
 
     fn reap(&mut self) {
-        let (status, orphans) = reaper::reap(self.child);
-        if orphans > 0 {
-            tracing::debug!("reaped {orphans} orphaned process(es)");
+        let drained = reaper::reap(self.child);
+        if drained.others > 0 {
+            tracing::debug!("reaped {} orphaned process(es)", drained.others);
         }
-        if let (Some(status), Some(pid)) = (status, self.child) {
+        if let (Some(status), Some(pid)) = (drained.watched, self.child) {
             self.child = None;
-            let leftovers = reaper::leftovers(pid);
+            let leftovers = reaper::leftovers(pid, &drained);
             self.pending.push_back(Input::ChildExited {
                 status,
                 leftovers,
                 before_stop: self.ended_before_ask,
             });
         }
-        self.check_leftovers();
+        self.check_leftovers(drained.none_left);
     }
 
     fn read_inbox(&mut self) {

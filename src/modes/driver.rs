@@ -174,6 +174,9 @@ pub fn drive<P: Policy, E: Effects<P::Own>>(policy: &mut P, fx: &mut E) -> Outco
                     None
                 }
                 Action::Exit => {
+                    // Not freed: the process exits next, and musl's free of the queue's block
+                    // may hand a page back to the kernel first.
+                    std::mem::forget(std::mem::take(&mut queue));
                     return outcome.unwrap_or_else(|| {
                         fx.log(Level::ERROR, "the run ended without an ending (a bug)");
                         Outcome::Internal

@@ -157,9 +157,11 @@ where
         mode,
     };
     let outcome = driver::drive(&mut policy, &mut fx);
-    // Kept open to the end: closing descriptors and joining nothing would only delay the exit
-    // the other containers are waiting for.
+    // Kept open and unfreed to the end: closing descriptors and freeing memory (musl hands
+    // emptied pages back to the kernel) would only delay the exit the other containers are
+    // waiting for.
     std::mem::forget(fx);
+    std::mem::forget(policy);
     outcome
 }
 
