@@ -48,7 +48,13 @@ def measure(bins, peers, bk, scratch, a):
     k = QUICK if a.quick else FULL
     m = {k: {} for k in ("start", "start_done", "handler", "term", "after", "term_done",
                          "lease", "marker", "rss", "reap", "zombies", "wake")}
-    add = lambda what, who, xs: m[what].setdefault(who, []).extend(xs)  # noqa: E731
+    # every sample, and the samples of each round (or reaping run) apart: the intervals resample
+    # whole rounds, since runs of one round share its conditions
+    m["rounds"] = {}
+
+    def add(what, who, xs):
+        m[what].setdefault(who, []).extend(xs)
+        m["rounds"].setdefault(what, {}).setdefault(who, []).append(list(xs))
     # X in front of a command: OLD's and NEW's `main`, the peers
     pid1 = [(n, [sup, "main", "--"]) for n, sup in bins.items()] + list(peers.items())
     for r in range(a.rounds):
@@ -134,20 +140,22 @@ def rows(m, bins, peers, a):
     resample of them), for the confidence intervals; None where the value is not a sample's."""
     names = list(bins) + list(peers)
 
-    def runs(key, n):
-        return m[key].get(n) or None
+    def runs(key, n, pick):
+        """Contender n's samples of `key`, from the rounds `pick` chooses (all, or a resample)."""
+        rounds = m["rounds"].get(key, {}).get(n) or ([m[key][n]] if m[key].get(n) else None)
+        return [x for r in pick(rounds) for x in r] or None if rounds else None
 
     def over(key):
         def stat(n, pick):
-            xs, base = runs(key, n), runs("start", "baseline")
-            return med(pick(xs)) - med(pick(base)) if xs and base else None
+            xs, base = runs(key, n, pick), runs("start", "baseline", pick)
+            return med(xs) - med(base) if xs and base else None
         return stat
 
     def q(key, p):
-        return lambda n, pick: B.pct(pick(runs(key, n)), p) if runs(key, n) else None
+        return lambda n, pick: (lambda xs: B.pct(xs, p) if xs else None)(runs(key, n, pick))
 
     def median(key):
-        return lambda n, pick: med(pick(runs(key, n))) if runs(key, n) else None
+        return lambda n, pick: (lambda xs: med(xs) if xs else None)(runs(key, n, pick))
 
     out = [
         ("start-up overhead, `main -- /bin/true` (median)", over("start"), names, "us", False),
@@ -197,11 +205,22 @@ def cost(before, after, unit):
 
 
 def ci(reps, f):
-    """The 95 % interval of f(pick) over `reps` bootstrap resamples (a fixed seed: a table is
-    reproducible from its runs)."""
+    """The 95 % interval of f(pick) over `reps` bootstrap resamples of the rounds, paired: in one
+    resample every contender gets the same rounds, as they shared them in the run (a fixed seed:
+    a table is reproducible from its runs)."""
     rng = random.Random(23)
-    pick = lambda xs: rng.choices(xs, k=len(xs))  # noqa: E731
-    got = [v for v in (f(pick) for _ in range(reps)) if v is not None]
+    got = []
+    for _ in range(reps):
+        draws = {}
+
+        def pick(rounds):
+            k = len(rounds)
+            if k not in draws:
+                draws[k] = [rng.randrange(k) for _ in range(k)]
+            return [rounds[i] for i in draws[k]]
+        v = f(pick)
+        if v is not None:
+            got.append(v)
     return (B.pct(got, 2.5), B.pct(got, 97.5)) if got else None
 
 
