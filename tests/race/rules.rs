@@ -484,13 +484,17 @@ impl<'a> Ctx<'a> {
     }
 
     /// The required sidecars' ends main start `i` may have found at its first look (any of them
-    /// may be the one it names when one surely ended before it started).
+    /// may be the one it names when one surely ended before it started). That look happens
+    /// somewhere between the start and CMD's start (or the start's end, when CMD never ran), so
+    /// an end counts if it may have been on the volume at any moment of that window: written
+    /// before its end, and not surely removed (by the sidecar's own restart) before its start.
     fn maybe_ended_at_start(&self, i: usize) -> Vec<(usize, End, bool)> {
         let f = &self.facts[i];
+        let start = self.rec.incs[i].start;
         let looked = f.started.unwrap_or(f.gone);
         self.dependencies(i)
             .into_iter()
-            .filter(|(_, e, _)| e.lo < looked && e.removed_lo > looked)
+            .filter(|(_, e, _)| e.lo < looked && e.until > start)
             .collect()
     }
 
