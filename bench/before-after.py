@@ -280,7 +280,7 @@ def table(m, bins, peers, a, meta):
               "", "Peers' figures are the best of tini-static, dumb-init and catatonit in the "
               "same rounds (size: the static ones); \"after ÷ best peer\" is NEW's cost over "
               "theirs (for a rate, the peer's rate over NEW's), with in brackets its 95 %% "
-              "interval from %d bootstrap resamples of the runs; \"MISS (within noise)\": the "
+              "interval from %d paired bootstrap resamples of the rounds; \"MISS (within noise)\": the "
               "figure misses the goal but the interval reaches it. Worse: by more than %d %% for "
               "times and rates, and the 95 %% interval of the cost excludes no change (a "
               "difference inside the runs' own spread is marked noise, not worse); more than "
