@@ -429,15 +429,12 @@ impl RawSignalFd {
             full: n as usize == size * BATCH,
             ..Batch::default()
         };
-        for info in &infos[..n as usize / size] {
-            if let Some(sig) = Sig::new(info.signo as i32) {
-                batch.got[batch.len] = Some(Received {
-                    sig,
-                    from: info.pid,
-                    code: info.code,
-                });
-                batch.len += 1;
-            }
+        for (slot, info) in batch.got.iter_mut().zip(&infos[..n as usize / size]) {
+            *slot = Sig::new(info.signo as i32).map(|sig| Received {
+                sig,
+                from: info.pid,
+                code: info.code,
+            });
         }
         Ok(batch)
     }
@@ -451,13 +448,12 @@ pub const BATCH: usize = 8;
 #[derive(Debug, Default)]
 pub struct Batch {
     got: [Option<Received>; BATCH],
-    len: usize,
     pub full: bool,
 }
 
 impl Batch {
     pub fn iter(&self) -> impl Iterator<Item = Received> + '_ {
-        self.got[..self.len].iter().flatten().copied()
+        self.got.iter().flatten().copied()
     }
 }
 
