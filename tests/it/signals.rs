@@ -101,15 +101,10 @@ fn sidecar_as_pid1_forwards_every_signal() {
 fn a_burst_of_pending_signals_is_forwarded_whole() {
     let (mut p, target) = started(command("main", false, &[], &[]), false);
     kill(target, 19);
-    let state = || {
-        std::fs::read_to_string(format!("/proc/{target}/stat"))
-            .ok()
-            .and_then(|s| Some(s.rsplit_once(')')?.1.split_whitespace().next()?.to_string()))
-    };
     assert!(
-        wait_until(DEADLINE, || state().as_deref() == Some("T")),
-        "the supervisor did not stop: {:?}",
-        state()
+        wait_until(DEADLINE, || stopped(target)),
+        "the supervisor did not stop: (state, ppid) {:?}",
+        stat(target)
     );
     for n in 35..=54 {
         kill(target, n);

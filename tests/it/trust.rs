@@ -233,7 +233,7 @@ fn a_stopped_child_still_stops_gracefully() {
     )));
     let daemon = ready_pid(&sc.expect_line("ready", DEADLINE));
     kill(daemon, 19);
-    assert!(wait_until(DEADLINE, || proc_state(daemon) == "T"));
+    assert!(wait_until(DEADLINE, || stopped(daemon)));
     let t0 = Instant::now();
     std::fs::write(&done, "").unwrap();
     let o = sc.finish();
@@ -247,23 +247,12 @@ fn a_stopped_child_still_stops_gracefully() {
     let mut m = start(sup(args(&["main", "--grace", "60s"], reporter())));
     let child = ready_pid(&m.expect_line("ready", DEADLINE));
     kill(child, 19);
-    assert!(wait_until(DEADLINE, || proc_state(child) == "T"));
+    assert!(wait_until(DEADLINE, || stopped(child)));
     let t0 = Instant::now();
     m.signal(15);
     let o = m.finish();
     assert_eq!(o.code(), Some(7), "{o}");
     assert!(t0.elapsed() < Duration::from_secs(20), "{o}");
-}
-
-fn proc_state(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|r| r.trim_start()[..1].to_string())
-        })
-        .unwrap_or_default()
 }
 
 #[test]

@@ -295,6 +295,11 @@ pub fn alive(pid: i32) -> bool {
     stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }
 
+/// Whether a process is stopped (SIGSTOP): state `T`.
+pub fn stopped(pid: i32) -> bool {
+    stat(pid).is_some_and(|(state, _)| state == 'T')
+}
+
 /// Zombies whose parent is `parent`.
 pub fn zombies_of(parent: i32) -> usize {
     std::fs::read_dir("/proc")
